@@ -1,0 +1,1 @@
+//! The Marathon REST API v2 client.
