@@ -1,6 +1,18 @@
 //! The Deployment API: the spec people write under `/desired`, the status and task
 //! records the controller writes under `/observed`, and their validation.
 
+pub mod document;
 mod key;
+pub mod manifest;
+mod schema;
+mod spec;
+mod status;
+mod task;
+mod validate;
 
 pub use key::{DeploymentKey, DnsLabel, KeyError, MAX_LABEL_LEN};
+pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
+pub use spec::*;
+pub use status::{Condition, DeploymentStatus, InstanceCounts, Phase, TaskFailure};
+pub use task::{Health, PortBinding, TASK_RUNNING, TaskRecord};
+pub use validate::{FieldError, RESERVED_ENVIRONMENT, ValidationErrors, parse_spec, validate_spec};
