@@ -1,1 +1,8 @@
-fn main() {}
+//! The `theseus` command.
+
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    theseus::cli::run().await
+}

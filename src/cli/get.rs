@@ -1,0 +1,218 @@
+//! `theseus get [SERVICE[/NAME]]`: desired deployments beside their observed status.
+//!
+//! A value under `/desired` that is not a valid spec, or a status that does not decode, is
+//! shown as such and named on stderr with its key; the command then exits non-zero, but still
+//! lists everything else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::output::{OutputFormat, Table, print_structured};
+use super::{EtcdArgs, Failure};
+use crate::api::{DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, Phase, parse_spec};
+use crate::store::{Entry, KeyPath, Revision, Store};
+
+/// Arguments of `theseus get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// `SERVICE` or `SERVICE/NAME`; every deployment when omitted.
+    pub selector: Option<String>,
+}
+
+/// Which deployments to show.
+enum Selector {
+    All,
+    Service(DnsLabel),
+    One(DeploymentKey),
+}
+
+impl Selector {
+    fn parse(text: Option<&str>) -> Result<Self, Failure> {
+        match text {
+            None => Ok(Selector::All),
+            Some(text) if text.contains('/') => text
+                .parse()
+                .map(Selector::One)
+                .map_err(|e| Failure::problem(e.to_string())),
+            Some(text) => DnsLabel::parse("service", text)
+                .map(Selector::Service)
+                .map_err(|e| Failure::problem(e.to_string())),
+        }
+    }
+}
+
+/// One deployment as shown.
+#[derive(Debug, Serialize)]
+struct Row {
+    deployment: String,
+    /// mod_revision of the `/desired` key; absent when only a status remains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<Revision>,
+    /// The stored spec, as stored.
+    spec: Option<Value>,
+    status: Option<DeploymentStatus>,
+    /// Problems with the stored values, each naming its key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
+    #[serde(skip)]
+    parsed: Option<DeploymentSpec>,
+}
+
+/// Runs `theseus get`.
+pub async fn run(args: GetArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result<(), Failure> {
+    let selector = Selector::parse(args.selector.as_deref())?;
+    let store = etcd.connect().await?;
+    let rows = read_rows(&store, &selector).await?;
+    if let Selector::One(key) = &selector
+        && rows.is_empty()
+    {
+        return Err(Failure::problem(format!(
+            "no deployment {key}: {} does not exist",
+            store.layout().desired(key)
+        )));
+    }
+    match output {
+        OutputFormat::Table => print_table(&rows)?,
+        format => print_structured(format, &rows)?,
+    }
+    let errors: Vec<String> = rows.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Problems(errors))
+    }
+}
+
+async fn read_rows(store: &Store, selector: &Selector) -> Result<Vec<Row>, Failure> {
+    let layout = store.layout();
+    let (desired, observed): (Vec<Entry>, Vec<Entry>) = match selector {
+        Selector::One(key) => {
+            let desired = store.get(&layout.desired(key)).await?;
+            let status = store.get(&layout.status(key)).await?;
+            (desired.into_iter().collect(), status.into_iter().collect())
+        }
+        Selector::Service(service) => (
+            store.list(&layout.desired_service(service)).await?.entries,
+            store.list(&layout.observed_service(service)).await?.entries,
+        ),
+        Selector::All => (
+            store.list(&layout.desired_root()).await?.entries,
+            store.list(&layout.observed_root()).await?.entries,
+        ),
+    };
+    let mut desired_by_key = BTreeMap::new();
+    for entry in desired {
+        if let Some(KeyPath::Desired(key)) = layout.parse(&entry.key) {
+            desired_by_key.insert(key, entry);
+        }
+    }
+    let mut status_by_key = BTreeMap::new();
+    for entry in observed {
+        if let Some(KeyPath::Status(key)) = layout.parse(&entry.key) {
+            status_by_key.insert(key, entry);
+        }
+    }
+    let keys: BTreeSet<&DeploymentKey> = desired_by_key.keys().chain(status_by_key.keys()).collect();
+    Ok(keys
+        .into_iter()
+        .map(|key| row(key, desired_by_key.get(key), status_by_key.get(key)))
+        .collect())
+}
+
+fn row(key: &DeploymentKey, desired: Option<&Entry>, status: Option<&Entry>) -> Row {
+    let mut errors = Vec::new();
+    let spec = desired.map(|entry| {
+        serde_json::from_slice::<Value>(&entry.value)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&entry.value).into_owned()))
+    });
+    let parsed = desired.and_then(|entry| match parse_spec(&entry.value) {
+        Ok(spec) => Some(spec),
+        Err(problems) => {
+            errors.push(format!("{}: not a valid spec: {problems}", entry.key));
+            None
+        }
+    });
+    let status = status.and_then(|entry| match entry.json::<DeploymentStatus>() {
+        Ok(status) => Some(status),
+        Err(error) => {
+            errors.push(error.to_string());
+            None
+        }
+    });
+    Row {
+        deployment: key.to_string(),
+        revision: desired.map(|e| e.mod_revision),
+        spec,
+        status,
+        errors,
+        parsed,
+    }
+}
+
+fn print_table(rows: &[Row]) -> std::io::Result<()> {
+    let mut table = Table::new(&[
+        "DEPLOYMENT",
+        "DESIRED",
+        "RUNNING",
+        "HEALTHY",
+        "PHASE",
+        "REVISION",
+        "RUNS",
+    ]);
+    for row in rows {
+        let counts = row.status.as_ref().map(|s| s.instances);
+        let desired = match (&row.parsed, &row.spec) {
+            (Some(spec), _) => spec.instances.to_string(),
+            (None, Some(_)) => "?".to_owned(),
+            (None, None) => "-".to_owned(),
+        };
+        table.row(vec![
+            row.deployment.clone(),
+            desired,
+            counts.map_or("-".to_owned(), |c| c.running.to_string()),
+            counts.map_or("-".to_owned(), |c| c.healthy.to_string()),
+            phase(row),
+            row.revision.map_or("-".to_owned(), |r| r.to_string()),
+            row.parsed.as_ref().map_or("-".to_owned(), runs),
+        ]);
+    }
+    if table.is_empty() {
+        println!("no deployments");
+        return Ok(());
+    }
+    table.print()
+}
+
+/// The phase to show: the status's when it describes the current spec, `Pending` while the
+/// controller has not acted on it yet, `Invalid` for a spec that does not validate here.
+fn phase(row: &Row) -> String {
+    if row.spec.is_some() && row.parsed.is_none() {
+        return Phase::Invalid.to_string();
+    }
+    match (&row.status, row.revision) {
+        (None, Some(_)) => Phase::Pending.to_string(),
+        (None, None) => "-".to_owned(),
+        (Some(status), Some(revision)) if status.observed_revision != revision => {
+            Phase::Pending.to_string()
+        }
+        (Some(status), _) => status.phase.to_string(),
+    }
+}
+
+/// What the deployment runs: its image, else its command, shortened for a table.
+fn runs(spec: &DeploymentSpec) -> String {
+    let text = spec
+        .image
+        .clone()
+        .or_else(|| spec.cmd.clone())
+        .unwrap_or_default();
+    if text.chars().count() > 48 {
+        let short: String = text.chars().take(47).collect();
+        format!("{short}…")
+    } else {
+        text
+    }
+}

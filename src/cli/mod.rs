@@ -1,0 +1,143 @@
+//! The `theseus` command line: what people and containers run.
+//!
+//! Every command reports failure as one line naming the file, key, field or endpoint and exits
+//! non-zero; nothing here panics on bad input, and nothing writes half of what it was asked to.
+
+mod apply;
+mod connect;
+mod delete;
+mod get;
+mod output;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::OutputFormat;
+
+/// Deploy containerised services onto Marathon from Deployment specs kept in etcd.
+#[derive(Debug, Parser)]
+#[command(name = "theseus", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+
+    /// Output format, for commands that list things.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach etcd; shared by every command that reads or writes it.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// etcd client URLs, comma-separated; every one is tried.
+    #[arg(
+        long,
+        env = "ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379",
+        global = true
+    )]
+    pub etcd_endpoints: Vec<String>,
+
+    /// Root prefix of theseus's keys in etcd (keys then start at `<prefix>/desired`).
+    #[arg(long, env = "THESEUS_PREFIX", default_value = "", global = true)]
+    pub prefix: String,
+
+    /// etcd user name, for clusters with authentication.
+    #[arg(long, env = "ETCD_USERNAME", global = true)]
+    pub etcd_username: Option<String>,
+
+    /// etcd password (prefer the environment variable to keep it out of `ps`).
+    #[arg(long, env = "ETCD_PASSWORD", hide_env_values = true, global = true)]
+    pub etcd_password: Option<String>,
+
+    /// CA certificate (PEM) that signed etcd's server certificates.
+    #[arg(long, env = "ETCD_CACERT", global = true)]
+    pub etcd_ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(long, env = "ETCD_CERT", global = true, requires = "etcd_key_file")]
+    pub etcd_cert_file: Option<PathBuf>,
+
+    /// Client key (PEM) for `--etcd-cert-file`.
+    #[arg(long, env = "ETCD_KEY", global = true, requires = "etcd_cert_file")]
+    pub etcd_key_file: Option<PathBuf>,
+
+    /// How long to wait for etcd before giving up on a request.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub etcd_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check deployment files without writing anything.
+    Validate(validate::ValidateArgs),
+    /// Write deployment files to /desired, all of them or none.
+    Apply(apply::ApplyArgs),
+    /// List desired deployments with their observed status.
+    Get(get::GetArgs),
+    /// Delete deployments from /desired; the controller then deletes their apps.
+    Delete(delete::DeleteArgs),
+    /// Print the JSON schema of a Deployment spec.
+    Schema,
+}
+
+/// Parses the command line, runs the command and returns the process's exit code.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args, cli.output),
+        Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
+        Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
+        Command::Delete(args) => delete::run(args, &cli.etcd).await,
+        Command::Schema => {
+            print!("{}", crate::api::deployment_schema_text());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed: lines for stderr. Details were already printed where useful.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// One or more problems, one line each.
+    #[error("{}", .0.join("\n"))]
+    Problems(Vec<String>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// Writing output failed (a closed pipe, say).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Failure {
+    fn problem(line: impl Into<String>) -> Self {
+        Failure::Problems(vec![line.into()])
+    }
+
+    fn report(&self) {
+        match self {
+            Failure::Problems(lines) => {
+                for line in lines {
+                    eprintln!("error: {line}");
+                }
+            }
+            other => eprintln!("error: {other}"),
+        }
+    }
+}
