@@ -117,7 +117,11 @@ pub enum Error {
         url: String,
     },
     /// No connection could be made.
-    #[error("cannot connect to Marathon at {url}: {source}; check the URL and that Marathon runs")]
+    #[error(
+        "cannot connect to Marathon at {url}: {}; check the URL, that Marathon runs, and for \
+         https the CA file",
+        causes(source)
+    )]
     Connect {
         /// The URL asked.
         url: String,
@@ -126,7 +130,7 @@ pub enum Error {
         source: reqwest::Error,
     },
     /// The connection failed after it was made (reset, broken body).
-    #[error("the connection to Marathon at {url} failed: {source}")]
+    #[error("the connection to Marathon at {url} failed: {}", causes(source))]
     Transport {
         /// The URL asked.
         url: String,
@@ -373,6 +377,22 @@ fn conflict(target: &Target, url: String, status: StatusCode, body: ErrorBody) -
             url,
         },
     }
+}
+
+/// An error and its causes, `outer: inner: root` (reqwest's own message omits the cause,
+/// e.g. which certificate check failed).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn join(ids: &[DeploymentId]) -> String {
