@@ -250,6 +250,27 @@ async fn events_follow_the_non_leaders_302_with_credentials_and_filters() {
 }
 
 #[tokio::test]
+async fn after_a_redirect_to_a_configured_leader_requests_go_there_first() {
+    let leader = FakeMarathon::start(sse_router(String::new()).merge(info_router())).await;
+    let leader_events = format!("{}v2/events", leader.url);
+    let follower = FakeMarathon::start(Router::new().route(
+        "/v2/events",
+        get(move || {
+            let location = leader_events.clone();
+            async move { (StatusCode::FOUND, [("location", location)]) }
+        }),
+    ))
+    .await;
+    let client = client(&[&follower.url, &leader.url]);
+
+    client.events(&[]).await.unwrap();
+    client.info().await.unwrap();
+    assert_eq!(follower.requests().len(), 1);
+    let at_leader: Vec<String> = leader.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(at_leader, ["/v2/events", "/v2/info"]);
+}
+
+#[tokio::test]
 async fn sse_fixture_stream_over_crlf_yields_every_event_typed() {
     // Marathon's Jetty frames events with CRLF.
     let mut body = fixture("example-events-sse-stream.txt").replace('\n', "\r\n");

@@ -120,7 +120,10 @@ impl Endpoints {
                         last_error = Some(error);
                         continue;
                     }
+                    // Prefer who answered: the URL asked, or the configured URL a redirect
+                    // led to, or the leader the answer names.
                     self.preferred.store(index, Ordering::Relaxed);
+                    self.prefer_matching(&answer.url);
                     self.learn_leader(answer.response.headers());
                     return Ok(answer);
                 }
@@ -151,7 +154,6 @@ impl Endpoints {
             match location {
                 Some(next) if redirect => {
                     tracing::debug!(from = %url, to = %next, "following Marathon's redirect");
-                    self.prefer_matching(&next);
                     url = next;
                 }
                 _ => return Ok(Answer { url, response }),

@@ -16,6 +16,8 @@
 //! What it does not do: reconnect the event stream (Marathon has no replay, so after a
 //! reconnect the caller must relist), or know about groups and pods beyond what apps need.
 
+#![warn(missing_docs)]
+
 /// Declares a string enum of Marathon's wire vocabulary with an `Other` variant, so a value a
 /// newer Marathon sends is kept instead of failing the whole response.
 macro_rules! wire_enum {
