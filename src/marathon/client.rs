@@ -530,7 +530,9 @@ impl MarathonClient {
     ///
     /// Returns once the stream's headers arrived. A non-leader's 302 to the leader is
     /// followed. The stream ends when the connection does; reconnecting, and relisting
-    /// because Marathon does not replay missed events, is the caller's job.
+    /// because Marathon does not replay missed events, is the caller's job. The stream has
+    /// no idle timeout (Marathon may be silent for long); bound the wait for the next event
+    /// yourself if a silent stream must be told from a dead one.
     pub async fn events(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
         let mut call = Call::new(Method::GET, Route::Events, path(["v2", "events"]));
         // Marathon's Jetty answers 405 unless Accept is exactly this.
