@@ -1,0 +1,669 @@
+//! [`MarathonClient`]: one method per Marathon endpoint theseus uses, each returning typed
+//! answers or a typed [`Error`].
+//!
+//! Every deployable call sends `force` explicitly, because Marathon's defaults differ:
+//! `DELETE /v2/apps/{id}` defaults to `force=true`, every other write to `force=false`.
+//! Failover and retries are described on [`MarathonClient`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Certificate, Method, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::app::{App, Version};
+use super::app_id::AppId;
+use super::deployment::{Deployment, DeploymentId, DeploymentResult};
+use super::error::{self, Error, Target};
+use super::event_stream::EventStream;
+use super::events::EventKind;
+use super::failover::{Answer, Call, Endpoints};
+use super::info::{Info, Leader};
+use super::observer::{RequestObserver, Route};
+use super::task::{Task, TaskId};
+
+/// The header in which Marathon names the deployment a write started.
+const DEPLOYMENT_ID_HEADER: &str = "marathon-deployment-id";
+
+/// How to reach Marathon.
+#[derive(Clone)]
+pub struct MarathonConfig {
+    /// Marathon URLs, tried in order (e.g. every master). A path prefix is kept
+    /// (`https://proxy/marathon/`). Credentials in a URL (`http://user:pass@host`) are used
+    /// when `username` is not set, and never logged.
+    pub urls: Vec<Url>,
+    /// Basic auth user.
+    pub username: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// A PEM file with the CA certificates to trust for `https` URLs, instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on a whole request; for the event stream, on the wait for its headers.
+    pub request_timeout: Duration,
+}
+
+impl MarathonConfig {
+    /// Default connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default request timeout.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A configuration for `urls` without credentials or CA file, with default timeouts.
+    pub fn new(urls: Vec<Url>) -> Self {
+        Self {
+            urls,
+            username: None,
+            password: None,
+            ca_file: None,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for MarathonConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls: Vec<String> = self
+            .urls
+            .iter()
+            .map(|u| without_userinfo(u).into())
+            .collect();
+        f.debug_struct("MarathonConfig")
+            .field("urls", &urls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Nested resources to embed in app answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Embed {
+    /// The app's tasks.
+    Tasks,
+    /// Task counts (`tasksStaged`, `tasksRunning`, …).
+    Counts,
+    /// Running deployments of the app.
+    Deployments,
+    /// Readiness check results.
+    Readiness,
+    /// The last task failure.
+    LastTaskFailure,
+    /// Task statistics.
+    TaskStats,
+}
+
+impl Embed {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tasks => "tasks",
+            Self::Counts => "counts",
+            Self::Deployments => "deployments",
+            Self::Readiness => "readiness",
+            Self::LastTaskFailure => "lastTaskFailure",
+            Self::TaskStats => "taskStats",
+        }
+    }
+}
+
+/// Filters of `GET /v2/apps`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppQuery {
+    /// Only apps whose id contains this string.
+    pub id: Option<String>,
+    /// A Marathon label selector, e.g. `THESEUS_MANAGED==true,tier!=frontend`.
+    pub label: Option<String>,
+    /// Nested resources to embed in each app.
+    pub embed: Vec<Embed>,
+}
+
+/// Which tasks `GET /v2/tasks` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatusFilter {
+    /// Running tasks only.
+    Running,
+    /// Staging tasks only.
+    Staging,
+}
+
+/// The answer of `POST /v2/apps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppCreated {
+    /// The app as Marathon normalised it.
+    pub app: App,
+    /// The deployment that starts it (the `Marathon-Deployment-Id` header).
+    pub deployment_id: Option<DeploymentId>,
+}
+
+/// The answer of a task kill.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KillOutcome {
+    /// Without `scale`: the tasks killed.
+    Killed(Vec<Task>),
+    /// With `scale`: the deployment that scales the app down.
+    Scaled(DeploymentResult),
+}
+
+impl<'de> Deserialize<'de> for KillOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Many { tasks: Vec<Task> },
+            One { task: Box<Task> },
+            Scaled(DeploymentResult),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Many { tasks } => Self::Killed(tasks),
+            Wire::One { task } => Self::Killed(vec![*task]),
+            Wire::Scaled(result) => Self::Scaled(result),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct AppList {
+    apps: Vec<App>,
+}
+
+#[derive(Deserialize)]
+struct AppSingle {
+    app: App,
+}
+
+#[derive(Deserialize)]
+struct TaskList {
+    tasks: Vec<Task>,
+}
+
+#[derive(Deserialize)]
+struct VersionList {
+    versions: Vec<Version>,
+}
+
+/// A client of Marathon's REST API v2.
+///
+/// Cheap to clone; clones share connections, the preferred URL and the observer.
+///
+/// Failover: requests go first to the URL that answered last, then to the others in
+/// configured order. What is retried on another URL, and why:
+/// - any request that could not connect (nothing reached Marathon);
+/// - reads (`GET`) after a timeout, a broken connection, or a 502/503 answer;
+/// - writes after a 503 only (Marathon answers 503 without a leader, before acting).
+///
+/// A write that timed out, broke off, or got a 502 from a non-leader's proxy is never
+/// repeated, since Marathon may have acted on it; the error is returned and the caller
+/// re-reads Marathon's state before deciding again. Redirects of reads (the 302 a non-leader
+/// answers on `/v2/events`) are followed with the credentials, and the `X-Marathon-Leader`
+/// header makes the leader the preferred URL when it is one of the configured ones.
+#[derive(Clone)]
+pub struct MarathonClient {
+    endpoints: Arc<Endpoints>,
+}
+
+impl fmt::Debug for MarathonClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls: Vec<&str> = self.endpoints.urls.iter().map(Url::as_str).collect();
+        f.debug_struct("MarathonClient")
+            .field("urls", &urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MarathonClient {
+    /// Builds a client; fails if no URL is given, a URL is not `http(s)`, or the CA file
+    /// cannot be used. Makes no request.
+    pub fn new(config: MarathonConfig) -> Result<Self, Error> {
+        if config.urls.is_empty() {
+            return Err(Error::Config {
+                message: "no Marathon URL given; give at least one, e.g. http://marathon:8080"
+                    .into(),
+            });
+        }
+        let mut credentials = config
+            .username
+            .clone()
+            .map(|user| (user, config.password.clone()));
+        let mut urls = Vec::with_capacity(config.urls.len());
+        for url in &config.urls {
+            if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+                return Err(Error::Config {
+                    message: format!(
+                        "`{}` is not an http or https URL",
+                        without_userinfo(url).as_str()
+                    ),
+                });
+            }
+            if credentials.is_none() && !url.username().is_empty() {
+                credentials = Some((
+                    percent_decode(url.username()),
+                    url.password().map(percent_decode),
+                ));
+            }
+            urls.push(without_userinfo(url));
+        }
+
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            // Redirects are followed in `failover`, which sends the credentials again
+            // (reqwest drops them on a redirect to another host).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("theseus/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_file {
+            builder = builder.tls_certs_only(read_ca_file(path)?);
+        }
+        let http = builder.build().map_err(|e| Error::Config {
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
+        Ok(Self {
+            endpoints: Arc::new(Endpoints {
+                http,
+                urls,
+                preferred: AtomicUsize::new(0),
+                credentials,
+                request_timeout: config.request_timeout,
+                observer: None,
+            }),
+        })
+    }
+
+    /// The same client, reporting every HTTP attempt to `observer`.
+    pub fn with_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
+        let endpoints = &self.endpoints;
+        Self {
+            endpoints: Arc::new(Endpoints {
+                http: endpoints.http.clone(),
+                urls: endpoints.urls.clone(),
+                preferred: AtomicUsize::new(
+                    endpoints
+                        .preferred
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
+                credentials: endpoints.credentials.clone(),
+                request_timeout: endpoints.request_timeout,
+                observer: Some(observer),
+            }),
+        }
+    }
+
+    /// The configured URLs, without credentials.
+    pub fn urls(&self) -> &[Url] {
+        &self.endpoints.urls
+    }
+
+    /// `GET /v2/apps`: the apps matching `query`.
+    pub async fn list_apps(&self, query: &AppQuery) -> Result<Vec<App>, Error> {
+        let mut call = Call::new(Method::GET, Route::Apps, path(["v2", "apps"]));
+        call.query.extend(query.id.clone().map(|id| ("id", id)));
+        call.query
+            .extend(query.label.clone().map(|label| ("label", label)));
+        embed(&mut call, "apps", &query.embed);
+        let list: AppList = self
+            .json(call, &Target::Other("app list"), "app list")
+            .await?;
+        Ok(list.apps)
+    }
+
+    /// `GET /v2/apps/{id}`: one app, with the nested resources of `embed`.
+    pub async fn get_app(&self, app: &AppId, embeds: &[Embed]) -> Result<App, Error> {
+        let mut call = Call::new(Method::GET, Route::App, app_path(app, []));
+        embed(&mut call, "app", embeds);
+        let single: AppSingle = self.json(call, &app_target(app), "app").await?;
+        Ok(single.app)
+    }
+
+    /// `POST /v2/apps`: creates `app` and starts its deployment.
+    pub async fn create_app(&self, app: &App) -> Result<AppCreated, Error> {
+        let mut call = Call::new(Method::POST, Route::Apps, path(["v2", "apps"]));
+        call.body = Some(serde_json::to_vec(app).expect("an App always serialises"));
+        let target = Target::App {
+            app: app.id.clone(),
+            creating: true,
+        };
+        let (url, headers, body) = self.fetch(call, &target).await?;
+        let deployment_id = headers
+            .get(DEPLOYMENT_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(DeploymentId::from);
+        Ok(AppCreated {
+            app: decode(&url, &body, "created app")?,
+            deployment_id,
+        })
+    }
+
+    /// `PUT /v2/apps/{id}?partialUpdate=false`: replaces the definition of `app` with
+    /// `definition` (fields left `None` take Marathon's defaults). With `force`, running
+    /// deployments of the app are cancelled instead of answering [`Error::Locked`].
+    pub async fn update_app(
+        &self,
+        app: &AppId,
+        definition: &App,
+        force: bool,
+    ) -> Result<DeploymentResult, Error> {
+        self.put_app(app, definition, force, false).await
+    }
+
+    /// `PUT /v2/apps/{id}?partialUpdate=true`: changes only the fields set in `patch`
+    /// (its `id` is ignored by Marathon in favour of `app`), e.g. `instances` to scale.
+    pub async fn patch_app(
+        &self,
+        app: &AppId,
+        patch: &App,
+        force: bool,
+    ) -> Result<DeploymentResult, Error> {
+        self.put_app(app, patch, force, true).await
+    }
+
+    async fn put_app(
+        &self,
+        app: &AppId,
+        definition: &App,
+        force: bool,
+        partial: bool,
+    ) -> Result<DeploymentResult, Error> {
+        let mut call = Call::new(Method::PUT, Route::App, app_path(app, []));
+        call.query.push(("force", force.to_string()));
+        call.query.push(("partialUpdate", partial.to_string()));
+        call.body = Some(serde_json::to_vec(definition).expect("an App always serialises"));
+        self.json(call, &app_target(app), "deployment result").await
+    }
+
+    /// `DELETE /v2/apps/{id}`: removes the app. `force` is sent explicitly because Marathon
+    /// defaults to `force=true` here.
+    pub async fn delete_app(&self, app: &AppId, force: bool) -> Result<DeploymentResult, Error> {
+        let mut call = Call::new(Method::DELETE, Route::App, app_path(app, []));
+        call.query.push(("force", force.to_string()));
+        self.json(call, &app_target(app), "deployment result").await
+    }
+
+    /// `POST /v2/apps/{id}/restart`: replaces every task of the app.
+    pub async fn restart_app(&self, app: &AppId, force: bool) -> Result<DeploymentResult, Error> {
+        let mut call = Call::new(Method::POST, Route::AppRestart, app_path(app, ["restart"]));
+        call.query.push(("force", force.to_string()));
+        self.json(call, &app_target(app), "deployment result").await
+    }
+
+    /// `GET /v2/apps/{id}/versions`: the app's versions, newest first.
+    pub async fn app_versions(&self, app: &AppId) -> Result<Vec<Version>, Error> {
+        let call = Call::new(Method::GET, Route::AppVersions, app_path(app, ["versions"]));
+        let list: VersionList = self.json(call, &app_target(app), "version list").await?;
+        Ok(list.versions)
+    }
+
+    /// `GET /v2/apps/{id}/versions/{version}`: the app's definition at `version`.
+    pub async fn app_version(&self, app: &AppId, version: &Version) -> Result<App, Error> {
+        let call = Call::new(
+            Method::GET,
+            Route::AppVersion,
+            app_path(app, ["versions", version.as_str()]),
+        );
+        let target = Target::AppVersion {
+            app: app.clone(),
+            version: version.to_string(),
+        };
+        self.json(call, &target, "app version").await
+    }
+
+    /// `GET /v2/apps/{id}/tasks`: the app's tasks.
+    pub async fn app_tasks(&self, app: &AppId) -> Result<Vec<Task>, Error> {
+        let call = Call::new(Method::GET, Route::AppTasks, app_path(app, ["tasks"]));
+        let list: TaskList = self.json(call, &app_target(app), "task list").await?;
+        Ok(list.tasks)
+    }
+
+    /// `DELETE /v2/apps/{id}/tasks`: kills the app's tasks (on `host` only, if given).
+    /// With `scale` the app is scaled down by the number killed; with `wipe` their local
+    /// volumes are destroyed.
+    pub async fn kill_app_tasks(
+        &self,
+        app: &AppId,
+        host: Option<&str>,
+        scale: bool,
+        wipe: bool,
+    ) -> Result<KillOutcome, Error> {
+        let mut call = Call::new(Method::DELETE, Route::AppTasks, app_path(app, ["tasks"]));
+        call.query.extend(host.map(|h| ("host", h.to_owned())));
+        call.query.push(("scale", scale.to_string()));
+        call.query.push(("wipe", wipe.to_string()));
+        self.json(call, &app_target(app), "kill answer").await
+    }
+
+    /// `DELETE /v2/apps/{id}/tasks/{task}`: kills one task; `scale` and `wipe` as in
+    /// [`MarathonClient::kill_app_tasks`].
+    pub async fn kill_task(
+        &self,
+        app: &AppId,
+        task: &TaskId,
+        scale: bool,
+        wipe: bool,
+    ) -> Result<KillOutcome, Error> {
+        let mut call = Call::new(
+            Method::DELETE,
+            Route::AppTask,
+            app_path(app, ["tasks", task.as_str()]),
+        );
+        call.query.push(("scale", scale.to_string()));
+        call.query.push(("wipe", wipe.to_string()));
+        let target = Target::Task {
+            app: app.clone(),
+            task: task.clone(),
+        };
+        self.json(call, &target, "kill answer").await
+    }
+
+    /// `GET /v2/tasks`: every task, or those in `status`.
+    pub async fn tasks(&self, status: Option<TaskStatusFilter>) -> Result<Vec<Task>, Error> {
+        let mut call = Call::new(Method::GET, Route::Tasks, path(["v2", "tasks"]));
+        if let Some(status) = status {
+            let value = match status {
+                TaskStatusFilter::Running => "running",
+                TaskStatusFilter::Staging => "staging",
+            };
+            call.query.push(("status", value.to_owned()));
+        }
+        let list: TaskList = self
+            .json(call, &Target::Other("task list"), "task list")
+            .await?;
+        Ok(list.tasks)
+    }
+
+    /// `GET /v2/deployments`: the running deployments.
+    pub async fn deployments(&self) -> Result<Vec<Deployment>, Error> {
+        let call = Call::new(Method::GET, Route::Deployments, path(["v2", "deployments"]));
+        self.json(call, &Target::Other("deployment list"), "deployment list")
+            .await
+    }
+
+    /// `DELETE /v2/deployments/{id}`: cancels a deployment. Without `force`, Marathon starts
+    /// a deployment that rolls the change back and returns it; with `force` it just stops
+    /// (leaving a possibly mixed state) and `None` is returned.
+    pub async fn cancel_deployment(
+        &self,
+        deployment: &DeploymentId,
+        force: bool,
+    ) -> Result<Option<DeploymentResult>, Error> {
+        let mut call = Call::new(
+            Method::DELETE,
+            Route::Deployment,
+            path(["v2", "deployments", deployment.as_str()]),
+        );
+        call.query.push(("force", force.to_string()));
+        let (url, _, body) = self
+            .fetch(call, &Target::Deployment(deployment.clone()))
+            .await?;
+        if body.is_empty() {
+            return Ok(None);
+        }
+        decode(&url, &body, "deployment result").map(Some)
+    }
+
+    /// `GET /v2/info`: what the answering Marathon says about itself.
+    pub async fn info(&self) -> Result<Info, Error> {
+        let call = Call::new(Method::GET, Route::Info, path(["v2", "info"]));
+        self.json(call, &Target::Other("info"), "info").await
+    }
+
+    /// `GET /v2/leader`: the current leader; [`Error::Unavailable`] when none is elected.
+    pub async fn leader(&self) -> Result<Leader, Error> {
+        let call = Call::new(Method::GET, Route::Leader, path(["v2", "leader"]));
+        self.json(call, &Target::Leader, "leader").await
+    }
+
+    /// `GET /ping`: whether a Marathon answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let mut call = Call::new(Method::GET, Route::Ping, path(["ping"]));
+        call.accept = "text/plain";
+        self.fetch(call, &Target::Other("ping")).await.map(|_| ())
+    }
+
+    /// `GET /v2/events`: the event stream, limited to `kinds` (all events when empty).
+    ///
+    /// Returns once the stream's headers arrived. A non-leader's 302 to the leader is
+    /// followed. The stream ends when the connection does; reconnecting, and relisting
+    /// because Marathon does not replay missed events, is the caller's job. The stream has
+    /// no idle timeout (Marathon may be silent for long); bound the wait for the next event
+    /// yourself if a silent stream must be told from a dead one.
+    pub async fn events(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
+        let mut call = Call::new(Method::GET, Route::Events, path(["v2", "events"]));
+        // Marathon's Jetty answers 405 unless Accept is exactly this.
+        call.accept = "text/event-stream";
+        call.streaming = true;
+        call.query
+            .extend(kinds.iter().map(|k| ("event_type", k.as_str().to_owned())));
+        let Answer { url, response } = self.endpoints.send(&call).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(error::from_status(
+                &Target::Other("event stream"),
+                &url,
+                status,
+                &body,
+            ));
+        }
+        Ok(EventStream::new(url, response.bytes_stream()))
+    }
+
+    /// Sends `call` and decodes a successful JSON answer.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        target: &Target,
+        what: &str,
+    ) -> Result<T, Error> {
+        let (url, _, body) = self.fetch(call, target).await?;
+        decode(&url, &body, what)
+    }
+
+    /// Sends `call`; returns the answer's URL, headers and body if it succeeded, else the
+    /// error the status means for `target`.
+    async fn fetch(&self, call: Call, target: &Target) -> Result<(Url, HeaderMap, Vec<u8>), Error> {
+        let Answer { url, response } = self.endpoints.send(&call).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|source| {
+            if source.is_timeout() {
+                Error::Timeout {
+                    url: url.to_string(),
+                }
+            } else {
+                Error::Transport {
+                    url: url.to_string(),
+                    source,
+                }
+            }
+        })?;
+        if !status.is_success() {
+            return Err(error::from_status(target, &url, status, &body));
+        }
+        Ok((url, headers, body.to_vec()))
+    }
+}
+
+fn decode<T: DeserializeOwned>(url: &Url, body: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|source| Error::Decode {
+        what: what.to_owned(),
+        url: url.to_string(),
+        source,
+    })
+}
+
+fn path<const N: usize>(segments: [&str; N]) -> Vec<String> {
+    segments.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `v2/apps/<app segments>/<rest>`.
+fn app_path<const N: usize>(app: &AppId, rest: [&str; N]) -> Vec<String> {
+    ["v2", "apps"]
+        .into_iter()
+        .chain(app.segments())
+        .chain(rest)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn app_target(app: &AppId) -> Target {
+    Target::App {
+        app: app.clone(),
+        creating: false,
+    }
+}
+
+fn embed(call: &mut Call, prefix: &str, embeds: &[Embed]) {
+    call.query.extend(
+        embeds
+            .iter()
+            .map(|e| ("embed", format!("{prefix}.{}", e.name()))),
+    );
+}
+
+fn without_userinfo(url: &Url) -> Url {
+    let mut url = url.clone();
+    // Only fails for URLs without a host, which `new` rejects anyway.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn read_ca_file(path: &PathBuf) -> Result<Vec<Certificate>, Error> {
+    let ca_error = |message: String| Error::CaFile {
+        path: path.clone(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let certificates = Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(ca_error("it holds no PEM certificate".into()));
+    }
+    Ok(certificates)
+}

@@ -1,0 +1,164 @@
+//! Deployments: Marathon's record of a change in progress (`/v2/deployments`), the plans in
+//! deployment events, and the `{deploymentId, version}` answer of every deployable call.
+//!
+//! A step is `{"actions": [{"action": …, "app": …}]}` as Marathon serialises it. Older
+//! documentation shows a step as a bare action and an action's kind under `type`; both are
+//! accepted and read into the same shape.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use super::AppId;
+use super::app::Version;
+
+opaque_id! {
+    /// A deployment id (a UUID).
+    DeploymentId
+}
+
+wire_enum! {
+    /// What a deployment action does.
+    pub enum DeploymentActionKind {
+        /// Start an app that is not running.
+        StartApplication => "StartApplication",
+        /// Stop a running app.
+        StopApplication => "StopApplication",
+        /// Change the number of instances.
+        ScaleApplication => "ScaleApplication",
+        /// Replace the instances with a new version.
+        RestartApplication => "RestartApplication",
+        /// Resolve the app's artifacts.
+        ResolveArtifacts => "ResolveArtifacts",
+        /// Start a pod.
+        StartPod => "StartPod",
+        /// Stop a pod.
+        StopPod => "StopPod",
+        /// Scale a pod.
+        ScalePod => "ScalePod",
+        /// Restart a pod.
+        RestartPod => "RestartPod",
+    }
+}
+
+/// One action of a deployment step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAction {
+    /// What the action does (`type` in old documentation).
+    #[serde(alias = "type")]
+    pub action: DeploymentActionKind,
+    /// The app it acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppId>,
+    /// The pod it acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Readiness results of the action's tasks (in `currentActions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_check_results: Option<Vec<Value>>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A step of a deployment: actions run together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentStep {
+    /// The step's actions.
+    pub actions: Vec<DeploymentAction>,
+}
+
+impl<'de> Deserialize<'de> for DeploymentStep {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Step { actions: Vec<DeploymentAction> },
+            // The bare-action form of old documentation examples.
+            Action(DeploymentAction),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Step { actions } => Self { actions },
+            Wire::Action(action) => Self {
+                actions: vec![action],
+            },
+        })
+    }
+}
+
+/// A running deployment (`GET /v2/deployments`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The deployment id.
+    pub id: DeploymentId,
+    /// The version of the target state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// Apps the deployment changes.
+    #[serde(default)]
+    pub affected_apps: Vec<AppId>,
+    /// Pods the deployment changes.
+    #[serde(default)]
+    pub affected_pods: Vec<String>,
+    /// All steps.
+    #[serde(default)]
+    pub steps: Vec<DeploymentStep>,
+    /// The actions of the step in progress.
+    #[serde(default)]
+    pub current_actions: Vec<DeploymentAction>,
+    /// The step in progress, counting from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<u32>,
+    /// The number of steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_steps: Option<u32>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A deployment plan, as carried by deployment events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentPlan {
+    /// The deployment id.
+    pub id: DeploymentId,
+    /// The steps.
+    #[serde(default)]
+    pub steps: Vec<DeploymentStep>,
+    /// The version of the target state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// Fields this client does not model (`original` and `target` group trees).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl DeploymentPlan {
+    /// The apps the plan's actions touch, in step order, without repeats.
+    pub fn affected_apps(&self) -> Vec<&AppId> {
+        let mut apps: Vec<&AppId> = Vec::new();
+        for app in self
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .filter_map(|a| a.app.as_ref())
+        {
+            if !apps.contains(&app) {
+                apps.push(app);
+            }
+        }
+        apps
+    }
+}
+
+/// The answer of a call that started a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentResult {
+    /// The deployment started.
+    pub deployment_id: DeploymentId,
+    /// The version of the target state.
+    pub version: Version,
+}
