@@ -1,0 +1,12 @@
+//! The theseus controller: makes Marathon match the Deployment specs under `/desired` in etcd
+//! and reports what it did under `/observed`.
+//!
+//! Built the way kube-runtime builds Kubernetes controllers: a [`runtime`] of reflectors over
+//! etcd, a work queue with per-key backoff, a bounded runner, leader election with fenced
+//! writes, and metrics; and reconcilers on top of it, starting with [`deployments`]. The
+//! `theseus-controller` binary is a thin command line over [`Controller`].
+
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod runtime;

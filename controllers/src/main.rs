@@ -1,0 +1,3 @@
+//! `theseus-controller`.
+
+fn main() {}
