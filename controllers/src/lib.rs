@@ -8,5 +8,6 @@
 
 #![warn(missing_docs)]
 
+pub mod deployments;
 pub mod http;
 pub mod runtime;

@@ -1,0 +1,682 @@
+//! From a validated Deployment spec to the Marathon app that runs it (DESIGN.md, "Mapping to
+//! Marathon"), and back from a Marathon app to the deployment that owns it.
+//!
+//! What it promises:
+//! - The mapping is deterministic: the same spec and [`Mapping`] give the same [`App`], with
+//!   ports (and so `portIndex`es) in the order of their names.
+//! - The app id is `/<group>/<service>/<name>`; [`Mapping::key_of`] inverts it.
+//! - Every mapped app carries the ownership labels `THESEUS_MANAGED`, `THESEUS_SERVICE`,
+//!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`. The spec hash is a sha256 over a canonical
+//!   serialisation (keys sorted, no whitespace) of the validated spec without `instances`, and
+//!   of every other input of the mapping (app id, etcd endpoints, prefix, mapping version):
+//!   two specs that map to different apps have different hashes, and a change of `instances`
+//!   alone leaves the hash as it is, so it can be applied as a scale without a restart.
+//! - [`Mapping::ownership`] says whether an app belongs to a key of this controller; only then
+//!   may it be changed or deleted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use theseus::api::{DeploymentKey, DeploymentSpec, DnsLabel, HealthProtocol};
+use theseus::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
+use theseus::marathon::container::{
+    Container, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol, Volume, VolumeMode,
+};
+use theseus::marathon::health::{CommandCheck, HealthCheck, HealthCheckProtocol};
+use theseus::marathon::{App, AppId, AppIdError};
+
+/// Marks an app as managed by theseus; the value is [`MANAGED_VALUE`].
+pub const MANAGED_LABEL: &str = "THESEUS_MANAGED";
+/// The value of [`MANAGED_LABEL`].
+pub const MANAGED_VALUE: &str = "true";
+/// The service of the deployment that owns the app.
+pub const SERVICE_LABEL: &str = "THESEUS_SERVICE";
+/// The name of the deployment that owns the app.
+pub const DEPLOYMENT_LABEL: &str = "THESEUS_DEPLOYMENT";
+/// The hash of the spec (and mapping inputs) the app was last written from.
+pub const SPEC_HASH_LABEL: &str = "THESEUS_SPEC_HASH";
+/// The Marathon label selector of every app theseus manages.
+pub const MANAGED_SELECTOR: &str = "THESEUS_MANAGED==true";
+
+/// Bumped whenever the mapping itself changes, so that every app is rewritten once.
+const MAPPING_VERSION: u32 = 1;
+
+/// Why a mapping cannot be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The Marathon group is not a Marathon path.
+    #[error(
+        "--marathon-group `{group}` is not a Marathon group path: {source}; give one such as \
+         `/theseus` or `prod/theseus`"
+    )]
+    Group {
+        /// The group as given.
+        group: String,
+        /// Why.
+        #[source]
+        source: AppIdError,
+    },
+}
+
+/// The inputs of the mapping besides the spec: where apps live in Marathon's group tree and
+/// what every task is told about etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    group: Vec<String>,
+    etcd_endpoints: Vec<String>,
+    prefix: String,
+}
+
+/// The hash of a spec and the mapping inputs, as hex; the `THESEUS_SPEC_HASH` label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpecHash(String);
+
+impl SpecHash {
+    /// The hash as hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SpecHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The app a spec maps to, with its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredApp {
+    /// The full definition to create, or to replace the running one with.
+    pub app: App,
+    /// The spec hash (also in the app's labels).
+    pub hash: SpecHash,
+}
+
+impl DesiredApp {
+    /// The app's id.
+    pub fn id(&self) -> &AppId {
+        &self.app.id
+    }
+
+    /// The instances the spec asks for.
+    pub fn instances(&self) -> u32 {
+        self.app.instances.unwrap_or_default()
+    }
+}
+
+/// Whether an app in Marathon belongs to a deployment of this controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// It does: theseus may change and delete it.
+    Owned,
+    /// It does not; theseus must leave it alone. The text says why, for the status.
+    NotOwned(String),
+}
+
+impl Mapping {
+    /// A mapping placing apps under `group` (`None` or empty: the root group), telling tasks
+    /// `etcd_endpoints` and `prefix`.
+    pub fn new(
+        group: Option<&str>,
+        etcd_endpoints: Vec<String>,
+        prefix: &str,
+    ) -> Result<Self, MappingError> {
+        let group = match group.map(str::trim) {
+            None | Some("") | Some("/") => Vec::new(),
+            Some(text) => AppId::parse(text)
+                .map_err(|source| MappingError::Group {
+                    group: text.to_owned(),
+                    source,
+                })?
+                .segments()
+                .map(str::to_owned)
+                .collect(),
+        };
+        Ok(Self {
+            group,
+            etcd_endpoints,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The app id of `key`: `/<group>/<service>/<name>`.
+    pub fn app_id(&self, key: &DeploymentKey) -> AppId {
+        let segments = self
+            .group
+            .iter()
+            .map(String::as_str)
+            .chain([key.service.as_str(), key.name.as_str()]);
+        AppId::from_segments(segments).expect("DNS labels are valid Marathon path segments")
+    }
+
+    /// The deployment whose app id `app` is, if it is one: directly under the group, two
+    /// segments that are DNS labels.
+    pub fn key_of(&self, app: &AppId) -> Option<DeploymentKey> {
+        let segments: Vec<&str> = app.segments().collect();
+        let group: Vec<&str> = self.group.iter().map(String::as_str).collect();
+        let rest = segments.strip_prefix(group.as_slice())?;
+        match rest {
+            [service, name] => Some(DeploymentKey {
+                service: DnsLabel::parse("service", service).ok()?,
+                name: DnsLabel::parse("name", name).ok()?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether `app` belongs to `key` under this controller: the id is `key`'s, the labels
+    /// say theseus manages it for `key`, and its tasks are told this controller's prefix (so
+    /// a controller started with another `--prefix` never takes another installation's apps).
+    pub fn ownership(&self, key: &DeploymentKey, app: &App) -> Ownership {
+        let id = self.app_id(key);
+        if app.id != id {
+            return Ownership::NotOwned(format!(
+                "Marathon app `{}` is not the app of {key} (`{id}`)",
+                app.id
+            ));
+        }
+        if app.label(MANAGED_LABEL) != Some(MANAGED_VALUE) {
+            return Ownership::NotOwned(format!(
+                "Marathon app `{id}` exists without the label {MANAGED_LABEL}={MANAGED_VALUE}, \
+                 so theseus did not create it and leaves it alone; delete or rename it, or \
+                 choose another deployment name"
+            ));
+        }
+        if app.label(SERVICE_LABEL) != Some(key.service.as_str())
+            || app.label(DEPLOYMENT_LABEL) != Some(key.name.as_str())
+        {
+            return Ownership::NotOwned(format!(
+                "Marathon app `{id}` is labelled as deployment {}/{}, not {key}; theseus leaves \
+                 it alone; fix its {SERVICE_LABEL} and {DEPLOYMENT_LABEL} labels or delete it",
+                app.label(SERVICE_LABEL).unwrap_or("?"),
+                app.label(DEPLOYMENT_LABEL).unwrap_or("?"),
+            ));
+        }
+        let prefix = match app.env.as_ref().and_then(|env| env.get("THESEUS_PREFIX")) {
+            Some(EnvValue::Value(prefix)) => Some(prefix.as_str()),
+            _ => None,
+        };
+        if prefix != Some(self.prefix.as_str()) {
+            return Ownership::NotOwned(format!(
+                "Marathon app `{id}` belongs to the theseus installation with prefix `{}`, not \
+                 `{}`; theseus leaves it alone",
+                prefix.unwrap_or("(none)"),
+                self.prefix
+            ));
+        }
+        Ownership::Owned
+    }
+
+    /// The spec hash of `spec` deployed as `key`.
+    pub fn spec_hash(&self, key: &DeploymentKey, spec: &DeploymentSpec) -> SpecHash {
+        #[derive(Serialize)]
+        struct Inputs<'a> {
+            mapping: u32,
+            app_id: String,
+            etcd_endpoints: &'a [String],
+            prefix: &'a str,
+            spec: Value,
+        }
+        let mut spec = serde_json::to_value(spec).expect("a spec serialises");
+        if let Value::Object(fields) = &mut spec {
+            fields.remove("instances");
+        }
+        let inputs = Inputs {
+            mapping: MAPPING_VERSION,
+            app_id: self.app_id(key).to_string(),
+            etcd_endpoints: &self.etcd_endpoints,
+            prefix: &self.prefix,
+            spec,
+        };
+        let value = serde_json::to_value(&inputs).expect("hash inputs serialise");
+        let mut canonical = String::new();
+        write_canonical(&value, &mut canonical);
+        let digest = Sha256::digest(canonical.as_bytes());
+        SpecHash(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+
+    /// The app `spec` maps to when deployed as `key`.
+    pub fn desired_app(&self, key: &DeploymentKey, spec: &DeploymentSpec) -> DesiredApp {
+        let hash = self.spec_hash(key, spec);
+        let port_names: Vec<&str> = spec.ports_by_name().map(|(name, _)| name).collect();
+        let mut app = App::new(self.app_id(key));
+        app.cmd = spec.cmd.clone();
+        app.args = (!spec.args.is_empty()).then(|| spec.args.clone());
+        app.instances = Some(spec.instances);
+        app.cpus = Some(spec.cpus);
+        app.mem = Some(spec.mem);
+        app.disk = Some(spec.disk);
+        app.env = Some(self.environment(key, spec));
+        app.labels = Some(BTreeMap::from([
+            (MANAGED_LABEL.to_owned(), MANAGED_VALUE.to_owned()),
+            (SERVICE_LABEL.to_owned(), key.service.to_string()),
+            (DEPLOYMENT_LABEL.to_owned(), key.name.to_string()),
+            (SPEC_HASH_LABEL.to_owned(), hash.to_string()),
+        ]));
+        app.constraints = Some(
+            spec.constraints
+                .iter()
+                .map(|constraint| Constraint {
+                    field: constraint.field().to_owned(),
+                    operator: ConstraintOperator::from(constraint.operator()),
+                    value: constraint.value().map(str::to_owned),
+                })
+                .collect(),
+        );
+        match &spec.image {
+            Some(image) => {
+                let mut container = Container::docker(image.clone());
+                container.port_mappings = Some(
+                    spec.ports_by_name()
+                        .map(|(name, port)| PortMapping {
+                            container_port: Some(port),
+                            host_port: Some(0),
+                            name: Some(name.to_owned()),
+                            protocol: Some(PortProtocol::Tcp),
+                            ..Default::default()
+                        })
+                        .collect(),
+                );
+                let volumes: Vec<Volume> = spec
+                    .volume_mounts()
+                    .into_iter()
+                    .map(|mount| Volume {
+                        container_path: Some(mount.container_path),
+                        host_path: Some(mount.host_path),
+                        mode: Some(if mount.read_only {
+                            VolumeMode::Ro
+                        } else {
+                            VolumeMode::Rw
+                        }),
+                        ..Default::default()
+                    })
+                    .collect();
+                container.volumes = (!volumes.is_empty()).then_some(volumes);
+                app.container = Some(container);
+                app.networks = Some(vec![network(NetworkMode::ContainerBridge)]);
+            }
+            None => {
+                // Without a port list Marathon gives a host-networked app one unnamed port;
+                // an explicit (possibly empty) list gives exactly the named ones.
+                app.port_definitions = Some(
+                    spec.ports_by_name()
+                        .map(|(name, _)| PortDefinition {
+                            port: Some(0),
+                            name: Some(name.to_owned()),
+                            protocol: Some(PortProtocol::Tcp),
+                            ..Default::default()
+                        })
+                        .collect(),
+                );
+                app.networks = Some(vec![network(NetworkMode::Host)]);
+            }
+        }
+        app.health_checks = Some(
+            spec.health_checks
+                .iter()
+                .map(|check| {
+                    let port_index = check
+                        .port
+                        .as_deref()
+                        .and_then(|name| port_names.iter().position(|p| *p == name))
+                        .map(|index| u32::try_from(index).expect("fewer than 2^32 ports"));
+                    let command = (check.protocol == HealthProtocol::Command)
+                        .then(|| check.command.clone())
+                        .flatten()
+                        .map(|value| CommandCheck { value });
+                    HealthCheck {
+                        protocol: Some(HealthCheckProtocol::from(check.protocol.as_str())),
+                        path: check
+                            .protocol
+                            .is_http()
+                            .then(|| check.path.clone().unwrap_or_else(|| "/".to_owned())),
+                        port_index: if command.is_some() { None } else { port_index },
+                        command,
+                        grace_period_seconds: Some(check.grace_period_seconds),
+                        interval_seconds: Some(check.interval_seconds),
+                        timeout_seconds: Some(check.timeout_seconds),
+                        max_consecutive_failures: Some(check.max_consecutive_failures),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+        );
+        let strategy = spec.upgrade_strategy_or_default();
+        app.upgrade_strategy = Some(UpgradeStrategy {
+            minimum_health_capacity: Some(strategy.minimum_health_capacity),
+            maximum_over_capacity: Some(strategy.maximum_over_capacity),
+            ..Default::default()
+        });
+        app.task_kill_grace_period_seconds = spec.kill_grace_period_seconds;
+        DesiredApp { app, hash }
+    }
+
+    /// The user's environment plus what theseus tells every task.
+    fn environment(
+        &self,
+        key: &DeploymentKey,
+        spec: &DeploymentSpec,
+    ) -> BTreeMap<String, EnvValue> {
+        let mut env: BTreeMap<String, EnvValue> = spec
+            .environment_text()
+            .into_iter()
+            .map(|(name, value)| (name, EnvValue::Value(value)))
+            .collect();
+        for (name, value) in [
+            ("SERVICE_NAME", key.service.to_string()),
+            ("DEPLOYMENT_NAME", key.name.to_string()),
+            ("LABELS", spec.labels.join(",")),
+            ("ETCD_ENDPOINTS", self.etcd_endpoints.join(",")),
+            ("THESEUS_PREFIX", self.prefix.clone()),
+        ] {
+            env.insert(name.to_owned(), EnvValue::Value(value));
+        }
+        env
+    }
+}
+
+fn network(mode: NetworkMode) -> Network {
+    Network {
+        mode: Some(mode),
+        ..Default::default()
+    }
+}
+
+/// Writes `value` as JSON with object keys sorted and no whitespace, whatever order the
+/// value's maps keep (serde_json's `preserve_order` may be on in the workspace).
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&fields[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use theseus::api::validate_spec;
+
+    use super::*;
+
+    fn key() -> DeploymentKey {
+        "ingestor/dev".parse().unwrap()
+    }
+
+    fn mapping() -> Mapping {
+        Mapping::new(None, vec!["http://10.0.0.1:2379".into()], "").unwrap()
+    }
+
+    fn spec(value: Value) -> DeploymentSpec {
+        validate_spec(&value).unwrap()
+    }
+
+    fn ingestor() -> DeploymentSpec {
+        spec(json!({
+            "image": "registry.local:5000/flask",
+            "ports": {"ssh": 22, "api": 5000},
+            "environment": {"APP_NAME": "Ingestor"},
+            "instances": 4, "cpus": 0.1, "mem": 128, "labels": ["dev", "eu"],
+            "health_checks": [{"port": "ssh", "protocol": "TCP"}, {"port": "api", "path": "/health"}],
+            "volumes": ["/srv/data:/data:ro"],
+            "constraints": [["hostname", "UNIQUE"]],
+            "upgrade_strategy": {"minimum_health_capacity": 0.5},
+            "kill_grace_period_seconds": 30
+        }))
+    }
+
+    #[test]
+    fn a_docker_spec_maps_to_a_bridged_container_with_ports_in_name_order() {
+        let desired = mapping().desired_app(&key(), &ingestor());
+        let app = serde_json::to_value(&desired.app).unwrap();
+        assert_eq!(app["id"], "/ingestor/dev");
+        assert_eq!(app["instances"], 4);
+        assert_eq!(app["cpus"], 0.1);
+        assert_eq!(app["mem"], 128.0);
+        assert_eq!(
+            app["container"],
+            json!({
+                "type": "DOCKER",
+                "docker": {"image": "registry.local:5000/flask"},
+                "portMappings": [
+                    {"containerPort": 5000, "hostPort": 0, "name": "api", "protocol": "tcp"},
+                    {"containerPort": 22, "hostPort": 0, "name": "ssh", "protocol": "tcp"}
+                ],
+                "volumes": [{"containerPath": "/data", "hostPath": "/srv/data", "mode": "RO"}]
+            })
+        );
+        assert_eq!(app["networks"], json!([{"mode": "container/bridge"}]));
+        assert!(app.get("portDefinitions").is_none());
+        assert_eq!(
+            app["healthChecks"][0]["portIndex"], 1,
+            "ssh is the second port by name"
+        );
+        assert_eq!(app["healthChecks"][0]["protocol"], "TCP");
+        assert!(app["healthChecks"][0].get("path").is_none());
+        assert_eq!(app["healthChecks"][1]["portIndex"], 0);
+        assert_eq!(app["healthChecks"][1]["path"], "/health");
+        assert_eq!(app["constraints"], json!([["hostname", "UNIQUE"]]));
+        assert_eq!(
+            app["upgradeStrategy"],
+            json!({"minimumHealthCapacity": 0.5, "maximumOverCapacity": 1.0})
+        );
+        assert_eq!(app["taskKillGracePeriodSeconds"], 30);
+        assert_eq!(
+            app["env"],
+            json!({
+                "APP_NAME": "Ingestor",
+                "SERVICE_NAME": "ingestor",
+                "DEPLOYMENT_NAME": "dev",
+                "LABELS": "dev,eu",
+                "ETCD_ENDPOINTS": "http://10.0.0.1:2379",
+                "THESEUS_PREFIX": ""
+            })
+        );
+        assert_eq!(
+            app["labels"],
+            json!({
+                "THESEUS_MANAGED": "true",
+                "THESEUS_SERVICE": "ingestor",
+                "THESEUS_DEPLOYMENT": "dev",
+                "THESEUS_SPEC_HASH": desired.hash.as_str()
+            })
+        );
+    }
+
+    #[test]
+    fn a_command_spec_maps_to_named_host_ports() {
+        let command = spec(json!({
+            "cmd": "python3 -m http.server $PORT_WEB",
+            "ports": {"web": 8000, "admin": 9000},
+            "health_checks": [{"protocol": "COMMAND", "command": "true"}]
+        }));
+        let app = serde_json::to_value(mapping().desired_app(&key(), &command).app).unwrap();
+        assert_eq!(app["cmd"], "python3 -m http.server $PORT_WEB");
+        assert!(app.get("container").is_none());
+        assert_eq!(app["networks"], json!([{"mode": "host"}]));
+        assert_eq!(
+            app["portDefinitions"],
+            json!([
+                {"port": 0, "name": "admin", "protocol": "tcp"},
+                {"port": 0, "name": "web", "protocol": "tcp"}
+            ])
+        );
+        assert_eq!(
+            app["healthChecks"][0],
+            json!({
+                "protocol": "COMMAND", "command": {"value": "true"},
+                "gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
+                "maxConsecutiveFailures": 3
+            })
+        );
+        let portless = spec(json!({"cmd": "sleep 1000"}));
+        let app = serde_json::to_value(mapping().desired_app(&key(), &portless).app).unwrap();
+        assert_eq!(
+            app["portDefinitions"],
+            json!([]),
+            "no port means none, not Marathon's one"
+        );
+    }
+
+    #[test]
+    fn mapped_apps_satisfy_marathons_app_definition_schema() {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/marathon/app-definition.schema.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .build(&schema)
+            .unwrap();
+        let specs = [
+            ingestor(),
+            spec(json!({"cmd": "sleep 1000", "ports": {"web": 8000}})),
+            spec(json!({"image": "busybox", "args": ["sleep", "1000"]})),
+        ];
+        for spec in specs {
+            let app = serde_json::to_value(mapping().desired_app(&key(), &spec).app).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&app)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{app}\n{errors:#?}");
+        }
+    }
+
+    #[test]
+    fn the_hash_ignores_key_order_defaults_and_instances() {
+        let base = mapping().spec_hash(
+            &key(),
+            &spec(json!({"cmd": "x", "ports": {"a": 1, "b": 2}})),
+        );
+        let reordered = spec(json!({"ports": {"b": 2, "a": 1}, "cpus": 0.3, "cmd": "x"}));
+        assert_eq!(mapping().spec_hash(&key(), &reordered), base);
+        let scaled = spec(json!({"cmd": "x", "ports": {"a": 1, "b": 2}, "instances": 9}));
+        assert_eq!(mapping().spec_hash(&key(), &scaled), base);
+        assert_eq!(base.as_str().len(), 64);
+        assert!(base.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_hash_changes_with_every_other_input() {
+        let base_spec = spec(json!({"cmd": "x"}));
+        let base = mapping().spec_hash(&key(), &base_spec);
+        let changed_specs = [
+            json!({"cmd": "y"}),
+            json!({"cmd": "x", "mem": 64}),
+            json!({"cmd": "x", "environment": {"A": "1"}}),
+            json!({"cmd": "x", "labels": ["eu"]}),
+            json!({"cmd": "x", "ports": {"a": 1}}),
+        ];
+        for changed in changed_specs {
+            assert_ne!(
+                mapping().spec_hash(&key(), &spec(changed.clone())),
+                base,
+                "{changed}"
+            );
+        }
+        let other_key: DeploymentKey = "ingestor/prod".parse().unwrap();
+        assert_ne!(mapping().spec_hash(&other_key, &base_spec), base);
+        for other in [
+            Mapping::new(Some("/theseus"), vec!["http://10.0.0.1:2379".into()], "").unwrap(),
+            Mapping::new(None, vec!["http://10.0.0.2:2379".into()], "").unwrap(),
+            Mapping::new(None, vec!["http://10.0.0.1:2379".into()], "/staging").unwrap(),
+        ] {
+            assert_ne!(other.spec_hash(&key(), &base_spec), base, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn app_ids_live_under_the_group_and_map_back_to_their_key() {
+        let grouped = Mapping::new(Some("prod//theseus/"), vec![], "").unwrap();
+        let id = grouped.app_id(&key());
+        assert_eq!(id.as_str(), "/prod/theseus/ingestor/dev");
+        assert_eq!(grouped.key_of(&id), Some(key()));
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/ingestor/dev").unwrap()),
+            None
+        );
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/prod/theseus/a/b/c").unwrap()),
+            None
+        );
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/prod/theseus/a.b/c").unwrap()),
+            None
+        );
+        assert_eq!(
+            mapping().key_of(&AppId::parse("/ingestor/dev").unwrap()),
+            Some(key())
+        );
+        assert!(Mapping::new(Some("/Bad_Group"), vec![], "").is_err());
+    }
+
+    #[test]
+    fn only_apps_labelled_for_the_key_and_prefix_are_owned() {
+        let mapping = mapping();
+        let owned = mapping.desired_app(&key(), &spec(json!({"cmd": "x"}))).app;
+        assert_eq!(mapping.ownership(&key(), &owned), Ownership::Owned);
+
+        let mut unlabelled = owned.clone();
+        unlabelled.labels = None;
+        let mut other_deployment = owned.clone();
+        other_deployment
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(DEPLOYMENT_LABEL.into(), "prod".into());
+        let mut other_prefix = owned.clone();
+        other_prefix
+            .env
+            .as_mut()
+            .unwrap()
+            .insert("THESEUS_PREFIX".into(), "/other".into());
+        let mut managed_false = owned.clone();
+        managed_false
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(MANAGED_LABEL.into(), "false".into());
+        for app in [unlabelled, other_deployment, other_prefix, managed_false] {
+            assert!(
+                matches!(mapping.ownership(&key(), &app), Ownership::NotOwned(_)),
+                "{app:?}"
+            );
+        }
+        let other_key: DeploymentKey = "ingestor/prod".parse().unwrap();
+        assert!(matches!(
+            mapping.ownership(&other_key, &owned),
+            Ownership::NotOwned(_)
+        ));
+    }
+}

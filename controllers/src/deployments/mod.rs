@@ -1,0 +1,8 @@
+//! The deployments reconciler: `/desired/<service>/<name>` and Marathon's owned apps in,
+//! created, updated, scaled and deleted apps and `/observed/<service>/<name>/status` out.
+//!
+//! - [`mapping`]: spec → Marathon app, the spec hash, ownership;
+//! - [`drift`]: whether an owned app matches its spec, and how to put it back.
+
+pub mod drift;
+pub mod mapping;
