@@ -10,4 +10,5 @@
 
 pub mod deployments;
 pub mod http;
+pub mod marathon_snapshot;
 pub mod runtime;

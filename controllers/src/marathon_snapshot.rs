@@ -1,0 +1,897 @@
+//! The controller's picture of Marathon's apps: one list call fills it, Marathon's event
+//! stream says which apps to re-read, and the controller's own writes update it at once.
+//!
+//! What it promises:
+//! - [`MarathonSnapshot::relist`] makes exactly one `GET /v2/apps?label=…&embed=…` call. A
+//!   periodic resync of converged deployments therefore costs one Marathon call in all, not
+//!   one per app.
+//! - Events are triggers only: an event about an app in scope marks it dirty, and
+//!   [`MarathonSnapshot::follow_events`] re-reads dirty apps (one `GET /v2/apps/{id}` each,
+//!   or one relist when many are dirty at once). Marathon does not replay events, so the
+//!   snapshot is relisted every time the stream (re)connects.
+//! - The controller's own writes are applied from Marathon's answers ([`record_created`],
+//!   [`record_updated`], …) before the write's reconcile ends. A list or read that started
+//!   before such a write never overwrites what the write recorded, so the next reconcile of
+//!   that app never acts on a picture older than its own last write. After a write whose
+//!   outcome is unknown (a timeout), the app is marked stale and must be re-read first.
+//! - Apps outside the label selector (an app someone else created with a deployment's id) are
+//!   kept once read individually, survive relists, and are re-read at each resync.
+//! - Subscribers hear which apps changed, and when Marathon became reachable or unreachable.
+//!   The embeds are configurable, so the observed-tasks reconciler can share one snapshot
+//!   (with `Embed::Tasks`) with the deployments reconciler.
+//!
+//! [`record_created`]: MarathonSnapshot::record_created
+//! [`record_updated`]: MarathonSnapshot::record_updated
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::{StreamExt, stream};
+use theseus::marathon::app::DeploymentRef;
+use theseus::marathon::{
+    App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, Event,
+    EventKind, MarathonClient,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::runtime::metrics::Metrics;
+
+/// Above this many dirty apps, one relist is cheaper than reading each.
+const RELIST_ABOVE_DIRTY: usize = 16;
+/// Apps re-read at once after events.
+const CONCURRENT_REFRESHES: usize = 8;
+
+/// The event types that can change what the snapshot holds.
+const EVENT_KINDS: &[EventKind] = &[
+    EventKind::StatusUpdate,
+    EventKind::InstanceChanged,
+    EventKind::HealthStatusChanged,
+    EventKind::InstanceHealthChanged,
+    EventKind::FailedHealthCheck,
+    EventKind::UnhealthyTaskKill,
+    EventKind::UnhealthyInstanceKill,
+    EventKind::DeploymentInfo,
+    EventKind::DeploymentStepSuccess,
+    EventKind::DeploymentStepFailure,
+    EventKind::DeploymentSuccess,
+    EventKind::DeploymentFailed,
+    EventKind::ApiPost,
+    EventKind::AppTerminated,
+];
+
+/// Whether Marathon answered the last attempt to list its apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// Never listed yet.
+    Unknown,
+    /// The last list succeeded.
+    Reachable,
+    /// The last list (or event stream connection) failed with this error.
+    Unreachable(String),
+}
+
+/// What changed in the snapshot, as told to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These apps appeared, changed or disappeared.
+    Apps(Vec<AppId>),
+    /// Marathon became reachable or unreachable: everything may read differently.
+    Reachability(Reachability),
+}
+
+/// Why a relist happened, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelistReason {
+    /// The first list of a leadership term.
+    Initial,
+    /// The periodic resync.
+    Resync,
+    /// The event stream (re)connected; events in between may be lost.
+    Reconnect,
+    /// Many apps were dirty at once.
+    Events,
+}
+
+impl RelistReason {
+    fn label(self) -> &'static str {
+        match self {
+            RelistReason::Initial => "initial",
+            RelistReason::Resync => "resync",
+            RelistReason::Reconnect => "reconnect",
+            RelistReason::Events => "events",
+        }
+    }
+}
+
+/// What the snapshot lists and which apps it cares about.
+#[derive(Clone)]
+pub struct SnapshotConfig {
+    /// The label selector of the list, e.g. `THESEUS_MANAGED==true`.
+    pub selector: String,
+    /// Nested resources to embed in every app read.
+    pub embeds: Vec<Embed>,
+    /// Whether an app id is one the controller manages (events about others are ignored).
+    pub in_scope: Arc<dyn Fn(&AppId) -> bool + Send + Sync>,
+}
+
+impl fmt::Debug for SnapshotConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotConfig")
+            .field("selector", &self.selector)
+            .field("embeds", &self.embeds)
+            .finish_non_exhaustive()
+    }
+}
+
+type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
+
+/// One app as the snapshot knows it.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// `None`: the controller deleted it.
+    app: Option<Arc<App>>,
+    /// The write sequence number of the controller's last write to it (0: none).
+    written: u64,
+    /// Read individually although the selector does not match it (someone else's app).
+    foreign: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    entries: HashMap<AppId, Entry>,
+    /// Bumped by every write the controller records.
+    writes: u64,
+    /// Apps whose state is unknown after a write whose outcome is unknown.
+    stale: HashSet<AppId>,
+    /// Apps named by events since they were last re-read.
+    dirty: HashSet<AppId>,
+    reachability: Reachability,
+}
+
+/// The shared snapshot; see the module documentation. Share it as `Arc<MarathonSnapshot>`.
+pub struct MarathonSnapshot {
+    client: MarathonClient,
+    config: SnapshotConfig,
+    state: Mutex<State>,
+    dirty_added: Notify,
+    subscribers: RwLock<Vec<Subscriber>>,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for MarathonSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MarathonSnapshot")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MarathonSnapshot {
+    /// An empty snapshot, not listed yet.
+    pub fn new(client: MarathonClient, config: SnapshotConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            config,
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                writes: 0,
+                stale: HashSet::new(),
+                dirty: HashSet::new(),
+                reachability: Reachability::Unknown,
+            }),
+            dirty_added: Notify::new(),
+            subscribers: RwLock::new(Vec::new()),
+            metrics,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls `subscriber` after every change, outside the snapshot's lock. Keep it quick (it
+    /// runs on the task that read Marathon): e.g. trigger keys in a work queue.
+    pub fn subscribe(&self, subscriber: impl Fn(&Change) + Send + Sync + 'static) {
+        self.subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(subscriber));
+    }
+
+    fn publish(&self, change: Change) {
+        if matches!(&change, Change::Apps(apps) if apps.is_empty()) {
+            return;
+        }
+        for subscriber in self
+            .subscribers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            subscriber(&change);
+        }
+    }
+
+    fn set_reachability(&self, reachability: Reachability) {
+        let changed = {
+            let mut state = self.state();
+            let changed = state.reachability != reachability
+                && !matches!(
+                    (&state.reachability, &reachability),
+                    (Reachability::Unreachable(_), Reachability::Unreachable(_))
+                );
+            state.reachability = reachability.clone();
+            changed
+        };
+        if changed {
+            match &reachability {
+                Reachability::Unreachable(error) => warn!(%error, "Marathon is unreachable"),
+                _ => info!("Marathon is reachable"),
+            }
+            self.publish(Change::Reachability(reachability));
+        }
+    }
+
+    /// The client the snapshot reads with.
+    pub fn client(&self) -> &MarathonClient {
+        &self.client
+    }
+
+    /// Whether Marathon answered the last list.
+    pub fn reachability(&self) -> Reachability {
+        self.state().reachability.clone()
+    }
+
+    /// The app with this id, as last read or written; `None` if it does not exist (or was
+    /// never seen).
+    pub fn app(&self, id: &AppId) -> Option<Arc<App>> {
+        self.state().entries.get(id)?.app.clone()
+    }
+
+    /// Whether the app's state is unknown after a write whose outcome is unknown; re-read it
+    /// with [`MarathonSnapshot::refresh`] before acting on it.
+    pub fn is_stale(&self, id: &AppId) -> bool {
+        self.state().stale.contains(id)
+    }
+
+    /// Every app the snapshot holds (owned or not).
+    pub fn apps(&self) -> Vec<Arc<App>> {
+        self.state()
+            .entries
+            .values()
+            .filter_map(|entry| entry.app.clone())
+            .collect()
+    }
+
+    /// Lists Marathon's apps (one call) and replaces the picture, keeping what the
+    /// controller wrote after the list began. Tells subscribers which apps changed.
+    pub async fn relist(&self, reason: RelistReason) -> Result<(), Error> {
+        let began = self.state().writes;
+        self.metrics.snapshot_relisted(reason.label());
+        let query = AppQuery {
+            id: None,
+            label: Some(self.config.selector.clone()),
+            embed: self.config.embeds.clone(),
+        };
+        let listed = match self.client.list_apps(&query).await {
+            Ok(apps) => apps,
+            Err(error) => {
+                self.set_reachability(Reachability::Unreachable(error.to_string()));
+                return Err(error);
+            }
+        };
+        let changed = {
+            let mut state = self.state();
+            let mut changed = Vec::new();
+            let mut seen = HashSet::with_capacity(listed.len());
+            for app in listed {
+                if !(self.config.in_scope)(&app.id) {
+                    continue;
+                }
+                seen.insert(app.id.clone());
+                if let Some(id) = replace(&mut state, began, app, false) {
+                    changed.push(id);
+                }
+            }
+            let gone: Vec<AppId> = state
+                .entries
+                .iter()
+                .filter(|(id, entry)| {
+                    !seen.contains(*id) && !entry.foreign && entry.written <= began
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                if state.entries.remove(&id).is_some_and(|e| e.app.is_some()) {
+                    changed.push(id);
+                }
+            }
+            // A stale app marked before the list began is now known from the list.
+            let entries = &state.entries;
+            let still_stale: HashSet<AppId> = state
+                .stale
+                .iter()
+                .filter(|id| state_written(entries, id) > began)
+                .cloned()
+                .collect();
+            state.stale = still_stale;
+            changed
+        };
+        debug!(
+            reason = reason.label(),
+            changed = changed.len(),
+            "relisted Marathon"
+        );
+        self.set_reachability(Reachability::Reachable);
+        self.publish(Change::Apps(changed));
+        Ok(())
+    }
+
+    /// Re-reads one app (one call), whether or not the selector matches it. Tells
+    /// subscribers if it changed; returns it.
+    pub async fn refresh(&self, id: &AppId) -> Result<Option<Arc<App>>, Error> {
+        let began = self.state().writes;
+        self.metrics.snapshot_refreshed();
+        let read = match self.client.get_app(id, &self.config.embeds).await {
+            Ok(app) => Some(app),
+            Err(Error::NotFound { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        let (changed, now) = {
+            let mut state = self.state();
+            let changed = match read {
+                Some(app) => {
+                    let foreign = !matches_selector(&app, &self.config.selector);
+                    replace(&mut state, began, app, foreign)
+                }
+                None => {
+                    let written = state_written(&state.entries, id);
+                    if written <= began {
+                        state
+                            .entries
+                            .remove(id)
+                            .and_then(|e| e.app)
+                            .map(|_| id.clone())
+                    } else {
+                        None
+                    }
+                }
+            };
+            if state_written(&state.entries, id) <= began {
+                state.stale.remove(id);
+            }
+            (changed, state.entries.get(id).and_then(|e| e.app.clone()))
+        };
+        if let Some(changed) = changed {
+            self.publish(Change::Apps(vec![changed]));
+        }
+        Ok(now)
+    }
+
+    /// Re-reads every app that was read individually although the selector does not match
+    /// it, so a removed foreign app is noticed at the next resync.
+    pub async fn refresh_foreign(&self) {
+        let foreign: Vec<AppId> = self
+            .state()
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.foreign)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in foreign {
+            if let Err(error) = self.refresh(&id).await {
+                debug!(app = %id, %error, "cannot re-read a foreign app");
+            }
+        }
+    }
+
+    /// Records an app the controller created.
+    pub fn record_created(&self, created: &AppCreated) {
+        let mut app = created.app.clone();
+        if let Some(id) = &created.deployment_id {
+            add_deployment(&mut app, id);
+        }
+        self.record(app.id.clone(), Some(app));
+    }
+
+    /// Records that the controller replaced an app's definition with `definition` and
+    /// Marathon started `result`'s deployment.
+    pub fn record_updated(&self, definition: &App, result: &DeploymentResult) {
+        let previous = self.app(&definition.id);
+        let mut app = definition.clone();
+        if let Some(previous) = &previous {
+            app.tasks_staged = previous.tasks_staged;
+            app.tasks_running = previous.tasks_running;
+            app.tasks_healthy = previous.tasks_healthy;
+            app.tasks_unhealthy = previous.tasks_unhealthy;
+            app.tasks = previous.tasks.clone();
+            app.last_task_failure = previous.last_task_failure.clone();
+            app.deployments = previous.deployments.clone();
+        }
+        app.version = Some(result.version.clone());
+        add_deployment(&mut app, &result.deployment_id);
+        self.record(app.id.clone(), Some(app));
+    }
+
+    /// Records that the controller scaled an app to `instances`.
+    pub fn record_scaled(&self, id: &AppId, instances: u32, result: &DeploymentResult) {
+        let Some(previous) = self.app(id) else {
+            return;
+        };
+        let mut app = App::clone(&previous);
+        app.instances = Some(instances);
+        app.version = Some(result.version.clone());
+        add_deployment(&mut app, &result.deployment_id);
+        self.record(id.clone(), Some(app));
+    }
+
+    /// Records that the controller deleted an app (Marathon removes it from its group at
+    /// once, while the deployment stops its tasks).
+    pub fn record_deleted(&self, id: &AppId) {
+        self.record(id.clone(), None);
+    }
+
+    /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
+    /// or read that began before it does not clear it.
+    pub fn mark_stale(&self, id: &AppId) {
+        let mut state = self.state();
+        state.writes += 1;
+        let written = state.writes;
+        state.stale.insert(id.clone());
+        let entry = state.entries.entry(id.clone()).or_insert(Entry {
+            app: None,
+            written,
+            foreign: false,
+        });
+        entry.written = written;
+    }
+
+    fn record(&self, id: AppId, app: Option<App>) {
+        let mut state = self.state();
+        state.writes += 1;
+        let written = state.writes;
+        state.stale.remove(&id);
+        state.entries.insert(
+            id,
+            Entry {
+                app: app.map(Arc::new),
+                written,
+                foreign: false,
+            },
+        );
+    }
+
+    /// Follows Marathon's event stream until `stop`: relists on every (re)connect, marks the
+    /// apps events name as dirty, and re-reads dirty apps. Reconnects with backoff; marks
+    /// Marathon unreachable while it cannot connect.
+    pub async fn follow_events(&self, stop: CancellationToken) {
+        tokio::join!(self.read_events(stop.clone()), self.refresh_dirty(stop));
+    }
+
+    async fn read_events(&self, stop: CancellationToken) {
+        let backoff_policy = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .without_max_times();
+        let mut backoff = backoff_policy.build();
+        loop {
+            let connected = tokio::select! {
+                () = stop.cancelled() => return,
+                connected = self.client.events(EVENT_KINDS) => connected,
+            };
+            let mut events = match connected {
+                Ok(events) => events,
+                Err(error) => {
+                    self.set_reachability(Reachability::Unreachable(error.to_string()));
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    debug!(%error, ?delay, "cannot connect to Marathon's event stream");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            info!(url = %events.url(), "following Marathon's event stream");
+            // Events before this point are lost for good: only a fresh list tells the truth.
+            if let Err(error) = self.relist(RelistReason::Reconnect).await {
+                warn!(%error, "cannot list Marathon's apps after connecting to its events");
+            } else {
+                backoff = backoff_policy.build();
+            }
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = events.next() => next,
+                };
+                match next {
+                    Some(Ok(event)) => self.on_event(&event),
+                    Some(Err(error)) => {
+                        warn!(%error, "Marathon's event stream failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        info!("Marathon's event stream ended; reconnecting");
+                        break;
+                    }
+                }
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        self.metrics.marathon_event();
+        let mut apps: Vec<AppId> = event
+            .affected_apps()
+            .into_iter()
+            .filter(|id| (self.config.in_scope)(id))
+            .cloned()
+            .collect();
+        let mut state = self.state();
+        if apps.is_empty()
+            && let Some(deployment) = event.deployment_id()
+        {
+            // A deployment event without its plan: the apps that deployment was changing.
+            apps = state
+                .entries
+                .iter()
+                .filter(|(_, entry)| {
+                    entry
+                        .app
+                        .as_ref()
+                        .is_some_and(|app| app.deployment_ids().any(|d| d == deployment))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+        }
+        if apps.is_empty() {
+            return;
+        }
+        state.dirty.extend(apps);
+        drop(state);
+        self.dirty_added.notify_one();
+    }
+
+    async fn refresh_dirty(&self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.dirty_added.notified() => {}
+            }
+            // Events that arrive while this round reads are batched into the next one.
+            let dirty: Vec<AppId> = std::mem::take(&mut self.state().dirty)
+                .into_iter()
+                .collect();
+            if dirty.is_empty() {
+                continue;
+            }
+            if dirty.len() > RELIST_ABOVE_DIRTY {
+                if let Err(error) = self.relist(RelistReason::Events).await {
+                    warn!(%error, "cannot relist Marathon after events");
+                    self.state().dirty.extend(dirty);
+                }
+                continue;
+            }
+            let failed: Vec<AppId> = stream::iter(dirty)
+                .map(|id| async move {
+                    match self.refresh(&id).await {
+                        Ok(_) => None,
+                        Err(error) => {
+                            debug!(app = %id, %error, "cannot re-read an app after an event");
+                            Some(id)
+                        }
+                    }
+                })
+                .buffer_unordered(CONCURRENT_REFRESHES)
+                .filter_map(|failed| async move { failed })
+                .collect()
+                .await;
+            if !failed.is_empty() {
+                // Keep them dirty; the next event, reconnect or resync reads them again.
+                self.state().dirty.extend(failed);
+            }
+        }
+    }
+}
+
+fn state_written(entries: &HashMap<AppId, Entry>, id: &AppId) -> u64 {
+    entries.get(id).map_or(0, |entry| entry.written)
+}
+
+/// Puts `app` (read by a list or read that began at write sequence `began`) into the
+/// picture, unless the controller wrote it after `began`; the app's id if that changed what
+/// the picture says.
+fn replace(state: &mut State, began: u64, app: App, foreign: bool) -> Option<AppId> {
+    let id = app.id.clone();
+    match state.entries.get_mut(&id) {
+        Some(entry) if entry.written > began => None,
+        Some(entry) => {
+            entry.foreign = foreign;
+            let changed = entry.app.as_deref() != Some(&app);
+            if changed {
+                entry.app = Some(Arc::new(app));
+            }
+            changed.then_some(id)
+        }
+        None => {
+            state.entries.insert(
+                id.clone(),
+                Entry {
+                    app: Some(Arc::new(app)),
+                    written: 0,
+                    foreign,
+                },
+            );
+            Some(id)
+        }
+    }
+}
+
+fn add_deployment(app: &mut App, id: &DeploymentId) {
+    let deployments = app.deployments.get_or_insert_with(Vec::new);
+    if !deployments.iter().any(|d| &d.id == id) {
+        deployments.push(DeploymentRef { id: id.clone() });
+    }
+}
+
+/// Whether `app` matches a selector of `KEY==value` terms (the only form the controller
+/// uses); an app that does not was read individually and is foreign.
+fn matches_selector(app: &App, selector: &str) -> bool {
+    selector.split(',').all(|term| match term.split_once("==") {
+        Some((key, value)) => app.label(key.trim()) == Some(value.trim()),
+        None => app.label(term.trim()).is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use serde_json::{Value, json};
+    use theseus::marathon::MarathonConfig;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// A scripted Marathon: `GET /v2/apps` answers `listed` once `gate` lets it through;
+    /// `GET /v2/apps/{id}` answers `single[id]` or 404.
+    struct Scripted {
+        listed: Mutex<Vec<Value>>,
+        single: Mutex<HashMap<String, Value>>,
+        gate: Semaphore,
+        lists: AtomicUsize,
+    }
+
+    impl Default for Scripted {
+        fn default() -> Self {
+            Self {
+                listed: Mutex::default(),
+                single: Mutex::default(),
+                gate: Semaphore::new(0),
+                lists: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    async fn list(State(marathon): State<Arc<Scripted>>) -> impl IntoResponse {
+        marathon.lists.fetch_add(1, Ordering::SeqCst);
+        marathon.gate.acquire().await.unwrap().forget();
+        axum::Json(json!({"apps": *marathon.listed.lock().unwrap()}))
+    }
+
+    async fn one(
+        State(marathon): State<Arc<Scripted>>,
+        Path(id): Path<String>,
+    ) -> axum::response::Response {
+        match marathon.single.lock().unwrap().get(&format!("/{id}")) {
+            Some(app) => axum::Json(json!({"app": app})).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"message": format!("App '/{id}' does not exist")})),
+            )
+                .into_response(),
+        }
+    }
+
+    async fn start(marathon: Arc<Scripted>) -> MarathonClient {
+        let app = Router::new()
+            .route("/v2/apps", get(list))
+            .route("/v2/apps/{*id}", get(one))
+            .with_state(marathon);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        MarathonClient::new(MarathonConfig::new(vec![url.parse().unwrap()])).unwrap()
+    }
+
+    fn snapshot(client: MarathonClient) -> Arc<MarathonSnapshot> {
+        Arc::new(MarathonSnapshot::new(
+            client,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Deployments],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ))
+    }
+
+    fn managed(id: &str, hash: &str) -> Value {
+        json!({"id": id, "instances": 1, "labels": {"THESEUS_MANAGED": "true", "THESEUS_SPEC_HASH": hash}})
+    }
+
+    fn id(text: &str) -> AppId {
+        AppId::parse(text).unwrap()
+    }
+
+    fn hash_of(snapshot: &MarathonSnapshot, app: &str) -> Option<String> {
+        snapshot
+            .app(&id(app))
+            .and_then(|app| app.label("THESEUS_SPEC_HASH").map(str::to_owned))
+    }
+
+    #[tokio::test]
+    async fn a_list_that_began_before_a_write_does_not_overwrite_it() {
+        let marathon = Arc::new(Scripted::default());
+        *marathon.listed.lock().unwrap() = vec![managed("/a/x", "old"), managed("/a/y", "old")];
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+
+        let listing = tokio::spawn({
+            let snapshot = Arc::clone(&snapshot);
+            async move { snapshot.relist(RelistReason::Resync).await }
+        });
+        while marathon.lists.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The list is in flight; the controller writes /a/x meanwhile.
+        let written: App = serde_json::from_value(managed("/a/x", "new")).unwrap();
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d1"),
+                version: "2026-01-01T00:00:00.000Z".into(),
+            },
+        );
+        marathon.gate.add_permits(1);
+        listing.await.unwrap().unwrap();
+
+        assert_eq!(hash_of(&snapshot, "/a/x").as_deref(), Some("new"));
+        assert_eq!(hash_of(&snapshot, "/a/y").as_deref(), Some("old"));
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        assert_eq!(
+            x.deployment_ids().map(|d| d.as_str()).collect::<Vec<_>>(),
+            ["d1"]
+        );
+
+        // A list that begins after the write tells the truth again.
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+        assert_eq!(hash_of(&snapshot, "/a/x").as_deref(), Some("old"));
+    }
+
+    #[tokio::test]
+    async fn an_app_is_stale_after_an_unknown_outcome_until_read_again() {
+        let marathon = Arc::new(Scripted::default());
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+        let listing = tokio::spawn({
+            let snapshot = Arc::clone(&snapshot);
+            async move { snapshot.relist(RelistReason::Resync).await }
+        });
+        while marathon.lists.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        snapshot.mark_stale(&id("/a/x"));
+        marathon.gate.add_permits(1);
+        listing.await.unwrap().unwrap();
+        assert!(
+            snapshot.is_stale(&id("/a/x")),
+            "a list that began earlier cleared it"
+        );
+
+        marathon
+            .single
+            .lock()
+            .unwrap()
+            .insert("/a/x".into(), managed("/a/x", "h"));
+        let read = snapshot.refresh(&id("/a/x")).await.unwrap();
+        assert!(read.is_some());
+        assert!(!snapshot.is_stale(&id("/a/x")));
+    }
+
+    #[tokio::test]
+    async fn an_app_outside_the_selector_survives_relists_until_it_is_gone() {
+        let marathon = Arc::new(Scripted::default());
+        marathon.gate.add_permits(10);
+        marathon.single.lock().unwrap().insert(
+            "/a/x".into(),
+            json!({"id": "/a/x", "cmd": "someone else's"}),
+        );
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+        snapshot.refresh(&id("/a/x")).await.unwrap();
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+        assert!(snapshot.app(&id("/a/x")).is_some());
+
+        marathon.single.lock().unwrap().clear();
+        snapshot.refresh_foreign().await;
+        assert!(snapshot.app(&id("/a/x")).is_none());
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_changed_apps_and_reachability_once() {
+        let marathon = Arc::new(Scripted::default());
+        marathon.gate.add_permits(10);
+        *marathon.listed.lock().unwrap() = vec![managed("/a/x", "1"), managed("/a/y", "1")];
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        snapshot.subscribe({
+            let heard = Arc::clone(&heard);
+            move |change| heard.lock().unwrap().push(change.clone())
+        });
+
+        snapshot.relist(RelistReason::Initial).await.unwrap();
+        *marathon.listed.lock().unwrap() = vec![managed("/a/x", "2"), managed("/a/y", "1")];
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+        *marathon.listed.lock().unwrap() = vec![managed("/a/y", "1")];
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+
+        let heard = heard.lock().unwrap().clone();
+        let mut first = match &heard[1] {
+            Change::Apps(apps) => apps.clone(),
+            other => panic!("{other:?}"),
+        };
+        first.sort();
+        assert_eq!(heard[0], Change::Reachability(Reachability::Reachable));
+        assert_eq!(first, [id("/a/x"), id("/a/y")]);
+        assert_eq!(
+            heard[2],
+            Change::Apps(vec![id("/a/x")]),
+            "only what changed"
+        );
+        assert_eq!(
+            heard[3],
+            Change::Apps(vec![id("/a/x")]),
+            "a removed app is a change"
+        );
+        assert_eq!(heard.len(), 4, "an unchanged relist is silent: {heard:?}");
+        assert_eq!(
+            marathon.lists.load(Ordering::SeqCst),
+            4,
+            "one call per relist"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_list_makes_marathon_unreachable() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let client = MarathonClient::new(MarathonConfig::new(vec![url])).unwrap();
+        let snapshot = snapshot(client);
+        assert_eq!(snapshot.reachability(), Reachability::Unknown);
+        assert!(snapshot.relist(RelistReason::Initial).await.is_err());
+        assert!(matches!(
+            snapshot.reachability(),
+            Reachability::Unreachable(error) if error.contains("cannot connect")
+        ));
+    }
+}
