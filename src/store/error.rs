@@ -59,8 +59,8 @@ pub enum Error {
 
     /// No endpoint answered; each was tried, some more than once.
     #[error(
-        "etcd is unreachable for {operation}: {attempts}; check that etcd runs there and that \
-         the endpoints are right"
+        "etcd is unreachable for {operation}: {attempts}; check that etcd runs there, that the \
+         endpoints are right and, for https, that the CA and client certificate match"
     )]
     Unreachable {
         /// What was attempted, with its key (`get /desired/a/b`).

@@ -155,29 +155,19 @@ impl Watcher {
     async fn step(&mut self) {
         self.phase = match std::mem::replace(&mut self.phase, Phase::Relist) {
             Phase::Relist => match self.store.list(&self.prefix).await {
-                // Listed at R: emit the difference and watch from R + 1.
+                // Listed at R: queue the difference and watch from R + 1 at once, before the
+                // consumer sees `Synced`, so a slow consumer does not widen the window in
+                // which a compaction could force another relist.
                 Ok(listing) => {
                     self.apply_listing(listing);
-                    Phase::Resume
+                    self.resume().await
                 }
                 Err(error) => {
                     self.pending.push_back(Err(error));
                     Phase::Backoff { relist: true }
                 }
             },
-            Phase::Resume => match self.open().await {
-                Ok((stream, member)) => {
-                    self.delays = retry_delays();
-                    Phase::Watching {
-                        stream: Box::new(stream),
-                        member,
-                    }
-                }
-                Err(error) => {
-                    self.pending.push_back(Err(error));
-                    Phase::Backoff { relist: false }
-                }
-            },
+            Phase::Resume => self.resume().await,
             Phase::Watching { mut stream, member } => {
                 let message = stream.message().await;
                 self.on_message(message, stream, member)
@@ -188,6 +178,23 @@ impl Watcher {
                 if relist { Phase::Relist } else { Phase::Resume }
             }
         };
+    }
+
+    /// Opens a watch from the next revision, or queues the failure and backs off.
+    async fn resume(&mut self) -> Phase {
+        match self.open().await {
+            Ok((stream, member)) => {
+                self.delays = retry_delays();
+                Phase::Watching {
+                    stream: Box::new(stream),
+                    member,
+                }
+            }
+            Err(error) => {
+                self.pending.push_back(Err(error));
+                Phase::Backoff { relist: false }
+            }
+        }
     }
 
     fn on_message(
@@ -341,5 +348,23 @@ impl Watcher {
             }
         }
         self.revision = newest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_from_the_minimum_and_stay_under_the_maximum() {
+        let delays: Vec<Duration> = retry_delays().take(30).collect();
+        assert_eq!(delays.len(), 30, "the watch never stops retrying");
+        // Jitter adds up to one delay on top; the first is at least the minimum.
+        assert!(delays[0] >= MIN_RETRY_DELAY && delays[0] <= 2 * MIN_RETRY_DELAY);
+        assert!(
+            delays.iter().all(|d| *d <= 2 * MAX_RETRY_DELAY),
+            "{delays:?}"
+        );
+        assert!(delays[29] >= MAX_RETRY_DELAY, "{delays:?}");
     }
 }
