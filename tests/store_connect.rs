@@ -189,3 +189,21 @@ async fn tls_without_the_client_certificate_fails_naming_the_endpoint() {
     assert!(matches!(error, Error::Unreachable { .. }), "{message}");
     assert!(message.contains(&etcd.endpoint()), "{message}");
 }
+
+#[tokio::test]
+async fn raw_clients_reach_etcd_with_the_first_endpoint_dead() {
+    let etcd = EtcdServer::start();
+    let endpoints = vec![dead_endpoint(), etcd.endpoint()];
+    let store = Store::connect(config(endpoints), Layout::default())
+        .await
+        .unwrap();
+    let mut live = store.live_client().await.unwrap();
+    let lease = live.lease_grant(30, None).await.unwrap();
+    assert!(lease.ttl() > 0);
+    let mut balanced = store.client();
+    let granted = tokio::time::timeout(Duration::from_secs(10), balanced.lease_grant(30, None))
+        .await
+        .expect("the balanced client answers")
+        .unwrap();
+    assert!(granted.ttl() > 0);
+}

@@ -24,7 +24,6 @@ pub struct Store {
 struct Inner {
     layout: Layout,
     members: Members,
-    balanced: Client,
 }
 
 impl Store {
@@ -35,7 +34,7 @@ impl Store {
         let endpoints = config.endpoint_urls()?;
         let options = config.connect_options(&endpoints)?;
         let members = Members::new(
-            endpoints.clone(),
+            endpoints,
             options.clone(),
             config.username.clone(),
             config.request_timeout,
@@ -45,38 +44,8 @@ impl Store {
                 Ok(client.status().await?)
             })
             .await?;
-        // A client over every endpoint for callers that need etcd-client directly; it
-        // connects lazily (with credentials: authenticates through a member that answers).
-        let balanced = {
-            let connect = Client::connect(&endpoints, Some(members.options().clone()));
-            match tokio::time::timeout(config.request_timeout, connect).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(error)) => {
-                    return Err(Error::Unreachable {
-                        operation: "connecting the shared client".into(),
-                        attempts: super::error::Attempts(vec![super::error::Attempt {
-                            endpoint: endpoints.join(","),
-                            reason: super::error::describe(&error),
-                        }]),
-                    });
-                }
-                Err(_) => {
-                    return Err(Error::Unreachable {
-                        operation: "connecting the shared client".into(),
-                        attempts: super::error::Attempts(vec![super::error::Attempt {
-                            endpoint: endpoints.join(","),
-                            reason: format!("no answer within {:?}", config.request_timeout),
-                        }]),
-                    });
-                }
-            }
-        };
         Ok(Store {
-            inner: Arc::new(Inner {
-                layout,
-                members,
-                balanced,
-            }),
+            inner: Arc::new(Inner { layout, members }),
         })
     }
 
@@ -256,15 +225,18 @@ impl Store {
         WatchStream::new(self.clone(), prefix.to_owned())
     }
 
-    /// A raw etcd-client over every endpoint, for what the store does not wrap (leases,
-    /// elections). It balances over the endpoints that connect but does not retry a failed
-    /// call: callers retry, or use [`Store::live_client`].
+    /// A raw etcd-client for what the store does not wrap (leases, elections): the client
+    /// of the member that answered the store's last call. It does not fail over: when a call
+    /// on it fails, get a fresh one with [`Store::live_client`].
     pub fn client(&self) -> Client {
-        self.inner.balanced.clone()
+        self.inner
+            .members
+            .last_answered()
+            .expect("connect succeeded on some member, so one has answered")
     }
 
     /// The client of a member that answers a status request now (tried in the store's
-    /// failover order).
+    /// failover order); use it again after a call on a raw client failed.
     pub async fn live_client(&self) -> Result<Client, Error> {
         let (_, client) = self
             .inner

@@ -58,6 +58,8 @@ struct Member {
 pub(crate) struct Members {
     members: Vec<Member>,
     preferred: AtomicUsize,
+    /// The client of the member that answered last.
+    last_answered: Mutex<Option<Client>>,
     options: ConnectOptions,
     username: Option<String>,
     request_timeout: Duration,
@@ -79,6 +81,7 @@ impl Members {
                 })
                 .collect(),
             preferred: AtomicUsize::new(0),
+            last_answered: Mutex::new(None),
             options,
             username,
             request_timeout,
@@ -95,9 +98,9 @@ impl Members {
         &self.members[i].endpoint
     }
 
-    /// The connect options every member's client uses.
-    pub fn options(&self) -> &ConnectOptions {
-        &self.options
+    /// The client of the member that answered the last call, if any call succeeded yet.
+    pub fn last_answered(&self) -> Option<Client> {
+        lock(&self.last_answered).clone()
     }
 
     /// The member the next call starts with.
@@ -175,8 +178,11 @@ impl Members {
     {
         let client = self.client(i).await?;
         let endpoint = &self.members[i].endpoint;
-        match tokio::time::timeout(self.request_timeout, call(client)).await {
-            Ok(Ok(value)) => Ok(value),
+        match tokio::time::timeout(self.request_timeout, call(client.clone())).await {
+            Ok(Ok(value)) => {
+                *lock(&self.last_answered) = Some(client);
+                Ok(value)
+            }
             Ok(Err(CallError::Refused(reason))) => Err(Verdict::Fail(Error::Refused {
                 endpoint: endpoint.clone(),
                 operation: String::new(),
