@@ -199,10 +199,10 @@ fn normalise_endpoint(endpoint: &str, tls: bool) -> Result<String, Error> {
     if authority.contains('/') || authority.contains(char::is_whitespace) {
         return Err(invalid("expected host:port, without a path"));
     }
-    if let Some((_, port)) = authority.rsplit_once(':')
-        && !authority.ends_with(']')
-        && port.parse::<u16>().is_err()
-    {
+    let port = authority.rsplit_once(':').map(|(_, port)| port);
+    let bad_port = port.is_some_and(|port| port.parse::<u16>().is_err());
+    // `[::1]` is an IPv6 address without a port, not a port `1]`.
+    if bad_port && !authority.ends_with(']') {
         return Err(invalid("the port is not a number"));
     }
     Ok(format!("{scheme}://{authority}"))

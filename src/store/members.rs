@@ -159,9 +159,8 @@ impl Members {
                     }
                 }
             }
-            if pass + 1 < PASSES
-                && let Some(delay) = delays.next()
-            {
+            if pass + 1 < PASSES {
+                let delay = delays.next().unwrap_or(Duration::from_secs(1));
                 tokio::time::sleep(delay).await;
             }
         }

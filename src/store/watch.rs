@@ -14,6 +14,13 @@
 //!
 //! Each failure is reported as an `Err` item while the stream recovers with exponential
 //! backoff; the stream ends only when it is dropped. It does its work only while polled.
+//!
+//! A dead connection is noticed by gRPC keep-alive pings (see
+//! [`EtcdConfig::keep_alive_interval`](super::EtcdConfig::keep_alive_interval)); watches
+//! ask for etcd's progress notifications, but their revision is not used to advance the
+//! resume point (not every etcd release orders one after the events still queued for the
+//! watcher), so
+//! after a long quiet spell a resume may find its revision compacted and relist instead.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -167,11 +174,14 @@ impl Watcher {
                     Phase::Backoff { relist: true }
                 }
             },
+            // Broken stream or failed open: a new watch from the last emitted revision + 1.
             Phase::Resume => self.resume().await,
+            // Events keep it watching; a compaction relists; a break backs off and resumes.
             Phase::Watching { mut stream, member } => {
                 let message = stream.message().await;
                 self.on_message(message, stream, member)
             }
+            // After the wait, retry what failed: the list, or the open.
             Phase::Backoff { relist } => {
                 let delay = self.delays.next().unwrap_or(MAX_RETRY_DELAY);
                 tokio::time::sleep(delay).await;
