@@ -8,5 +8,6 @@
 //! the etcd [`store`], the Marathon [`marathon`] client, and the `theseus` command line.
 
 pub mod api;
+pub mod cli;
 pub mod marathon;
 pub mod store;

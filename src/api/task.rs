@@ -81,6 +81,9 @@ pub struct TaskRecord {
     /// Health-check verdict.
     #[serde(default)]
     pub health: Health,
+    /// Whether the app has health checks: then only a healthy task serves.
+    #[serde(default)]
+    pub health_checked: bool,
     /// When Mesos staged the task (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_at: Option<String>,
@@ -99,6 +102,12 @@ impl TaskRecord {
     /// Whether the task is running.
     pub fn is_running(&self) -> bool {
         self.state == TASK_RUNNING
+    }
+
+    /// Whether the task should receive traffic: running, and healthy when its app has health
+    /// checks. This is what `node_list` and watchers count.
+    pub fn is_serving(&self) -> bool {
+        self.is_running() && (!self.health_checked || self.health == Health::Healthy)
     }
 
     /// Whether the task carries every one of `labels`.
@@ -132,6 +141,7 @@ mod tests {
             )]),
             state: TASK_RUNNING.into(),
             health: Health::Unknown,
+            health_checked: false,
             staged_at: None,
             started_at: None,
             version: None,
@@ -146,6 +156,18 @@ mod tests {
         assert!(task.has_labels(&["dev"]));
         assert!(task.has_labels(&["eu", "dev"]));
         assert!(!task.has_labels(&["dev", "prod"]));
+    }
+
+    #[test]
+    fn a_task_serves_when_running_and_healthy_if_checked() {
+        let mut task = record();
+        assert!(task.is_serving());
+        task.health_checked = true;
+        assert!(!task.is_serving(), "no result yet");
+        task.health = Health::Healthy;
+        assert!(task.is_serving());
+        task.state = "TASK_STAGING".into();
+        assert!(!task.is_serving());
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub async fn run(args: DeleteArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
     for key in &keys {
         let path = layout.desired(key);
         match store.get(&path).await? {
-            Some(entry) => txn = txn.require_mod_revision(&path, entry.mod_revision).delete(&path),
+            Some(entry) => {
+                txn = txn
+                    .require_mod_revision(&path, entry.mod_revision)
+                    .delete(&path)
+            }
             None => problems.push(format!("no deployment {key}: {path} does not exist")),
         }
     }

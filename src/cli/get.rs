@@ -115,7 +115,8 @@ async fn read_rows(store: &Store, selector: &Selector) -> Result<Vec<Row>, Failu
             status_by_key.insert(key, entry);
         }
     }
-    let keys: BTreeSet<&DeploymentKey> = desired_by_key.keys().chain(status_by_key.keys()).collect();
+    let keys: BTreeSet<&DeploymentKey> =
+        desired_by_key.keys().chain(status_by_key.keys()).collect();
     Ok(keys
         .into_iter()
         .map(|key| row(key, desired_by_key.get(key), status_by_key.get(key)))

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::output::{OutputFormat, Table, print_structured};
 use super::Failure;
-use crate::api::manifest::{KeyDefaults, ManifestEntry, ManifestError, read_manifest, repeated_keys};
+use super::output::{OutputFormat, Table, print_structured};
+use crate::api::manifest::{
+    KeyDefaults, ManifestEntry, ManifestError, read_manifest, repeated_keys,
+};
 
 /// Arguments of `theseus validate`.
 #[derive(Debug, Args)]

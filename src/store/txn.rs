@@ -1,0 +1,139 @@
+//! Compare-and-swap transactions: every compare must hold, then every operation applies
+//! atomically at one revision; if a compare fails, nothing is written.
+
+use etcd_client::{Compare, CompareOp, DeleteOptions, TxnOp};
+
+use super::Revision;
+
+/// A transaction under construction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    compares: Vec<Condition>,
+    operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    ModRevision { key: String, revision: Revision },
+    CreateRevision { key: String, revision: Revision },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Operation {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+    DeletePrefix { prefix: String },
+}
+
+/// How a transaction went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnOutcome {
+    /// Every compare held and every operation was applied.
+    pub succeeded: bool,
+    /// The store's revision after the transaction (the revision of its writes if it
+    /// succeeded and wrote anything).
+    pub revision: Revision,
+}
+
+impl Txn {
+    /// An empty transaction: no compares, no operations.
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    /// Requires `key`'s mod revision to be `revision`; 0 means the key must not exist.
+    pub fn require_mod_revision(mut self, key: &str, revision: Revision) -> Txn {
+        self.compares.push(Condition::ModRevision {
+            key: key.to_owned(),
+            revision,
+        });
+        self
+    }
+
+    /// Requires `key`'s create revision to be `revision` (0: the key must not exist). A
+    /// leader key's create revision is the fencing token of its leadership.
+    pub fn require_create_revision(mut self, key: &str, revision: Revision) -> Txn {
+        self.compares.push(Condition::CreateRevision {
+            key: key.to_owned(),
+            revision,
+        });
+        self
+    }
+
+    /// Writes `value` at `key`.
+    pub fn put(mut self, key: &str, value: impl Into<Vec<u8>>) -> Txn {
+        self.operations.push(Operation::Put {
+            key: key.to_owned(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Deletes `key`.
+    pub fn delete(mut self, key: &str) -> Txn {
+        self.operations.push(Operation::Delete {
+            key: key.to_owned(),
+        });
+        self
+    }
+
+    /// Deletes every key that starts with `prefix`.
+    pub fn delete_prefix(mut self, prefix: &str) -> Txn {
+        self.operations.push(Operation::DeletePrefix {
+            prefix: prefix.to_owned(),
+        });
+        self
+    }
+
+    /// Whether the transaction has no operation (compares alone write nothing).
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    /// The keys and prefixes it touches, for messages: `/a`, `/b/*`.
+    pub(crate) fn describe(&self) -> String {
+        let mut keys: Vec<String> = self
+            .compares
+            .iter()
+            .map(|compare| match compare {
+                Condition::ModRevision { key, .. } | Condition::CreateRevision { key, .. } => {
+                    key.clone()
+                }
+            })
+            .chain(self.operations.iter().map(|operation| match operation {
+                Operation::Put { key, .. } | Operation::Delete { key } => key.clone(),
+                Operation::DeletePrefix { prefix } => format!("{prefix}*"),
+            }))
+            .collect();
+        keys.dedup();
+        format!("txn on {}", keys.join(", "))
+    }
+
+    /// The etcd-client form; built afresh for every attempt.
+    pub(crate) fn to_etcd(&self) -> etcd_client::Txn {
+        let compares: Vec<Compare> = self
+            .compares
+            .iter()
+            .map(|compare| match compare {
+                Condition::ModRevision { key, revision } => {
+                    Compare::mod_revision(key.as_str(), CompareOp::Equal, *revision)
+                }
+                Condition::CreateRevision { key, revision } => {
+                    Compare::create_revision(key.as_str(), CompareOp::Equal, *revision)
+                }
+            })
+            .collect();
+        let operations: Vec<TxnOp> = self
+            .operations
+            .iter()
+            .map(|operation| match operation {
+                Operation::Put { key, value } => TxnOp::put(key.as_str(), value.clone(), None),
+                Operation::Delete { key } => TxnOp::delete(key.as_str(), None),
+                Operation::DeletePrefix { prefix } => {
+                    TxnOp::delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+                }
+            })
+            .collect();
+        etcd_client::Txn::new().when(compares).and_then(operations)
+    }
+}
