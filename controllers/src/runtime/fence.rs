@@ -1,0 +1,259 @@
+//! Fencing: every write the controller makes holds only while its leadership does.
+//!
+//! What it promises:
+//! - [`FencedStore`] is the only way the controller writes to etcd. Every write is one
+//!   transaction that also requires the leader key's create revision to be the fencing
+//!   token of this term ([`Fence`]); a deposed leader's write therefore changes nothing, even
+//!   if it arrives late.
+//! - A write whose fence fails marks the leadership lost ([`Fence::lost`] is cancelled) and
+//!   returns [`FenceError::LeadershipLost`]; the election loop then stops everything at once.
+//! - [`Fence::check`] says whether this term may still act, from the local lease deadline: call
+//!   it right before each write outside etcd (Marathon), which no transaction can fence.
+//!
+//! What it does not do: retry (callers back off), or cache reads.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use theseus::store::{Error as StoreError, Revision, Store, Txn};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{MetricLabel, Metrics};
+
+/// Why a fenced write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    /// The leadership this write was fenced on is gone (the leader key was deleted or
+    /// recreated, the lease expired, or the term ended); nothing was written.
+    #[error(
+        "leadership lost ({reason}); the write to `{key}` was not made and this replica stops \
+         acting until it is elected again"
+    )]
+    LeadershipLost {
+        /// The key that was to be written.
+        key: String,
+        /// How the loss was noticed.
+        reason: &'static str,
+    },
+    /// etcd failed; the write may or may not have happened (a retry is safe).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The value could not be encoded as JSON.
+    #[error("cannot encode the value for `{key}` as JSON: {reason}")]
+    Encode {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl MetricLabel for FenceError {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            FenceError::LeadershipLost { .. } => "leadership_lost",
+            FenceError::Store(error) => error.metric_label(),
+            FenceError::Encode { .. } => "encode",
+        }
+    }
+}
+
+/// When the lease of this term expires at the latest, by the local clock; kept current by
+/// the lease keeper.
+#[derive(Debug)]
+pub struct LeaseDeadline(Mutex<Instant>);
+
+impl LeaseDeadline {
+    /// A deadline at `at`.
+    pub fn new(at: Instant) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    /// Moves the deadline to `at` (never backwards).
+    pub fn extend(&self, at: Instant) {
+        let mut deadline = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if at > *deadline {
+            *deadline = at;
+        }
+    }
+
+    /// The deadline.
+    pub fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The fencing token of one leadership term and the means to end the term.
+#[derive(Clone)]
+pub struct Fence {
+    leader_key: Arc<str>,
+    token: Revision,
+    deadline: Arc<LeaseDeadline>,
+    /// Safety margin before the lease deadline after which the term no longer acts.
+    margin: Duration,
+    lost: CancellationToken,
+}
+
+impl fmt::Debug for Fence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fence")
+            .field("leader_key", &self.leader_key)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fence {
+    /// The fence of the term whose leader key `leader_key` was created at revision `token`,
+    /// held while the lease lives (`deadline`, minus `margin`) and `lost` is not cancelled.
+    pub fn new(
+        leader_key: &str,
+        token: Revision,
+        deadline: Arc<LeaseDeadline>,
+        margin: Duration,
+        lost: CancellationToken,
+    ) -> Self {
+        Self {
+            leader_key: leader_key.into(),
+            token,
+            deadline,
+            margin,
+            lost,
+        }
+    }
+
+    /// The leader key.
+    pub fn leader_key(&self) -> &str {
+        &self.leader_key
+    }
+
+    /// The fencing token: the leader key's create revision.
+    pub fn token(&self) -> Revision {
+        self.token
+    }
+
+    /// Cancelled when the term ends for any reason.
+    pub fn lost(&self) -> &CancellationToken {
+        &self.lost
+    }
+
+    /// Whether this term may still act; `key` names what was about to be written, for the
+    /// error. Ends the term when the lease deadline has (nearly) passed.
+    pub fn check(&self, key: &str) -> Result<(), FenceError> {
+        if self.lost.is_cancelled() {
+            return Err(FenceError::LeadershipLost {
+                key: key.to_owned(),
+                reason: "the term ended",
+            });
+        }
+        if Instant::now() + self.margin >= self.deadline.get() {
+            self.lost.cancel();
+            return Err(FenceError::LeadershipLost {
+                key: key.to_owned(),
+                reason: "the lease was not renewed in time",
+            });
+        }
+        Ok(())
+    }
+
+    /// `txn` with the fence's compare added.
+    pub fn guard(&self, txn: Txn) -> Txn {
+        txn.require_create_revision(&self.leader_key, self.token)
+    }
+}
+
+/// The controller's only way to write to etcd; see the module documentation.
+#[derive(Clone)]
+pub struct FencedStore {
+    store: Store,
+    fence: Fence,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for FencedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FencedStore")
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FencedStore {
+    /// Writes through `store`, fenced by `fence`, counted in `metrics`.
+    pub fn new(store: Store, fence: Fence, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            fence,
+            metrics,
+        }
+    }
+
+    /// The store, for reads (which need no fence).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The fence.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Writes `value` as JSON at `key`; returns the revision of the write.
+    pub async fn put_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<Revision, FenceError> {
+        let bytes = serde_json::to_vec(value).map_err(|error| FenceError::Encode {
+            key: key.to_owned(),
+            reason: error.to_string(),
+        })?;
+        self.run(key, "put", Txn::new().put(key, bytes)).await
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) -> Result<Revision, FenceError> {
+        self.run(key, "delete", Txn::new().delete(key)).await
+    }
+
+    /// Deletes every key under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<Revision, FenceError> {
+        self.run(prefix, "delete", Txn::new().delete_prefix(prefix))
+            .await
+    }
+
+    async fn run(
+        &self,
+        key: &str,
+        operation: &'static str,
+        txn: Txn,
+    ) -> Result<Revision, FenceError> {
+        self.fence.check(key)?;
+        let started = Instant::now();
+        let outcome = self.store.txn(self.fence.guard(txn)).await;
+        let took = started.elapsed();
+        match outcome {
+            Ok(outcome) if outcome.succeeded => {
+                self.metrics.etcd_request(operation, "ok", took);
+                Ok(outcome.revision)
+            }
+            Ok(_) => {
+                // Only the fence is compared, so only the fence failed: another replica
+                // leads now, or our key is gone with our lease.
+                self.metrics.etcd_request(operation, "fence_failed", took);
+                self.fence.lost.cancel();
+                Err(FenceError::LeadershipLost {
+                    key: key.to_owned(),
+                    reason: "the leader key changed",
+                })
+            }
+            Err(error) => {
+                self.metrics.etcd_request(operation, "error", took);
+                Err(error.into())
+            }
+        }
+    }
+}
