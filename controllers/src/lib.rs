@@ -4,10 +4,12 @@
 //! Built the way kube-runtime builds Kubernetes controllers: a [`runtime`] of reflectors over
 //! etcd, a work queue with per-key backoff, a bounded runner, leader election with fenced
 //! writes, and metrics; and reconcilers on top of it, starting with [`deployments`]. The
-//! `theseus-controller` binary is a thin command line over [`Controller`].
+//! `theseus-controller` binary is a thin command line over
+//! [`controller::Controller`].
 
 #![warn(missing_docs)]
 
+pub mod controller;
 pub mod deployments;
 pub mod http;
 pub mod marathon_snapshot;

@@ -1,3 +1,149 @@
-//! `theseus-controller`.
+//! `theseus-controller`: the command line over [`theseus_controllers::controller`].
+//!
+//! Parses flags (each with an environment variable), sets up logging, starts the controller,
+//! and shuts it down cleanly on SIGTERM or SIGINT.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use reqwest::Url;
+use theseus::cli::EtcdArgs;
+use theseus::marathon::MarathonConfig;
+use theseus_controllers::controller::{Controller, ControllerConfig};
+use theseus_controllers::runtime::queue::Backoff;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// Makes Marathon match the Deployment specs under /desired in etcd, and reports under
+/// /observed. Run several replicas: one leads and acts, the others stand by.
+#[derive(Debug, Parser)]
+#[command(name = "theseus-controller", version, about, long_about = None, max_term_width = 100)]
+struct Args {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+
+    /// Marathon URLs, comma-separated (every master; the client follows the leader).
+    #[arg(
+        long = "marathon",
+        env = "MARATHON_URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    marathon: Vec<Url>,
+
+    /// Marathon user name (basic auth).
+    #[arg(long, env = "MARATHON_USERNAME")]
+    marathon_username: Option<String>,
+
+    /// Marathon password (prefer the environment variable to keep it out of `ps`).
+    #[arg(long, env = "MARATHON_PASSWORD", hide_env_values = true)]
+    marathon_password: Option<String>,
+
+    /// CA certificate (PEM) that signed Marathon's certificate, for https URLs.
+    #[arg(long, env = "MARATHON_CACERT")]
+    marathon_ca_file: Option<PathBuf>,
+
+    /// How long a Marathon request may take.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    marathon_timeout: Duration,
+
+    /// Marathon group the apps live under (apps are /<group>/<service>/<name>).
+    #[arg(long, env = "THESEUS_MARATHON_GROUP")]
+    marathon_group: Option<String>,
+
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "THESEUS_LISTEN", default_value = "127.0.0.1:9090")]
+    listen: SocketAddr,
+
+    /// Reconciles that may run at once.
+    #[arg(long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
+
+    /// How often every deployment is reconciled and Marathon relisted, events or not.
+    #[arg(long, env = "THESEUS_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
+    resync: Duration,
+
+    /// TTL of the leadership lease: the longest a dead leader keeps the others waiting.
+    #[arg(long, env = "THESEUS_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+
+    /// How long reconciles in flight may take to finish on shutdown.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+
+    /// This replica's name in the election (default: host name and process id).
+    #[arg(long, env = "THESEUS_IDENTITY")]
+    identity: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "THESEUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    // Failpoints named in FAILPOINTS (tests stop the process at a chosen line with them).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+
+    let mut marathon = MarathonConfig::new(args.marathon.clone());
+    marathon.username = args.marathon_username.clone();
+    marathon.password = args.marathon_password.clone();
+    marathon.ca_file = args.marathon_ca_file.clone();
+    marathon.request_timeout = args.marathon_timeout;
+
+    let mut config = ControllerConfig::new(args.etcd.config(), marathon);
+    config.prefix = args.etcd.prefix.clone();
+    config.marathon_group = args.marathon_group.clone();
+    config.listen = args.listen;
+    config.workers = usize::from(args.workers);
+    config.resync = args.resync;
+    config.lease_ttl = args.lease_ttl;
+    config.drain = args.drain;
+    config.backoff = Backoff::default();
+    config.identity = args.identity.clone().unwrap_or_else(default_identity);
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let controller = Controller::start(config)
+        .await
+        .context("theseus-controller cannot start")?;
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => info!("SIGINT: shutting down"),
+    }
+    controller.shutdown().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// `<host>-<pid>`: unique among replicas, and says where each one runs.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}-{}", std::process::id())
+}

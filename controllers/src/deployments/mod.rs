@@ -3,8 +3,12 @@
 //!
 //! - [`mapping`]: spec → Marathon app, the spec hash, ownership;
 //! - [`drift`]: whether an owned app matches its spec, and how to put it back;
-//! - [`status`]: the report written to `/observed/<service>/<name>/status`.
+//! - [`status`]: the report written to `/observed/<service>/<name>/status`;
+//! - [`statuses`]: the statuses written, and the only way they are written;
+//! - [`reconcile`]: one key against Marathon.
 
 pub mod drift;
 pub mod mapping;
+pub mod reconcile;
 pub mod status;
+pub mod statuses;

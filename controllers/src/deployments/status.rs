@@ -35,8 +35,9 @@ pub enum Situation<'a> {
     MarathonUnavailable(String),
     /// The app matches the spec, or Marathon accepted the change that makes it match.
     Applied,
-    /// The spec was removed and the app is being deleted.
-    Deleting,
+    /// The spec was removed and the app is being deleted; with the error that keeps Marathon
+    /// from deleting it, if any.
+    Deleting(Option<String>),
 }
 
 /// The deployment being reported on.
@@ -83,7 +84,7 @@ pub fn report(
             "SpecInvalid",
             format!("the spec is not valid, nothing was changed: {errors}"),
         )),
-        Situation::Deleting => {}
+        Situation::Deleting(_) => {}
         _ => conditions.push(Condition::holds("Valid", "SpecValid", "the spec is valid")),
     }
     let progressing = match situation {
@@ -113,11 +114,19 @@ pub fn report(
             "MarathonUnavailable",
             message.clone(),
         )),
-        Situation::Deleting => Some(Condition::holds(
+        Situation::Deleting(None) => Some(Condition::holds(
             "Progressing",
             "Deleting",
             format!(
                 "the spec was removed; deleting Marathon app `{}`",
+                subject.app_id
+            ),
+        )),
+        Situation::Deleting(Some(message)) => Some(Condition::fails(
+            "Progressing",
+            "MarathonUnavailable",
+            format!(
+                "the spec was removed but Marathon app `{}` cannot be deleted yet: {message}",
                 subject.app_id
             ),
         )),
@@ -146,14 +155,14 @@ pub fn report(
         }),
     };
     conditions.extend(progressing);
-    if !matches!(situation, Situation::NotOwned(_) | Situation::Deleting) {
+    if !matches!(situation, Situation::NotOwned(_) | Situation::Deleting(_)) {
         conditions.push(available(subject, app, &counts));
     }
 
     let phase = match situation {
         Situation::Invalid(_) => Phase::Invalid,
         Situation::NotOwned(_) | Situation::Rejected(_) => Phase::Failed,
-        Situation::Deleting => Phase::Deleting,
+        Situation::Deleting(_) => Phase::Deleting,
         Situation::Locked(_) => Phase::Deploying,
         Situation::MarathonUnavailable(_) | Situation::Applied => match app {
             None => Phase::Pending,

@@ -1,0 +1,387 @@
+//! The controller process: HTTP endpoints and metrics for its whole life, leader election,
+//! and in every term won the deployments reconciler with its caches.
+//!
+//! What it promises:
+//! - [`Controller::start`] returns once the HTTP endpoints listen; etcd and Marathon may still
+//!   be down (the controller waits for them and `/readyz` says so).
+//! - A term builds everything afresh: the `/desired` reflector, the statuses (one list), the
+//!   Marathon snapshot (one list, then its event stream), the work queue; reconciles start
+//!   only once the reflector has listed `/desired`, so a key missing from an incomplete
+//!   picture is never taken for a deleted one. Every long-lived task belongs to the term and
+//!   ends with it: dropped at once when leadership is lost, drained on shutdown.
+//! - Every resync relists Marathon once and queues every key; converged keys then cost
+//!   neither a Marathon call nor an etcd write.
+//! - [`Controller::shutdown`] stops taking work, lets reconciles in flight finish (within the
+//!   drain period), gives up the leadership, and stops the endpoints.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
+use theseus::store::{self, EtcdConfig, KeyPath, Layout, Store};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::deployments::mapping::{MANAGED_SELECTOR, Mapping, MappingError};
+use crate::deployments::reconcile::Deployments;
+use crate::deployments::statuses::Statuses;
+use crate::http::{HttpError, HttpServer};
+use crate::marathon_snapshot::{Change, MarathonSnapshot, RelistReason, SnapshotConfig};
+use crate::runtime::health::{Health, Role};
+use crate::runtime::leader::{ElectionConfig, Term, run_elections};
+use crate::runtime::metrics::{MarathonRequestMetrics, Metrics};
+use crate::runtime::queue::{Backoff, WorkQueue};
+use crate::runtime::reflector::Reflector;
+use crate::runtime::runner::{self, RunnerConfig};
+
+/// The name of the deployments reconciler in metrics and logs.
+const DEPLOYMENTS: &str = "deployments";
+
+/// Everything the controller is configured with.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// How to reach etcd.
+    pub etcd: EtcdConfig,
+    /// The root prefix of theseus's keys.
+    pub prefix: String,
+    /// How to reach Marathon.
+    pub marathon: MarathonConfig,
+    /// The Marathon group apps live under (`None`: the root group).
+    pub marathon_group: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Reconciles that may run at once.
+    pub workers: usize,
+    /// How often every key is reconciled and Marathon relisted regardless of events.
+    pub resync: Duration,
+    /// The TTL of the leadership lease.
+    pub lease_ttl: Duration,
+    /// How long reconciles in flight may take to finish on shutdown.
+    pub drain: Duration,
+    /// How failed keys back off.
+    pub backoff: Backoff,
+    /// This replica's name in the election.
+    pub identity: String,
+}
+
+impl ControllerConfig {
+    /// A configuration with the command line's defaults for everything but where etcd and
+    /// Marathon are.
+    pub fn new(etcd: EtcdConfig, marathon: MarathonConfig) -> Self {
+        Self {
+            etcd,
+            prefix: String::new(),
+            marathon,
+            marathon_group: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            workers: 16,
+            resync: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(10),
+            drain: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            identity: format!("theseus-controller-{}", std::process::id()),
+        }
+    }
+}
+
+/// Why the controller cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The HTTP endpoints cannot listen.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The Marathon group is not a Marathon path.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// The Marathon client cannot be configured.
+    #[error("cannot set up the Marathon client: {0}")]
+    Marathon(#[from] marathon::Error),
+    /// The etcd configuration or prefix is unusable.
+    #[error("cannot set up the etcd store: {0}")]
+    Store(#[from] store::Error),
+}
+
+/// What every term shares.
+struct Shared {
+    config: ControllerConfig,
+    layout: Layout,
+    mapping: Mapping,
+    client: MarathonClient,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// A running controller; see the module documentation.
+#[derive(Debug)]
+pub struct Controller {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    http_addr: SocketAddr,
+}
+
+impl Controller {
+    /// Starts the controller: binds the endpoints, then (in the background) connects to
+    /// etcd, campaigns, and reconciles while it leads.
+    pub async fn start(config: ControllerConfig) -> Result<Controller, ControllerError> {
+        let layout = Layout::new(&config.prefix)?;
+        let mapping = Mapping::new(
+            config.marathon_group.as_deref(),
+            config.etcd.endpoints.clone(),
+            layout.prefix(),
+        )?;
+        let metrics = Arc::new(Metrics::new());
+        let client = MarathonClient::new(config.marathon.clone())?
+            .with_observer(Arc::new(MarathonRequestMetrics(Arc::clone(&metrics))));
+        let health = Arc::new(Health::default());
+        let http = HttpServer::bind(config.listen).await?;
+        let http_addr = http.local_addr();
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn({
+            let serving = http.serve(Arc::clone(&metrics), Arc::clone(&health), stop.clone());
+            async move {
+                if let Err(error) = serving.await {
+                    warn!(%error, "the HTTP endpoints stopped");
+                }
+            }
+        });
+        let shared = Arc::new(Shared {
+            config,
+            layout,
+            mapping,
+            client,
+            metrics: Arc::clone(&metrics),
+            health: Arc::clone(&health),
+        });
+        tasks.spawn(elect(shared, stop.clone()));
+        info!(listen = %http_addr, "theseus-controller started");
+        Ok(Controller {
+            stop,
+            tasks,
+            metrics,
+            health,
+            http_addr,
+        })
+    }
+
+    /// Where the HTTP endpoints listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The controller's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The replica's role.
+    pub fn role(&self) -> Role {
+        self.health.role()
+    }
+
+    /// Stops the controller (see the module documentation) and waits until it has.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Connects to etcd (waiting for it), then runs elections until `stop`.
+async fn elect(shared: Arc<Shared>, stop: CancellationToken) {
+    let Some(store) = connect(&shared, &stop).await else {
+        return;
+    };
+    let election = ElectionConfig {
+        name: format!("{}controller", shared.layout.leader_root()),
+        identity: shared.config.identity.clone(),
+        lease_ttl: shared.config.lease_ttl,
+    };
+    run_elections(
+        store.clone(),
+        election,
+        Arc::clone(&shared.health),
+        Arc::clone(&shared.metrics),
+        stop,
+        |term| lead(Arc::clone(&shared), store.clone(), term),
+    )
+    .await;
+}
+
+async fn connect(shared: &Shared, stop: &CancellationToken) -> Option<Store> {
+    let mut delays = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let connecting = Store::connect(shared.config.etcd.clone(), shared.layout.clone());
+        let connected = tokio::select! {
+            () = stop.cancelled() => return None,
+            connected = connecting => connected,
+        };
+        match connected {
+            Ok(store) => return Some(store),
+            Err(error) => {
+                warn!(%error, "cannot connect to etcd; retrying");
+                shared.health.set(Role::Degraded {
+                    reason: error.to_string(),
+                });
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One term: build the caches, then reconcile until the term stops.
+async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
+    let metrics = &shared.metrics;
+    let fenced = crate::runtime::fence::FencedStore::new(
+        store.clone(),
+        term.fence.clone(),
+        Arc::clone(metrics),
+    );
+    let statuses = match Statuses::load(fenced, Arc::clone(metrics)).await {
+        Ok(statuses) => statuses,
+        Err(error) => {
+            warn!(%error, "cannot read the statuses at the start of the term");
+            return;
+        }
+    };
+    let queue = WorkQueue::new(shared.config.backoff);
+    let mapping = shared.mapping.clone();
+    let snapshot = Arc::new(MarathonSnapshot::new(
+        shared.client.clone(),
+        SnapshotConfig {
+            selector: MANAGED_SELECTOR.to_owned(),
+            embeds: vec![Embed::Counts, Embed::Deployments, Embed::LastTaskFailure],
+            in_scope: Arc::new({
+                let mapping = mapping.clone();
+                move |id| mapping.key_of(id).is_some()
+            }),
+        },
+        Arc::clone(metrics),
+    ));
+    let layout = shared.layout.clone();
+    let (reflector, desired) = Reflector::new("desired", move |key| match layout.parse(key) {
+        Some(KeyPath::Desired(key)) => Some(key),
+        _ => None,
+    });
+    let deployments = Arc::new(Deployments::new(
+        mapping.clone(),
+        desired.clone(),
+        Arc::clone(&snapshot),
+        statuses,
+        term.fence.clone(),
+        Arc::clone(metrics),
+    ));
+    snapshot.subscribe({
+        let queue = queue.clone();
+        // Weak: the snapshot lives inside the reconciler it would otherwise keep alive.
+        let deployments: Weak<Deployments> = Arc::downgrade(&deployments);
+        move |change| match change {
+            Change::Apps(apps) => {
+                for app in apps {
+                    if let Some(key) = mapping.key_of(app) {
+                        queue.trigger(key);
+                    }
+                }
+            }
+            Change::Reachability(_) => {
+                if let Some(deployments) = deployments.upgrade() {
+                    for key in deployments.keys() {
+                        queue.trigger(key);
+                    }
+                }
+            }
+        }
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(reflector.run(
+        store.watch(&shared.layout.desired_root()),
+        Arc::clone(metrics),
+        {
+            let queue = queue.clone();
+            move |key| queue.trigger(key.clone())
+        },
+        term.stop.clone(),
+    ));
+    if let Err(error) = snapshot.relist(RelistReason::Initial).await {
+        warn!(%error, "cannot list Marathon's apps; statuses will say so until it answers");
+    }
+    tasks.spawn({
+        let snapshot = Arc::clone(&snapshot);
+        let stop = term.stop.clone();
+        async move { snapshot.follow_events(stop).await }
+    });
+    let synced = tokio::select! {
+        () = term.stop.cancelled() => false,
+        synced = desired.wait_synced() => synced,
+    };
+    if !synced {
+        return;
+    }
+    shared.health.set(Role::Leader { synced: true });
+    info!(
+        desired = desired.len(),
+        apps = snapshot.apps().len(),
+        "caches synced; reconciling"
+    );
+    queue.resync(deployments.keys());
+    tasks.spawn(resync(
+        Arc::clone(&snapshot),
+        Arc::clone(&deployments),
+        queue.clone(),
+        shared.config.resync,
+        term.stop.clone(),
+    ));
+
+    runner::run(
+        queue.clone(),
+        RunnerConfig {
+            controller: DEPLOYMENTS,
+            workers: shared.config.workers,
+            drain: shared.config.drain,
+        },
+        Arc::clone(metrics),
+        move |key| {
+            let deployments = Arc::clone(&deployments);
+            async move { deployments.reconcile(key).await }
+        },
+        term.stop.clone(),
+    )
+    .await;
+    queue.close();
+    tasks.shutdown().await;
+}
+
+/// Every `interval`: relist Marathon (one call), re-read foreign apps, queue every key.
+async fn resync(
+    snapshot: Arc<MarathonSnapshot>,
+    deployments: Arc<Deployments>,
+    queue: WorkQueue<theseus::api::DeploymentKey>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(error) = snapshot.relist(RelistReason::Resync).await {
+            warn!(%error, "cannot relist Marathon for the resync");
+        }
+        snapshot.refresh_foreign().await;
+        queue.resync(deployments.keys());
+    }
+}

@@ -1,0 +1,635 @@
+//! The deployments reconcile: one `/desired/<service>/<name>` key against Marathon.
+//!
+//! What it promises, for one key (never reconciled twice at once):
+//! - a valid spec and no app: the mapped app is created; an owned app that differs (spec hash,
+//!   or fields edited by hand) is replaced and Marathon rolls it; an instances-only difference
+//!   is a scale, without a restart;
+//! - a lock on the app held only by deployments this controller started for the same key is
+//!   overridden (`force`): the newer spec wins; a lock held by anything else is waited out
+//!   (requeued, and the status says so);
+//! - the key deleted: the owned app is deleted (and its status removed); an app without the
+//!   ownership labels for the key is never changed or deleted, whatever its id;
+//! - an invalid spec: status `Invalid` with every error, no Marathon call, the running app left
+//!   exactly as it was;
+//! - Marathon unreachable or failing: the status says so and the key backs off. A write whose
+//!   outcome is unknown marks the app stale, so the next attempt re-reads it before deciding:
+//!   nothing is written twice;
+//! - decisions come from the shared [`MarathonSnapshot`], never from a per-key read, so a
+//!   converged key costs no Marathon call and (its status being the same) no etcd write;
+//! - every Marathon write happens only while the leadership holds ([`Fence::check`]); between a
+//!   Marathon write and the status write sits the failpoint
+//!   `deployments::after_marathon_write`, for tests that kill the controller there.
+//!
+//! Which deployments this controller started is remembered for the leadership term only:
+//! after a failover, a lock held by the previous leader's deployment is waited out.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use theseus::api::{DeploymentKey, parse_spec};
+use theseus::marathon::{self, App, AppId, DeploymentId};
+use theseus::store::Entry;
+use tracing::{debug, info};
+
+use super::drift::{Drift, DriftedField, drift};
+use super::mapping::{DesiredApp, Mapping, Ownership};
+use super::status::{Situation, Subject, report};
+use super::statuses::Statuses;
+use crate::marathon_snapshot::{MarathonSnapshot, Reachability};
+use crate::runtime::fence::{Fence, FenceError};
+use crate::runtime::metrics::{MetricLabel, Metrics};
+use crate::runtime::reflector::Reflection;
+use crate::runtime::runner::Action;
+
+/// How soon a key waiting for someone else's deployment is looked at again.
+const LOCK_RETRY: Duration = Duration::from_secs(2);
+
+/// The failpoint between a Marathon write and the status write.
+pub const AFTER_MARATHON_WRITE: &str = "deployments::after_marathon_write";
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Marathon could not be asked or did not answer; the status says so.
+    #[error("Marathon is unavailable while reconciling {key}: {message}; retrying with backoff")]
+    MarathonUnavailable {
+        /// The deployment.
+        key: DeploymentKey,
+        /// What failed.
+        message: String,
+    },
+    /// Marathon answered a write with an error that a retry may fix.
+    #[error("Marathon failed to {action} app `{app}` for {key}: {source}")]
+    Marathon {
+        /// The deployment.
+        key: DeploymentKey,
+        /// The app.
+        app: AppId,
+        /// `create`, `update`, `scale` or `delete`.
+        action: &'static str,
+        /// Marathon's answer.
+        #[source]
+        source: Box<marathon::Error>,
+    },
+    /// The status could not be written (etcd failed, or the leadership is gone).
+    #[error("cannot record the status of {key}: {source}")]
+    Status {
+        /// The deployment.
+        key: DeploymentKey,
+        /// Why.
+        #[source]
+        source: Box<FenceError>,
+    },
+    /// The leadership ended before a Marathon write; nothing was written.
+    #[error("not writing app `{app}` for {key}: {source}")]
+    NotLeading {
+        /// The deployment.
+        key: DeploymentKey,
+        /// The app.
+        app: AppId,
+        /// Why.
+        #[source]
+        source: Box<FenceError>,
+    },
+}
+
+impl MetricLabel for ReconcileError {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::MarathonUnavailable { .. } => "marathon_unavailable",
+            ReconcileError::Marathon { source, .. } => source.metric_label(),
+            ReconcileError::Status { source, .. } => source.metric_label(),
+            ReconcileError::NotLeading { .. } => "leadership_lost",
+        }
+    }
+}
+
+/// What converging an app did.
+struct Converged {
+    situation: Situation<'static>,
+    /// Whether Marathon accepted a write.
+    wrote: bool,
+    /// What to do next if all went well.
+    action: Action,
+    /// The error to back off with, after the status is written.
+    failure: Option<ReconcileError>,
+}
+
+impl Converged {
+    fn done(situation: Situation<'static>) -> Self {
+        Self {
+            situation,
+            wrote: false,
+            action: Action::Done,
+            failure: None,
+        }
+    }
+
+    fn wrote() -> Self {
+        Self {
+            wrote: true,
+            ..Self::done(Situation::Applied)
+        }
+    }
+
+    fn failed(situation: Situation<'static>, failure: ReconcileError) -> Self {
+        Self {
+            failure: Some(failure),
+            ..Self::done(situation)
+        }
+    }
+}
+
+/// The deployments reconciler of one leadership term.
+#[derive(Debug)]
+pub struct Deployments {
+    mapping: Mapping,
+    desired: Reflection<DeploymentKey>,
+    snapshot: Arc<MarathonSnapshot>,
+    statuses: Statuses,
+    fence: Fence,
+    /// Deployments this term started, by key.
+    started: Mutex<HashMap<DeploymentKey, HashSet<DeploymentId>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Deployments {
+    /// A reconciler over these caches, writing through these handles.
+    pub fn new(
+        mapping: Mapping,
+        desired: Reflection<DeploymentKey>,
+        snapshot: Arc<MarathonSnapshot>,
+        statuses: Statuses,
+        fence: Fence,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            mapping,
+            desired,
+            snapshot,
+            statuses,
+            fence,
+            started: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// Every key there is something to reconcile for: a spec, a status, or an app in the
+    /// group whose id is a deployment's.
+    pub fn keys(&self) -> BTreeSet<DeploymentKey> {
+        let mut keys: BTreeSet<DeploymentKey> = self.desired.keys().into_iter().collect();
+        keys.extend(self.statuses.keys());
+        keys.extend(
+            self.snapshot
+                .apps()
+                .iter()
+                .filter_map(|app| self.mapping.key_of(&app.id)),
+        );
+        keys
+    }
+
+    /// Reconciles `key`; see the module documentation.
+    pub async fn reconcile(&self, key: DeploymentKey) -> Result<Action, ReconcileError> {
+        let app_id = self.mapping.app_id(&key);
+        match self.desired.get(&key) {
+            Some(entry) => self.reconcile_desired(&key, &app_id, &entry).await,
+            None => self.reconcile_removed(&key, &app_id).await,
+        }
+    }
+
+    async fn reconcile_desired(
+        &self,
+        key: &DeploymentKey,
+        app_id: &AppId,
+        entry: &Entry,
+    ) -> Result<Action, ReconcileError> {
+        let revision = entry.mod_revision;
+        let spec = match parse_spec(&entry.value) {
+            Ok(spec) => spec,
+            Err(errors) => {
+                debug!(%errors, "the spec is invalid; leaving Marathon as it is");
+                let app = self
+                    .snapshot
+                    .app(app_id)
+                    .filter(|app| self.mapping.ownership(key, app) == Ownership::Owned);
+                let subject = Subject {
+                    revision,
+                    app_id,
+                    desired_instances: None,
+                    health_checked: false,
+                };
+                let status = report(subject, app.as_deref(), &Situation::Invalid(&errors));
+                self.write_status(key, status).await?;
+                return Ok(Action::Done);
+            }
+        };
+        let desired = self.mapping.desired_app(key, &spec);
+        let subject = Subject {
+            revision,
+            app_id,
+            desired_instances: Some(spec.instances),
+            health_checked: !spec.health_checks.is_empty(),
+        };
+        let converged = match self.current_app(app_id).await {
+            Ok(app) => {
+                self.forget_finished(key, app.as_deref());
+                self.converge(key, &desired, app).await
+            }
+            Err(message) => Converged::failed(
+                Situation::MarathonUnavailable(message.clone()),
+                ReconcileError::MarathonUnavailable {
+                    key: key.clone(),
+                    message,
+                },
+            ),
+        };
+        if converged.wrote {
+            fail::fail_point!(AFTER_MARATHON_WRITE);
+        }
+        let app = self.snapshot.app(app_id);
+        let status = report(subject, app.as_deref(), &converged.situation);
+        self.write_status(key, status).await?;
+        match converged.failure {
+            Some(failure) => Err(failure),
+            None => Ok(converged.action),
+        }
+    }
+
+    async fn reconcile_removed(
+        &self,
+        key: &DeploymentKey,
+        app_id: &AppId,
+    ) -> Result<Action, ReconcileError> {
+        let app = match self.current_app(app_id).await {
+            Ok(app) => app,
+            Err(message) => {
+                if self.statuses.get(key).is_some() {
+                    let status = report(
+                        removed(app_id),
+                        self.snapshot.app(app_id).as_deref(),
+                        &Situation::Deleting(Some(message.clone())),
+                    );
+                    self.write_status(key, status).await?;
+                }
+                return Err(ReconcileError::MarathonUnavailable {
+                    key: key.clone(),
+                    message,
+                });
+            }
+        };
+        let owned = app
+            .as_deref()
+            .is_some_and(|app| self.mapping.ownership(key, app) == Ownership::Owned);
+        if owned {
+            self.check_leading(key, app_id)?;
+            match self.snapshot.client().delete_app(app_id, true).await {
+                Ok(_) | Err(marathon::Error::NotFound { .. }) => {
+                    info!(app = %app_id, "deleted the app of a removed deployment");
+                    self.metrics.marathon_write("delete");
+                    self.snapshot.record_deleted(app_id);
+                    fail::fail_point!(AFTER_MARATHON_WRITE);
+                }
+                Err(error) => {
+                    let converged = self.marathon_failure(key, app_id, "delete", error);
+                    let message = match &converged.situation {
+                        Situation::MarathonUnavailable(message) | Situation::Rejected(message) => {
+                            message.clone()
+                        }
+                        _ => "Marathon refused the delete".to_owned(),
+                    };
+                    let status = report(
+                        removed(app_id),
+                        self.snapshot.app(app_id).as_deref(),
+                        &Situation::Deleting(Some(message)),
+                    );
+                    self.write_status(key, status).await?;
+                    return match converged.failure {
+                        Some(failure) => Err(failure),
+                        None => Ok(Action::RequeueAfter(LOCK_RETRY)),
+                    };
+                }
+            }
+        }
+        self.started_for(key).clear();
+        self.statuses
+            .remove(key)
+            .await
+            .map_err(|source| ReconcileError::Status {
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(Action::Done)
+    }
+
+    /// The app as the snapshot has it, re-read first if it is stale; the error text when
+    /// Marathon's picture cannot be trusted.
+    async fn current_app(&self, app_id: &AppId) -> Result<Option<Arc<App>>, String> {
+        match self.snapshot.reachability() {
+            Reachability::Reachable => {}
+            Reachability::Unknown => {
+                return Err("Marathon has not answered the controller's first list yet".into());
+            }
+            Reachability::Unreachable(error) => return Err(error),
+        }
+        if self.snapshot.is_stale(app_id) {
+            return self
+                .snapshot
+                .refresh(app_id)
+                .await
+                .map_err(|error| error.to_string());
+        }
+        Ok(self.snapshot.app(app_id))
+    }
+
+    async fn converge(
+        &self,
+        key: &DeploymentKey,
+        desired: &DesiredApp,
+        mut app: Option<Arc<App>>,
+    ) -> Converged {
+        let id = desired.id();
+        // Twice at most: a create that finds the id taken looks at what took it, once.
+        for attempt in 0..2 {
+            let Some(current) = app.clone() else {
+                if let Err(error) = self.check_leading(key, id) {
+                    return Converged::failed(Situation::Applied, error);
+                }
+                match self.snapshot.client().create_app(&desired.app).await {
+                    Ok(created) => {
+                        info!(app = %id, "created the app");
+                        self.metrics.marathon_write("create");
+                        self.snapshot.record_created(&created);
+                        self.started_for(key).extend(created.deployment_id);
+                        return Converged::wrote();
+                    }
+                    Err(marathon::Error::AppExists { .. }) if attempt == 0 => {
+                        debug!(app = %id, "the app appeared meanwhile; reading it");
+                        match self.snapshot.refresh(id).await {
+                            Ok(read) => {
+                                app = read;
+                                continue;
+                            }
+                            Err(error) => return self.marathon_failure(key, id, "read", error),
+                        }
+                    }
+                    Err(error) => return self.marathon_failure(key, id, "create", error),
+                }
+            };
+            if let Ownership::NotOwned(message) = self.mapping.ownership(key, &current) {
+                return Converged::done(Situation::NotOwned(message));
+            }
+            return match drift(desired, &current) {
+                Drift::InSync => Converged::done(Situation::Applied),
+                Drift::Scale { from, to } => self.scale(key, desired, from, to).await,
+                Drift::Update { fields } => self.update(key, desired, &fields).await,
+            };
+        }
+        self.snapshot.mark_stale(id);
+        Converged::failed(
+            Situation::MarathonUnavailable(format!(
+                "Marathon says app `{id}` exists but does not show it"
+            )),
+            ReconcileError::MarathonUnavailable {
+                key: key.clone(),
+                message: format!("app `{id}` exists in Marathon but cannot be read"),
+            },
+        )
+    }
+
+    async fn update(
+        &self,
+        key: &DeploymentKey,
+        desired: &DesiredApp,
+        fields: &[DriftedField],
+    ) -> Converged {
+        let id = desired.id();
+        let fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
+        let mut force = false;
+        loop {
+            if let Err(error) = self.check_leading(key, id) {
+                return Converged::failed(Situation::Applied, error);
+            }
+            match self
+                .snapshot
+                .client()
+                .update_app(id, &desired.app, force)
+                .await
+            {
+                Ok(result) => {
+                    info!(app = %id, changed = fields.join(", "), force, "updated the app");
+                    self.metrics.marathon_write("update");
+                    self.snapshot.record_updated(&desired.app, &result);
+                    self.started_for(key).insert(result.deployment_id);
+                    return Converged::wrote();
+                }
+                Err(marathon::Error::Locked { deployments, .. }) if !force => {
+                    if self.started_all(key, &deployments) {
+                        info!(app = %id, "a newer spec replaces this controller's deployment in progress");
+                        force = true;
+                        continue;
+                    }
+                    return self.locked(deployments);
+                }
+                Err(error) => return self.marathon_failure(key, id, "update", error),
+            }
+        }
+    }
+
+    async fn scale(
+        &self,
+        key: &DeploymentKey,
+        desired: &DesiredApp,
+        from: u32,
+        to: u32,
+    ) -> Converged {
+        let id = desired.id();
+        let mut patch = App::new(id.clone());
+        patch.instances = Some(to);
+        let mut force = false;
+        loop {
+            if let Err(error) = self.check_leading(key, id) {
+                return Converged::failed(Situation::Applied, error);
+            }
+            match self.snapshot.client().patch_app(id, &patch, force).await {
+                Ok(result) => {
+                    info!(app = %id, from, to, force, "scaled the app");
+                    self.metrics.marathon_write("scale");
+                    self.snapshot.record_scaled(id, to, &result);
+                    self.started_for(key).insert(result.deployment_id);
+                    return Converged::wrote();
+                }
+                Err(marathon::Error::Locked { deployments, .. }) if !force => {
+                    if self.started_all(key, &deployments) {
+                        info!(app = %id, "a newer instance count replaces this controller's deployment in progress");
+                        force = true;
+                        continue;
+                    }
+                    return self.locked(deployments);
+                }
+                Err(error) => return self.marathon_failure(key, id, "scale", error),
+            }
+        }
+    }
+
+    fn locked(&self, deployments: Vec<DeploymentId>) -> Converged {
+        debug!(
+            ?deployments,
+            "locked by deployments this controller did not start; waiting"
+        );
+        Converged {
+            action: Action::RequeueAfter(LOCK_RETRY),
+            ..Converged::done(Situation::Locked(deployments))
+        }
+    }
+
+    /// The situation and error of a failed Marathon call; marks the app stale when Marathon
+    /// may have acted on it.
+    fn marathon_failure(
+        &self,
+        key: &DeploymentKey,
+        app: &AppId,
+        action: &'static str,
+        error: marathon::Error,
+    ) -> Converged {
+        use marathon::Error as E;
+        let message = error.to_string();
+        match &error {
+            // Refusals: a retry of the same request would be refused again; report, and try
+            // again at the next resync or change.
+            E::Invalid { .. } => Converged::done(Situation::Rejected(message)),
+            E::Unauthorized { .. } | E::Forbidden { .. } => Converged::failed(
+                Situation::Rejected(message),
+                ReconcileError::Marathon {
+                    key: key.clone(),
+                    app: app.clone(),
+                    action,
+                    source: Box::new(error),
+                },
+            ),
+            // Nothing reached Marathon.
+            E::Connect { .. } | E::Config { .. } | E::CaFile { .. } => Converged::failed(
+                Situation::MarathonUnavailable(message.clone()),
+                ReconcileError::MarathonUnavailable {
+                    key: key.clone(),
+                    message,
+                },
+            ),
+            // Marathon may or may not have acted, or its state is not what the picture says:
+            // re-read the app before deciding again.
+            _ => {
+                self.snapshot.mark_stale(app);
+                let situation = if matches!(
+                    error,
+                    E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. }
+                ) {
+                    Situation::MarathonUnavailable(message)
+                } else {
+                    Situation::Rejected(message)
+                };
+                Converged::failed(
+                    situation,
+                    ReconcileError::Marathon {
+                        key: key.clone(),
+                        app: app.clone(),
+                        action,
+                        source: Box::new(error),
+                    },
+                )
+            }
+        }
+    }
+
+    fn check_leading(&self, key: &DeploymentKey, app: &AppId) -> Result<(), ReconcileError> {
+        self.fence
+            .check(app.as_str())
+            .map_err(|source| ReconcileError::NotLeading {
+                key: key.clone(),
+                app: app.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    async fn write_status(
+        &self,
+        key: &DeploymentKey,
+        status: theseus::api::DeploymentStatus,
+    ) -> Result<(), ReconcileError> {
+        self.statuses
+            .write(key, status)
+            .await
+            .map(|_| ())
+            .map_err(|source| ReconcileError::Status {
+                key: key.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    fn started_for(&self, key: &DeploymentKey) -> StartedGuard<'_> {
+        StartedGuard {
+            guard: self.started.lock().unwrap_or_else(|p| p.into_inner()),
+            key: key.clone(),
+        }
+    }
+
+    /// Whether every one of `deployments` was started by this term for `key` (so a newer
+    /// spec of the same key may override them). An empty list is not: nobody knows whose
+    /// deployments hold the lock.
+    fn started_all(&self, key: &DeploymentKey, deployments: &[DeploymentId]) -> bool {
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mine) = started.get(key) else {
+            return false;
+        };
+        !deployments.is_empty() && deployments.iter().all(|d| mine.contains(d))
+    }
+
+    /// Forgets the deployments of `key` that Marathon no longer lists on its app.
+    fn forget_finished(&self, key: &DeploymentKey, app: Option<&App>) {
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mine) = started.get_mut(key) else {
+            return;
+        };
+        let running: HashSet<&DeploymentId> = app
+            .map(|a| a.deployment_ids().collect())
+            .unwrap_or_default();
+        mine.retain(|d| running.contains(d));
+        if mine.is_empty() {
+            started.remove(key);
+        }
+    }
+}
+
+/// The subject of a removed deployment's status.
+fn removed(app_id: &AppId) -> Subject<'_> {
+    Subject {
+        revision: 0,
+        app_id,
+        desired_instances: None,
+        health_checked: false,
+    }
+}
+
+/// The set of deployments started for one key, locked.
+struct StartedGuard<'a> {
+    guard: std::sync::MutexGuard<'a, HashMap<DeploymentKey, HashSet<DeploymentId>>>,
+    key: DeploymentKey,
+}
+
+impl StartedGuard<'_> {
+    fn insert(mut self, id: DeploymentId) {
+        self.guard.entry(self.key.clone()).or_default().insert(id);
+    }
+
+    fn extend(mut self, ids: impl IntoIterator<Item = DeploymentId>) {
+        self.guard.entry(self.key.clone()).or_default().extend(ids);
+    }
+
+    fn clear(mut self) {
+        self.guard.remove(&self.key);
+    }
+}
