@@ -1,5 +1,9 @@
 //! `theseus get [SERVICE[/NAME]]`: desired deployments beside their observed status.
 //!
+//! The table puts the desired side (instances asked for, the `/desired` revision, the phase of
+//! that revision) beside the observed one (instances running and healthy, and `OBSERVED`: the
+//! phase the controller last reported and the revision it reported it for).
+//!
 //! A value under `/desired` that is not a valid spec, or a status that does not decode, is
 //! shown as such and named on stderr with its key; the command then exits non-zero, but still
 //! lists everything else.
@@ -161,6 +165,7 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
         "HEALTHY",
         "PHASE",
         "REVISION",
+        "OBSERVED",
         "RUNS",
     ]);
     for row in rows {
@@ -177,6 +182,7 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
             counts.map_or("-".to_owned(), |c| c.healthy.to_string()),
             phase(row),
             row.revision.map_or("-".to_owned(), |r| r.to_string()),
+            observed(row),
             row.parsed.as_ref().map_or("-".to_owned(), runs),
         ]);
     }
@@ -201,6 +207,15 @@ fn phase(row: &Row) -> String {
         }
         (Some(status), _) => status.phase.to_string(),
     }
+}
+
+/// What the controller last reported, for comparison with the desired revision and phase:
+/// `<phase>@<revision>` (`Running@41` beside a desired revision 42 means the change is not
+/// acted on yet), `-` without a status.
+fn observed(row: &Row) -> String {
+    row.status.as_ref().map_or("-".to_owned(), |status| {
+        format!("{}@{}", status.phase, status.observed_revision)
+    })
 }
 
 /// What the deployment runs: its image, else its command, shortened for a table.

@@ -8,6 +8,7 @@ mod connect;
 mod delete;
 mod get;
 mod output;
+mod rollout;
 mod validate;
 
 use std::path::PathBuf;
@@ -85,6 +86,8 @@ enum Command {
     Get(get::GetArgs),
     /// Delete deployments from /desired; the controller then deletes their apps.
     Delete(delete::DeleteArgs),
+    /// Follow a deployment's rollout.
+    Rollout(rollout::RolloutArgs),
     /// Print the JSON schema of a Deployment spec.
     Schema,
 }
@@ -97,6 +100,7 @@ pub async fn run() -> ExitCode {
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
         Command::Delete(args) => delete::run(args, &cli.etcd).await,
+        Command::Rollout(args) => rollout::run(args, &cli.etcd).await,
         Command::Schema => {
             print!("{}", crate::api::deployment_schema_text());
             Ok(())
