@@ -250,7 +250,12 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         term.fence.clone(),
         Arc::clone(metrics),
     );
-    let statuses = match Statuses::load(fenced, Arc::clone(metrics)).await {
+    // Until reconciles run, a shutdown need not wait for anything.
+    let loaded = tokio::select! {
+        () = term.stop.cancelled() => return,
+        loaded = Statuses::load(fenced, Arc::clone(metrics)) => loaded,
+    };
+    let statuses = match loaded {
         Ok(statuses) => statuses,
         Err(error) => {
             warn!(%error, "cannot read the statuses at the start of the term");
@@ -316,7 +321,11 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         },
         term.stop.clone(),
     ));
-    if let Err(error) = snapshot.relist(RelistReason::Initial).await {
+    let listed = tokio::select! {
+        () = term.stop.cancelled() => return,
+        listed = snapshot.relist(RelistReason::Initial) => listed,
+    };
+    if let Err(error) = listed {
         warn!(%error, "cannot list Marathon's apps; statuses will say so until it answers");
     }
     tasks.spawn({

@@ -272,13 +272,14 @@ impl MarathonSnapshot {
     /// controller wrote after the list began. Tells subscribers which apps changed.
     pub async fn relist(&self, reason: RelistReason) -> Result<(), Error> {
         let began = self.state().writes;
-        self.metrics.snapshot_relisted(reason.label());
         let query = AppQuery {
             id: None,
             label: Some(self.config.selector.clone()),
             embed: self.config.embeds.clone(),
         };
-        let listed = match self.client.list_apps(&query).await {
+        let listed = self.client.list_apps(&query).await;
+        self.metrics.snapshot_relisted(reason.label());
+        let listed = match listed {
             Ok(apps) => apps,
             Err(error) => {
                 self.set_reachability(Reachability::Unreachable(error.to_string()));
