@@ -250,6 +250,24 @@ async fn events_follow_the_non_leaders_302_with_credentials_and_filters() {
 }
 
 #[tokio::test]
+async fn light_events_ask_for_plans_without_the_root_groups() {
+    let marathon = FakeMarathon::start(sse_router(String::new())).await;
+    let client = client(&[&marathon.url]);
+    client
+        .events_light(&[EventKind::DeploymentSuccess])
+        .await
+        .unwrap();
+    client.events(&[]).await.unwrap();
+    let requests = marathon.requests();
+    assert_eq!(requests[0].query_values("plan-format"), ["light"]);
+    assert_eq!(
+        requests[0].query_values("event_type"),
+        ["deployment_success"]
+    );
+    assert!(requests[1].query_values("plan-format").is_empty());
+}
+
+#[tokio::test]
 async fn after_a_redirect_to_a_configured_leader_requests_go_there_first() {
     let leader = FakeMarathon::start(sse_router(String::new()).merge(info_router())).await;
     let leader_events = format!("{}v2/events", leader.url);

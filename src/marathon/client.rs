@@ -534,7 +534,23 @@ impl MarathonClient {
     /// no idle timeout (Marathon may be silent for long); bound the wait for the next event
     /// yourself if a silent stream must be told from a dead one.
     pub async fn events(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
+        self.event_stream(kinds, false).await
+    }
+
+    /// `GET /v2/events?plan-format=light`: as [`MarathonClient::events`], but deployment
+    /// events carry their plan without the `original` and `target` root groups. Those hold
+    /// every app, so with them each deployment event is as large as the whole group tree
+    /// (megabytes for a thousand apps). Marathon before 1.7 ignores the parameter and sends
+    /// the full plans.
+    pub async fn events_light(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
+        self.event_stream(kinds, true).await
+    }
+
+    async fn event_stream(&self, kinds: &[EventKind], light: bool) -> Result<EventStream, Error> {
         let mut call = Call::new(Method::GET, Route::Events, path(["v2", "events"]));
+        if light {
+            call.query.push(("plan-format", "light".to_owned()));
+        }
         // Marathon's Jetty answers 405 unless Accept is exactly this.
         call.accept = "text/event-stream";
         call.streaming = true;
