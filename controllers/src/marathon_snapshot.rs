@@ -10,10 +10,12 @@
 //!   or one relist when many are dirty at once). Marathon does not replay events, so the
 //!   snapshot is relisted every time the stream (re)connects.
 //! - The controller's own writes are applied from Marathon's answers ([`record_created`],
-//!   [`record_updated`], …) before the write's reconcile ends. A list or read that started
-//!   before such a write never overwrites what the write recorded, so the next reconcile of
-//!   that app never acts on a picture older than its own last write. After a write whose
-//!   outcome is unknown (a timeout), the app is marked stale and must be re-read first.
+//!   [`record_updated`], …) before the write's reconcile ends. Reads are applied in the order
+//!   they began, and one that began before such a write replaces what the write recorded only
+//!   if it shows the write's app version or a newer one; so the next reconcile of that app
+//!   never acts on a picture older than its own last write, and a deployment Marathon finished
+//!   before the write's answer arrived is not missed. After a write whose outcome is unknown
+//!   (a timeout), the app is marked stale and must be re-read first.
 //! - Apps outside the label selector (an app someone else created with a deployment's id) are
 //!   kept once read individually, survive relists, and are re-read at each resync.
 //! - Subscribers hear which apps changed, and when Marathon became reachable or unreachable.
@@ -30,7 +32,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{StreamExt, stream};
-use theseus::marathon::app::DeploymentRef;
+use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::{
     App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, Event,
     EventKind, MarathonClient,
@@ -45,6 +47,8 @@ use crate::runtime::metrics::Metrics;
 const RELIST_ABOVE_DIRTY: usize = 16;
 /// Apps re-read at once after events.
 const CONCURRENT_REFRESHES: usize = 8;
+/// Pause before re-reading apps whose re-read failed.
+const REFRESH_RETRY: Duration = Duration::from_millis(500);
 
 /// The event types that can change what the snapshot holds.
 const EVENT_KINDS: &[EventKind] = &[
@@ -133,19 +137,49 @@ type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
 /// One app as the snapshot knows it.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// `None`: the controller deleted it.
+    /// `None`: the controller deleted it (or its state is unknown, see `State::stale`).
     app: Option<Arc<App>>,
-    /// The write sequence number of the controller's last write to it (0: none).
-    written: u64,
+    /// The clock when what is here was learnt: the start of the read, or the write.
+    stamp: u64,
+    /// Set when what is here is the controller's own write: the app version that write made,
+    /// if Marathon said.
+    written: Option<Option<Version>>,
     /// Read individually although the selector does not match it (someone else's app).
     foreign: bool,
+}
+
+impl Entry {
+    /// Whether a read that began at `started` and found `read` (`None`: no such app) may
+    /// replace this entry. Reads are applied in the order they began, except that a read
+    /// that began before the controller's write was recorded but already shows that write's
+    /// version (or a newer one) is newer than the write: Marathon may finish a whole
+    /// deployment, and send every event about it, before the write's answer arrives.
+    fn accepts(&self, started: u64, read: Option<&App>) -> bool {
+        if started > self.stamp {
+            return true;
+        }
+        match (&self.written, read.and_then(|app| app.version.as_ref())) {
+            (Some(Some(written)), Some(read)) => !version_before(read, written),
+            _ => false,
+        }
+    }
+}
+
+/// Whether Marathon version `a` is older than `b`. Versions are RFC 3339 timestamps; ones
+/// that do not parse are compared as text (Marathon's fixed format sorts as text too).
+fn version_before(a: &Version, b: &Version) -> bool {
+    let parse = |v: &Version| chrono::DateTime::parse_from_rfc3339(v.as_str()).ok();
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a < b,
+        _ => a.as_str() < b.as_str(),
+    }
 }
 
 #[derive(Debug)]
 struct State {
     entries: HashMap<AppId, Entry>,
-    /// Bumped by every write the controller records.
-    writes: u64,
+    /// Ticks at the start of every read and at every recorded write; orders them.
+    clock: u64,
     /// Apps whose state is unknown after a write whose outcome is unknown.
     stale: HashSet<AppId>,
     /// Apps named by events since they were last re-read.
@@ -179,7 +213,7 @@ impl MarathonSnapshot {
             config,
             state: Mutex::new(State {
                 entries: HashMap::new(),
-                writes: 0,
+                clock: 0,
                 stale: HashSet::new(),
                 dirty: HashSet::new(),
                 reachability: Reachability::Unknown,
@@ -271,7 +305,7 @@ impl MarathonSnapshot {
     /// Lists Marathon's apps (one call) and replaces the picture, keeping what the
     /// controller wrote after the list began. Tells subscribers which apps changed.
     pub async fn relist(&self, reason: RelistReason) -> Result<(), Error> {
-        let began = self.state().writes;
+        let began = self.state().tick();
         let query = AppQuery {
             id: None,
             label: Some(self.config.selector.clone()),
@@ -299,12 +333,11 @@ impl MarathonSnapshot {
                     changed.push(id);
                 }
             }
+            // Not listed: gone, unless learnt after the list began (or someone else's).
             let gone: Vec<AppId> = state
                 .entries
                 .iter()
-                .filter(|(id, entry)| {
-                    !seen.contains(*id) && !entry.foreign && entry.written <= began
-                })
+                .filter(|(id, entry)| !seen.contains(*id) && !entry.foreign && entry.stamp < began)
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in gone {
@@ -317,7 +350,7 @@ impl MarathonSnapshot {
             let still_stale: HashSet<AppId> = state
                 .stale
                 .iter()
-                .filter(|id| state_written(entries, id) > began)
+                .filter(|id| entries.get(*id).is_some_and(|e| e.stamp > began))
                 .cloned()
                 .collect();
             state.stale = still_stale;
@@ -336,7 +369,7 @@ impl MarathonSnapshot {
     /// Re-reads one app (one call), whether or not the selector matches it. Tells
     /// subscribers if it changed; returns it.
     pub async fn refresh(&self, id: &AppId) -> Result<Option<Arc<App>>, Error> {
-        let began = self.state().writes;
+        let began = self.state().tick();
         self.metrics.snapshot_refreshed();
         let read = match self.client.get_app(id, &self.config.embeds).await {
             Ok(app) => Some(app),
@@ -350,20 +383,20 @@ impl MarathonSnapshot {
                     let foreign = !matches_selector(&app, &self.config.selector);
                     replace(&mut state, began, app, foreign)
                 }
-                None => {
-                    let written = state_written(&state.entries, id);
-                    if written <= began {
-                        state
-                            .entries
-                            .remove(id)
-                            .and_then(|e| e.app)
-                            .map(|_| id.clone())
-                    } else {
-                        None
-                    }
-                }
+                None => match state.entries.get(id) {
+                    Some(entry) if entry.accepts(began, None) => state
+                        .entries
+                        .remove(id)
+                        .and_then(|e| e.app)
+                        .map(|_| id.clone()),
+                    _ => None,
+                },
             };
-            if state_written(&state.entries, id) <= began {
+            if state
+                .entries
+                .get(id)
+                .is_none_or(|e| e.stamp <= began || e.written.is_none())
+            {
                 state.stale.remove(id);
             }
             (changed, state.entries.get(id).and_then(|e| e.app.clone()))
@@ -397,7 +430,8 @@ impl MarathonSnapshot {
         if let Some(id) = &created.deployment_id {
             add_deployment(&mut app, id);
         }
-        self.record(app.id.clone(), Some(app));
+        let version = app.version.clone();
+        self.record(app.id.clone(), Some(app), version);
     }
 
     /// Records that the controller replaced an app's definition with `definition` and
@@ -416,7 +450,7 @@ impl MarathonSnapshot {
         }
         app.version = Some(result.version.clone());
         add_deployment(&mut app, &result.deployment_id);
-        self.record(app.id.clone(), Some(app));
+        self.record(app.id.clone(), Some(app), Some(result.version.clone()));
     }
 
     /// Records that the controller scaled an app to `instances`.
@@ -428,40 +462,52 @@ impl MarathonSnapshot {
         app.instances = Some(instances);
         app.version = Some(result.version.clone());
         add_deployment(&mut app, &result.deployment_id);
-        self.record(id.clone(), Some(app));
+        self.record(id.clone(), Some(app), Some(result.version.clone()));
     }
 
     /// Records that the controller deleted an app (Marathon removes it from its group at
     /// once, while the deployment stops its tasks).
     pub fn record_deleted(&self, id: &AppId) {
-        self.record(id.clone(), None);
+        self.record(id.clone(), None, None);
     }
 
     /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
     /// or read that began before it does not clear it.
     pub fn mark_stale(&self, id: &AppId) {
         let mut state = self.state();
-        state.writes += 1;
-        let written = state.writes;
+        let stamp = state.tick();
         state.stale.insert(id.clone());
         let entry = state.entries.entry(id.clone()).or_insert(Entry {
             app: None,
-            written,
+            stamp,
+            written: None,
             foreign: false,
         });
-        entry.written = written;
+        entry.stamp = stamp;
+        entry.written = Some(None);
     }
 
-    fn record(&self, id: AppId, app: Option<App>) {
+    fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
         let mut state = self.state();
-        state.writes += 1;
-        let written = state.writes;
+        let stamp = state.tick();
         state.stale.remove(&id);
+        // Events can beat a write's answer: an app read since then that already shows the
+        // write's version (or a newer one) is newer than what the answer says.
+        let read_newer = state
+            .entries
+            .get(&id)
+            .and_then(|entry| entry.app.as_ref()?.version.as_ref())
+            .zip(version.as_ref())
+            .is_some_and(|(read, written)| !version_before(read, written));
+        if read_newer {
+            return;
+        }
         state.entries.insert(
             id,
             Entry {
                 app: app.map(Arc::new),
-                written,
+                stamp,
+                written: Some(version),
                 foreign: false,
             },
         );
@@ -484,7 +530,8 @@ impl MarathonSnapshot {
         loop {
             let connected = tokio::select! {
                 () = stop.cancelled() => return,
-                connected = self.client.events(EVENT_KINDS) => connected,
+                // Light plans: full ones carry every app twice, in every deployment event.
+                connected = self.client.events_light(EVENT_KINDS) => connected,
             };
             let mut events = match connected {
                 Ok(events) => events,
@@ -579,7 +626,7 @@ impl MarathonSnapshot {
             if dirty.len() > RELIST_ABOVE_DIRTY {
                 if let Err(error) = self.relist(RelistReason::Events).await {
                     warn!(%error, "cannot relist Marathon after events");
-                    self.state().dirty.extend(dirty);
+                    self.retry_later(dirty, &stop).await;
                 }
                 continue;
             }
@@ -598,26 +645,41 @@ impl MarathonSnapshot {
                 .collect()
                 .await;
             if !failed.is_empty() {
-                // Keep them dirty; the next event, reconnect or resync reads them again.
-                self.state().dirty.extend(failed);
+                self.retry_later(failed, &stop).await;
             }
+        }
+    }
+
+    /// Keeps `apps` dirty and reads them again after a pause, whether or not more events
+    /// come (no event may come again for them).
+    async fn retry_later(&self, apps: Vec<AppId>, stop: &CancellationToken) {
+        self.state().dirty.extend(apps);
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(REFRESH_RETRY) => self.dirty_added.notify_one(),
         }
     }
 }
 
-fn state_written(entries: &HashMap<AppId, Entry>, id: &AppId) -> u64 {
-    entries.get(id).map_or(0, |entry| entry.written)
+impl State {
+    /// Advances the clock; the new time.
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
 }
 
-/// Puts `app` (read by a list or read that began at write sequence `began`) into the
-/// picture, unless the controller wrote it after `began`; the app's id if that changed what
-/// the picture says.
-fn replace(state: &mut State, began: u64, app: App, foreign: bool) -> Option<AppId> {
+/// Puts `app`, found by a list or read that began at `started`, into the picture if the
+/// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
+/// picture says.
+fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<AppId> {
     let id = app.id.clone();
     match state.entries.get_mut(&id) {
-        Some(entry) if entry.written > began => None,
+        Some(entry) if !entry.accepts(started, Some(&app)) => None,
         Some(entry) => {
             entry.foreign = foreign;
+            entry.stamp = entry.stamp.max(started);
+            entry.written = None;
             let changed = entry.app.as_deref() != Some(&app);
             if changed {
                 entry.app = Some(Arc::new(app));
@@ -629,7 +691,8 @@ fn replace(state: &mut State, began: u64, app: App, foreign: bool) -> Option<App
                 id.clone(),
                 Entry {
                     app: Some(Arc::new(app)),
-                    written: 0,
+                    stamp: started,
+                    written: None,
                     foreign,
                 },
             );
@@ -783,6 +846,97 @@ mod tests {
         marathon.gate.add_permits(1);
         snapshot.relist(RelistReason::Resync).await.unwrap();
         assert_eq!(hash_of(&snapshot, "/a/x").as_deref(), Some("old"));
+    }
+
+    #[tokio::test]
+    async fn a_read_that_began_before_a_write_but_shows_its_version_is_kept() {
+        let marathon = Arc::new(Scripted::default());
+        let mut finished = managed("/a/x", "new");
+        finished["version"] = json!("2026-01-01T00:00:02.000Z");
+        finished["deployments"] = json!([]);
+        *marathon.listed.lock().unwrap() = vec![finished];
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+
+        let listing = tokio::spawn({
+            let snapshot = Arc::clone(&snapshot);
+            async move { snapshot.relist(RelistReason::Resync).await }
+        });
+        while marathon.lists.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Marathon finished the write's deployment before the write's answer was recorded.
+        let written: App = serde_json::from_value(managed("/a/x", "new")).unwrap();
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d1"),
+                version: "2026-01-01T00:00:02.000Z".into(),
+            },
+        );
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
+            1
+        );
+        marathon.gate.add_permits(1);
+        listing.await.unwrap().unwrap();
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
+            0,
+            "the finished deployment was missed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writes_answer_does_not_turn_back_a_read_that_already_shows_it() {
+        let marathon = Arc::new(Scripted::default());
+        let mut finished = managed("/a/x", "new");
+        finished["version"] = json!("2026-01-01T00:00:02.000Z");
+        finished["deployments"] = json!([]);
+        marathon
+            .single
+            .lock()
+            .unwrap()
+            .insert("/a/x".into(), finished);
+        let snapshot = snapshot(start(Arc::clone(&marathon)).await);
+
+        // Events about the finished deployment were read before the write's answer came.
+        snapshot.refresh(&id("/a/x")).await.unwrap();
+        let written: App = serde_json::from_value(managed("/a/x", "new")).unwrap();
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d1"),
+                version: "2026-01-01T00:00:02.000Z".into(),
+            },
+        );
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
+            0
+        );
+        // An answer for an older version than what was read is older still.
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d0"),
+                version: "2026-01-01T00:00:01.000Z".into(),
+            },
+        );
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
+            0
+        );
+        // A newer one is news.
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d3"),
+                version: "2026-01-01T00:00:03.000Z".into(),
+            },
+        );
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
+            1
+        );
     }
 
     #[tokio::test]
