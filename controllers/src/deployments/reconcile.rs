@@ -23,8 +23,8 @@
 //! Which deployments this controller started is remembered for the leadership term only:
 //! after a failover, a lock held by the previous leader's deployment is waited out.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use theseus::api::{DeploymentKey, parse_spec};
@@ -34,6 +34,7 @@ use tracing::{debug, info};
 
 use super::drift::{Drift, DriftedField, drift};
 use super::mapping::{DesiredApp, Mapping, Ownership};
+use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
 use super::statuses::Statuses;
 use crate::marathon_snapshot::{MarathonSnapshot, Reachability};
@@ -150,7 +151,7 @@ pub struct Deployments {
     statuses: Statuses,
     fence: Fence,
     /// Deployments this term started, by key.
-    started: Mutex<HashMap<DeploymentKey, HashSet<DeploymentId>>>,
+    started: StartedDeployments,
     metrics: Arc<Metrics>,
 }
 
@@ -170,7 +171,7 @@ impl Deployments {
             snapshot,
             statuses,
             fence,
-            started: Mutex::new(HashMap::new()),
+            started: StartedDeployments::default(),
             metrics,
         }
     }
@@ -238,7 +239,7 @@ impl Deployments {
         };
         let converged = match self.current_app(app_id).await {
             Ok(app) => {
-                self.forget_finished(key, app.as_deref());
+                self.started.forget_finished(key, app.as_deref());
                 self.converge(key, &desired, app).await
             }
             Err(message) => Converged::failed(
@@ -316,7 +317,7 @@ impl Deployments {
                 }
             }
         }
-        self.started_for(key).clear();
+        self.started.forget(key);
         self.statuses
             .remove(key)
             .await
@@ -365,7 +366,9 @@ impl Deployments {
                         info!(app = %id, "created the app");
                         self.metrics.marathon_write("create");
                         self.snapshot.record_created(&created);
-                        self.started_for(key).extend(created.deployment_id);
+                        if let Some(deployment) = created.deployment_id {
+                            self.started.started(key, deployment);
+                        }
                         return Converged::wrote();
                     }
                     Err(marathon::Error::AppExists { .. }) if attempt == 0 => {
@@ -425,11 +428,11 @@ impl Deployments {
                     info!(app = %id, changed = fields.join(", "), force, "updated the app");
                     self.metrics.marathon_write("update");
                     self.snapshot.record_updated(&desired.app, &result);
-                    self.started_for(key).insert(result.deployment_id);
+                    self.started.started(key, result.deployment_id);
                     return Converged::wrote();
                 }
                 Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if self.started_all(key, &deployments) {
+                    if self.started.all_mine(key, &deployments) {
                         info!(app = %id, "a newer spec replaces this controller's deployment in progress");
                         force = true;
                         continue;
@@ -461,11 +464,11 @@ impl Deployments {
                     info!(app = %id, from, to, force, "scaled the app");
                     self.metrics.marathon_write("scale");
                     self.snapshot.record_scaled(id, to, &result);
-                    self.started_for(key).insert(result.deployment_id);
+                    self.started.started(key, result.deployment_id);
                     return Converged::wrote();
                 }
                 Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if self.started_all(key, &deployments) {
+                    if self.started.all_mine(key, &deployments) {
                         info!(app = %id, "a newer instance count replaces this controller's deployment in progress");
                         force = true;
                         continue;
@@ -569,39 +572,6 @@ impl Deployments {
                 source: Box::new(source),
             })
     }
-
-    fn started_for(&self, key: &DeploymentKey) -> StartedGuard<'_> {
-        StartedGuard {
-            guard: self.started.lock().unwrap_or_else(|p| p.into_inner()),
-            key: key.clone(),
-        }
-    }
-
-    /// Whether every one of `deployments` was started by this term for `key` (so a newer
-    /// spec of the same key may override them). An empty list is not: nobody knows whose
-    /// deployments hold the lock.
-    fn started_all(&self, key: &DeploymentKey, deployments: &[DeploymentId]) -> bool {
-        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mine) = started.get(key) else {
-            return false;
-        };
-        !deployments.is_empty() && deployments.iter().all(|d| mine.contains(d))
-    }
-
-    /// Forgets the deployments of `key` that Marathon no longer lists on its app.
-    fn forget_finished(&self, key: &DeploymentKey, app: Option<&App>) {
-        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mine) = started.get_mut(key) else {
-            return;
-        };
-        let running: HashSet<&DeploymentId> = app
-            .map(|a| a.deployment_ids().collect())
-            .unwrap_or_default();
-        mine.retain(|d| running.contains(d));
-        if mine.is_empty() {
-            started.remove(key);
-        }
-    }
 }
 
 /// The subject of a removed deployment's status.
@@ -611,25 +581,5 @@ fn removed(app_id: &AppId) -> Subject<'_> {
         app_id,
         desired_instances: None,
         health_checked: false,
-    }
-}
-
-/// The set of deployments started for one key, locked.
-struct StartedGuard<'a> {
-    guard: std::sync::MutexGuard<'a, HashMap<DeploymentKey, HashSet<DeploymentId>>>,
-    key: DeploymentKey,
-}
-
-impl StartedGuard<'_> {
-    fn insert(mut self, id: DeploymentId) {
-        self.guard.entry(self.key.clone()).or_default().insert(id);
-    }
-
-    fn extend(mut self, ids: impl IntoIterator<Item = DeploymentId>) {
-        self.guard.entry(self.key.clone()).or_default().extend(ids);
-    }
-
-    fn clear(mut self) {
-        self.guard.remove(&self.key);
     }
 }

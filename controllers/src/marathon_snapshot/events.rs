@@ -1,0 +1,191 @@
+//! Keeping the snapshot fresh from Marathon's event stream: events name the apps to re-read,
+//! and every (re)connection relists, since Marathon does not replay what was missed.
+//!
+//! What it promises: an event about an app in scope marks it dirty; dirty apps are re-read
+//! one `GET /v2/apps/{id}` each, or by one relist when many are dirty at once; a re-read that
+//! fails is retried after a pause even if no further event comes. The stream is reconnected
+//! with backoff, and Marathon is reported unreachable while it cannot be.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::{StreamExt, stream};
+use theseus::marathon::{AppId, Event, EventKind};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{MarathonSnapshot, Reachability, RelistReason};
+
+/// Above this many dirty apps, one relist is cheaper than reading each.
+const RELIST_ABOVE_DIRTY: usize = 16;
+/// Apps re-read at once after events.
+const CONCURRENT_REFRESHES: usize = 8;
+/// Pause before re-reading apps whose re-read failed.
+const REFRESH_RETRY: Duration = Duration::from_millis(500);
+
+/// The event types that can change what the snapshot holds.
+const EVENT_KINDS: &[EventKind] = &[
+    EventKind::StatusUpdate,
+    EventKind::InstanceChanged,
+    EventKind::HealthStatusChanged,
+    EventKind::InstanceHealthChanged,
+    EventKind::FailedHealthCheck,
+    EventKind::UnhealthyTaskKill,
+    EventKind::UnhealthyInstanceKill,
+    EventKind::DeploymentInfo,
+    EventKind::DeploymentStepSuccess,
+    EventKind::DeploymentStepFailure,
+    EventKind::DeploymentSuccess,
+    EventKind::DeploymentFailed,
+    EventKind::ApiPost,
+    EventKind::AppTerminated,
+];
+
+impl MarathonSnapshot {
+    /// Follows Marathon's event stream until `stop`: relists on every (re)connect, marks the
+    /// apps events name as dirty, and re-reads dirty apps. Reconnects with backoff; marks
+    /// Marathon unreachable while it cannot connect.
+    pub async fn follow_events(&self, stop: CancellationToken) {
+        tokio::join!(self.read_events(stop.clone()), self.refresh_dirty(stop));
+    }
+
+    async fn read_events(&self, stop: CancellationToken) {
+        let backoff_policy = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .without_max_times();
+        let mut backoff = backoff_policy.build();
+        loop {
+            let connected = tokio::select! {
+                () = stop.cancelled() => return,
+                // Light plans: full ones carry every app twice, in every deployment event.
+                connected = self.client.events_light(EVENT_KINDS) => connected,
+            };
+            let mut events = match connected {
+                Ok(events) => events,
+                Err(error) => {
+                    self.set_reachability(Reachability::Unreachable(error.to_string()));
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    debug!(%error, ?delay, "cannot connect to Marathon's event stream");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            info!(url = %events.url(), "following Marathon's event stream");
+            // Events before this point are lost for good: only a fresh list tells the truth.
+            if let Err(error) = self.relist(RelistReason::Reconnect).await {
+                warn!(%error, "cannot list Marathon's apps after connecting to its events");
+            } else {
+                backoff = backoff_policy.build();
+            }
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    next = events.next() => next,
+                };
+                match next {
+                    Some(Ok(event)) => self.on_event(&event),
+                    Some(Err(error)) => {
+                        warn!(%error, "Marathon's event stream failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        info!("Marathon's event stream ended; reconnecting");
+                        break;
+                    }
+                }
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        self.metrics.marathon_event();
+        let mut apps: Vec<AppId> = event
+            .affected_apps()
+            .into_iter()
+            .filter(|id| (self.config.in_scope)(id))
+            .cloned()
+            .collect();
+        let mut state = self.state();
+        if apps.is_empty()
+            && let Some(deployment) = event.deployment_id()
+        {
+            // A deployment event without its plan: the apps that deployment was changing.
+            apps = state
+                .entries
+                .iter()
+                .filter(|(_, entry)| {
+                    entry
+                        .app
+                        .as_ref()
+                        .is_some_and(|app| app.deployment_ids().any(|d| d == deployment))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+        }
+        if apps.is_empty() {
+            return;
+        }
+        state.dirty.extend(apps);
+        drop(state);
+        self.dirty_added.notify_one();
+    }
+
+    async fn refresh_dirty(&self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.dirty_added.notified() => {}
+            }
+            // Events that arrive while this round reads are batched into the next one.
+            let dirty: Vec<AppId> = std::mem::take(&mut self.state().dirty)
+                .into_iter()
+                .collect();
+            if dirty.is_empty() {
+                continue;
+            }
+            if dirty.len() > RELIST_ABOVE_DIRTY {
+                if let Err(error) = self.relist(RelistReason::Events).await {
+                    warn!(%error, "cannot relist Marathon after events");
+                    self.retry_later(dirty, &stop).await;
+                }
+                continue;
+            }
+            let failed: Vec<AppId> = stream::iter(dirty)
+                .map(|id| async move {
+                    match self.refresh(&id).await {
+                        Ok(_) => None,
+                        Err(error) => {
+                            debug!(app = %id, %error, "cannot re-read an app after an event");
+                            Some(id)
+                        }
+                    }
+                })
+                .buffer_unordered(CONCURRENT_REFRESHES)
+                .filter_map(|failed| async move { failed })
+                .collect()
+                .await;
+            if !failed.is_empty() {
+                self.retry_later(failed, &stop).await;
+            }
+        }
+    }
+
+    /// Keeps `apps` dirty and reads them again after a pause, whether or not more events
+    /// come (no event may come again for them).
+    async fn retry_later(&self, apps: Vec<AppId>, stop: &CancellationToken) {
+        self.state().dirty.extend(apps);
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(REFRESH_RETRY) => self.dirty_added.notify_one(),
+        }
+    }
+}
