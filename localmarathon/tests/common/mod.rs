@@ -234,3 +234,11 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether a Docker engine answers on this machine.
+pub async fn docker_engine_present() -> bool {
+    localmarathon::executor::docker::engine_answers(std::path::Path::new(
+        localmarathon::executor::docker::DOCKER_SOCKET,
+    ))
+    .await
+}
