@@ -164,9 +164,13 @@ impl State {
             .collect();
         self.dirty.extend(expired);
         self.finish_empty_deployments(shared);
-        while let Some(app) = self.dirty.pop_first() {
+        let batch = std::mem::take(&mut self.dirty);
+        for app in batch {
             self.reconcile_app(shared, &app, now);
         }
+        // Whatever this pass marked dirty it has just handled; what it set in motion (kills,
+        // launches) comes back as task updates, which mark their apps again.
+        self.dirty.clear();
     }
 
     fn finish_empty_deployments(&mut self, shared: &Shared) {
