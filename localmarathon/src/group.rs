@@ -3,7 +3,7 @@
 //! localmarathon keeps apps only; groups exist implicitly as the prefixes of app ids, as they do
 //! for a Marathon used through `/v2/apps` alone. A [`GroupSnapshot`] is an immutable, cheap
 //! (shared `Arc`s) copy of all apps at one moment, serialised as Marathon's nested group JSON:
-//! `{id, apps, groups, pods, dependencies, version, enforceRole}`.
+//! `{id, apps, groups, pods, dependencies, version}`.
 
 use std::sync::Arc;
 
@@ -104,7 +104,8 @@ impl<F: Fn(&AppDefinition) -> Value> Serialize for GroupView<'_, F> {
         map.serialize_entry("pods", &[] as &[Value])?;
         map.serialize_entry("dependencies", &[] as &[String])?;
         map.serialize_entry("version", &self.version)?;
-        map.serialize_entry("enforceRole", &false)?;
+        // `enforceRole` (Marathon 1.9+) is optional and left out: clients that predate it
+        // (marathon-python builds groups from every key) reject unknown keys.
         map.end()
     }
 }
