@@ -105,13 +105,20 @@ async fn main() {
     }
     let settle_elapsed = settle.elapsed();
 
-    let (list, list_size) = latency(&http, &format!("{base}/v2/apps?embed=apps.tasks"), LIST_SAMPLES).await;
+    let (list, list_size) = latency(
+        &http,
+        &format!("{base}/v2/apps?embed=apps.tasks"),
+        LIST_SAMPLES,
+    )
+    .await;
     let (plain, plain_size) = latency(&http, &format!("{base}/v2/apps"), LIST_SAMPLES).await;
     let (tasks, tasks_size) = latency(&http, &format!("{base}/v2/tasks"), LIST_SAMPLES).await;
     let (one, _) = latency(&http, &format!("{base}/v2/apps/bench/group-3/app-503"), 200).await;
 
     println!();
-    println!("localmarathon API benchmark (executor: sim, {APPS} apps x {INSTANCES} tasks, {CONCURRENCY} concurrent clients)");
+    println!(
+        "localmarathon API benchmark (executor: sim, {APPS} apps x {INSTANCES} tasks, {CONCURRENCY} concurrent clients)"
+    );
     println!();
     println!("| measurement                                  | result            | target      |");
     println!("|----------------------------------------------|-------------------|-------------|");
@@ -125,9 +132,24 @@ async fn main() {
         ms(settle_elapsed)
     );
     for (name, times, size, target) in [
-        ("GET /v2/apps?embed=apps.tasks p50", &list, list_size, "<= 50 ms"),
-        ("GET /v2/apps?embed=apps.tasks p95", &list, list_size, "<= 50 ms"),
-        ("GET /v2/apps (counts, deployments) p50", &plain, plain_size, ""),
+        (
+            "GET /v2/apps?embed=apps.tasks p50",
+            &list,
+            list_size,
+            "<= 50 ms",
+        ),
+        (
+            "GET /v2/apps?embed=apps.tasks p95",
+            &list,
+            list_size,
+            "<= 50 ms",
+        ),
+        (
+            "GET /v2/apps (counts, deployments) p50",
+            &plain,
+            plain_size,
+            "",
+        ),
         ("GET /v2/tasks p50", &tasks, tasks_size, ""),
     ] {
         let p = if name.ends_with("p95") { 0.95 } else { 0.5 };

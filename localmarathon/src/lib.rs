@@ -22,6 +22,8 @@
 //! ([`Handle::stop_api`], [`Handle::start_api`]), the way a Marathon outage looks to clients
 //! while Mesos keeps the tasks.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod api;
 pub mod app;

@@ -188,10 +188,7 @@ impl State {
 
     fn reconcile_app(&mut self, shared: &Shared, app: &AppId, now: Instant) {
         // Drive the deployment until its current step cannot complete yet.
-        loop {
-            let Some(dep_id) = self.apps.get(app).and_then(|a| a.deployment.clone()) else {
-                break;
-            };
+        while let Some(dep_id) = self.apps.get(app).and_then(|a| a.deployment.clone()) {
             let Some(pos) = self.deployments.iter().position(|d| d.plan.id == dep_id) else {
                 break;
             };

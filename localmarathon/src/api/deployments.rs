@@ -40,7 +40,7 @@ pub async fn cancel(
     let mut st = api.shared.lock();
     let cancelled = st
         .cancel_deployment(&api.shared.bus, &id, "Deployment was cancelled")
-        .filter(|d| d.plan.steps.len() > 0)
+        .filter(|d| !d.plan.steps.is_empty())
         .ok_or_else(|| ChangeError::DeploymentNotFound(id.as_str().to_string()))?;
     if force {
         drop(st);
