@@ -138,14 +138,21 @@ impl Plan {
     }
 
     /// The plan as deployment events carry it.
-    pub fn event_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "original": self.original.to_json(&crate::app_id::GroupId::root()),
-            "target": self.target.to_json(&crate::app_id::GroupId::root()),
-            "steps": self.steps_json(),
-            "version": self.version,
-        })
+    pub fn event_json(&self, format: crate::events::PlanFormat) -> Value {
+        match format {
+            crate::events::PlanFormat::Full => json!({
+                "id": self.id,
+                "original": self.original.to_json(&crate::app_id::GroupId::root()),
+                "target": self.target.to_json(&crate::app_id::GroupId::root()),
+                "steps": self.steps_json(),
+                "version": self.version,
+            }),
+            crate::events::PlanFormat::Light => json!({
+                "id": self.id,
+                "steps": self.steps_json(),
+                "version": self.version,
+            }),
+        }
     }
 }
 

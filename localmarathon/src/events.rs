@@ -5,11 +5,16 @@
 //! one listens (events are passed as closures). A subscriber that falls [`BUS_CAPACITY`] events
 //! behind loses its stream, as Marathon cuts off slow SSE clients.
 //!
+//! Deployment events carry the plan with the whole root group before and after (`original`,
+//! `target`), as Marathon 1.10 does; subscribers that ask for `plan-format=light` get the plan
+//! without them. Each form is only built when a subscriber of that form exists.
+//!
 //! Framing follows Jetty's `EventSourceServlet`, which Marathon's `/v2/events` uses: `event:` and
 //! `data:` lines end in CRLF, an event ends with an empty CRLF line, and the heartbeat is a bare
 //! CRLF every 10 seconds.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -26,14 +31,50 @@ pub const BUS_CAPACITY: usize = 1024;
 pub struct BusEvent {
     /// `eventType`, also the SSE `event:` name.
     pub event_type: &'static str,
-    /// One-line JSON.
-    pub data: String,
+    /// One-line JSON in the full form.
+    pub data: Option<String>,
+    /// One-line JSON in the light form (deployment events without `original`/`target`).
+    pub light: Option<String>,
+}
+
+/// How deployment plans appear in events (`plan-format` of `/v2/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanFormat {
+    /// With `original` and `target` root groups.
+    #[default]
+    Full,
+    /// Without them.
+    Light,
 }
 
 impl BusEvent {
-    /// The SSE bytes for this event.
-    pub fn sse_frame(&self) -> String {
-        format!("event: {}\r\ndata: {}\r\n\r\n", self.event_type, self.data)
+    /// The SSE bytes for this event in the subscriber's plan format.
+    pub fn sse_frame(&self, format: PlanFormat) -> String {
+        let data = match format {
+            PlanFormat::Full => self.data.as_deref().or(self.light.as_deref()),
+            PlanFormat::Light => self.light.as_deref().or(self.data.as_deref()),
+        };
+        format!(
+            "event: {}\r\ndata: {}\r\n\r\n",
+            self.event_type,
+            data.unwrap_or("{}")
+        )
+    }
+}
+
+/// A subscription; counts towards the plan format it asked for while it lives.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The events.
+    pub rx: broadcast::Receiver<Arc<BusEvent>>,
+    /// Its plan format.
+    pub format: PlanFormat,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -50,6 +91,8 @@ pub trait MarathonEvent: Serialize {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<BusEvent>>,
+    full: Arc<AtomicUsize>,
+    light: Arc<AtomicUsize>,
 }
 
 impl Default for EventBus {
@@ -62,7 +105,11 @@ impl EventBus {
     /// A bus with no subscribers.
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(BUS_CAPACITY);
-        EventBus { tx }
+        EventBus {
+            tx,
+            full: Arc::default(),
+            light: Arc::default(),
+        }
     }
 
     /// Whether anyone listens (events are only built then).
@@ -70,28 +117,59 @@ impl EventBus {
         self.tx.receiver_count() > 0
     }
 
+    fn serialise<E: MarathonEvent>(event: &E) -> Option<String> {
+        serde_json::to_string(event)
+            .map_err(|e| {
+                tracing::error!(event_type = E::TYPE, error = %e, "event could not be serialised")
+            })
+            .ok()
+    }
+
     /// Publishes the event `make` builds, if anyone listens.
     pub fn publish<E: MarathonEvent>(&self, make: impl FnOnce() -> E) {
         if !self.has_subscribers() {
             return;
         }
-        let event = make();
-        let data = match serde_json::to_string(&event) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(event_type = E::TYPE, error = %e, "event could not be serialised");
-                return;
-            }
+        let Some(data) = Self::serialise(&make()) else {
+            return;
         };
         let _ = self.tx.send(Arc::new(BusEvent {
             event_type: E::TYPE,
+            data: Some(data),
+            light: None,
+        }));
+    }
+
+    /// Publishes a deployment event, built once per plan format someone listens with.
+    pub fn publish_plan<E: MarathonEvent>(&self, make: impl Fn(PlanFormat) -> E) {
+        if !self.has_subscribers() {
+            return;
+        }
+        let data = (self.full.load(Ordering::SeqCst) > 0)
+            .then(|| Self::serialise(&make(PlanFormat::Full)))
+            .flatten();
+        let light = (self.light.load(Ordering::SeqCst) > 0)
+            .then(|| Self::serialise(&make(PlanFormat::Light)))
+            .flatten();
+        let _ = self.tx.send(Arc::new(BusEvent {
+            event_type: E::TYPE,
             data,
+            light,
         }));
     }
 
     /// A new subscription, starting with the next event.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
-        self.tx.subscribe()
+    pub fn subscribe(&self, format: PlanFormat) -> Subscription {
+        let counter = match format {
+            PlanFormat::Full => self.full.clone(),
+            PlanFormat::Light => self.light.clone(),
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        Subscription {
+            rx: self.tx.subscribe(),
+            format,
+            counter,
+        }
     }
 }
 
@@ -331,15 +409,15 @@ mod tests {
     async fn events_are_framed_like_jetty_and_only_built_for_listeners() {
         let bus = EventBus::new();
         bus.publish(|| -> AppTerminatedEvent { panic!("built without listeners") });
-        let mut rx = bus.subscribe();
+        let mut sub = bus.subscribe(PlanFormat::Full);
         bus.publish(|| AppTerminatedEvent {
             app_id: AppId::parse("/a").unwrap(),
             event_type: AppTerminatedEvent::TYPE,
             timestamp: Timestamp::from_millis(0),
         });
-        let e = rx.recv().await.unwrap();
+        let e = sub.rx.recv().await.unwrap();
         assert_eq!(
-            e.sse_frame(),
+            e.sse_frame(PlanFormat::Full),
             "event: app_terminated_event\r\ndata: {\"appId\":\"/a\",\"eventType\":\"app_terminated_event\",\"timestamp\":\"1970-01-01T00:00:00.000Z\"}\r\n\r\n"
         );
     }

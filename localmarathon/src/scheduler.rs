@@ -208,14 +208,16 @@ impl State {
             match d.advance() {
                 Some(Progress::NextStep { finished, started }) => {
                     let d = &self.deployments[pos];
-                    shared.bus.publish(|| events::DeploymentStepSuccess {
-                        plan: d.plan.event_json(),
-                        current_step: d.step_json(finished),
-                        event_type: events::DeploymentStepSuccess::TYPE,
-                        timestamp: now_ts(),
-                    });
-                    shared.bus.publish(|| events::DeploymentInfo {
-                        plan: d.plan.event_json(),
+                    shared
+                        .bus
+                        .publish_plan(|format| events::DeploymentStepSuccess {
+                            plan: d.plan.event_json(format),
+                            current_step: d.step_json(finished),
+                            event_type: events::DeploymentStepSuccess::TYPE,
+                            timestamp: now_ts(),
+                        });
+                    shared.bus.publish_plan(|format| events::DeploymentInfo {
+                        plan: d.plan.event_json(format),
                         current_step: d.step_json(started),
                         event_type: events::DeploymentInfo::TYPE,
                         timestamp: now_ts(),
@@ -223,12 +225,14 @@ impl State {
                 }
                 Some(Progress::Done { finished }) => {
                     let d = self.deployments.remove(pos);
-                    shared.bus.publish(|| events::DeploymentStepSuccess {
-                        plan: d.plan.event_json(),
-                        current_step: d.step_json(finished),
-                        event_type: events::DeploymentStepSuccess::TYPE,
-                        timestamp: now_ts(),
-                    });
+                    shared
+                        .bus
+                        .publish_plan(|format| events::DeploymentStepSuccess {
+                            plan: d.plan.event_json(format),
+                            current_step: d.step_json(finished),
+                            event_type: events::DeploymentStepSuccess::TYPE,
+                            timestamp: now_ts(),
+                        });
                     announce_success(shared, &d);
                     if let Some(record) = self.apps.get_mut(app) {
                         record.deployment = None;
@@ -734,9 +738,9 @@ fn healthy(health: &[Option<HealthRecord>]) -> Option<bool> {
 }
 
 fn announce_success(shared: &Shared, d: &Deployment) {
-    shared.bus.publish(|| events::DeploymentSuccess {
+    shared.bus.publish_plan(|format| events::DeploymentSuccess {
         id: d.plan.id.as_str().to_string(),
-        plan: d.plan.event_json(),
+        plan: d.plan.event_json(format),
         event_type: events::DeploymentSuccess::TYPE,
         timestamp: now_ts(),
     });
@@ -751,8 +755,8 @@ fn announce_success(shared: &Shared, d: &Deployment) {
 /// Announces the first step of a new deployment.
 pub fn announce_start(shared: &Shared, d: &Deployment) {
     if d.is_running() {
-        shared.bus.publish(|| events::DeploymentInfo {
-            plan: d.plan.event_json(),
+        shared.bus.publish_plan(|format| events::DeploymentInfo {
+            plan: d.plan.event_json(format),
             current_step: d.step_json(0),
             event_type: events::DeploymentInfo::TYPE,
             timestamp: now_ts(),

@@ -338,9 +338,9 @@ impl State {
         {
             app.deployment = None;
         }
-        bus.publish(|| events::DeploymentFailed {
+        bus.publish_plan(|format| events::DeploymentFailed {
             id: d.plan.id.as_str().to_string(),
-            plan: d.plan.event_json(),
+            plan: d.plan.event_json(format),
             reason: reason.to_string(),
             event_type: events::DeploymentFailed::TYPE,
             timestamp: Timestamp::now(),

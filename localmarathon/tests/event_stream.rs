@@ -256,3 +256,31 @@ async fn event_payloads_carry_the_fields_of_marathons_events() {
     assert_eq!(success["plan"]["target"]["apps"][0]["id"], "/evt");
     lm.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn light_plan_format_leaves_the_root_groups_out_of_deployment_events() {
+    let lm = start(ExecutorKind::Sim).await;
+    let full = lm.events().await;
+    let light = lm.events_with("?plan-format=light").await;
+    let (status, _) = lm
+        .post("/v2/apps", json!({"id": "/plans", "cmd": "sleep 100"}))
+        .await;
+    assert_eq!(status, 201);
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let f = full
+        .wait("full deployment_success", |t, _| t == "deployment_success")
+        .await;
+    let l = light
+        .wait("light deployment_success", |t, _| t == "deployment_success")
+        .await;
+    assert_eq!(
+        keys(&f["plan"]),
+        BTreeSet::from(["id", "original", "target", "steps", "version"].map(String::from))
+    );
+    assert_eq!(
+        keys(&l["plan"]),
+        BTreeSet::from(["id", "steps", "version"].map(String::from))
+    );
+    assert_eq!(f["plan"]["id"], l["plan"]["id"]);
+    lm.handle.shutdown().await;
+}

@@ -5,8 +5,9 @@
 //! page. The response is `text/event-stream;charset=UTF-8` with `Connection: close`. The first
 //! event a client receives is its own `event_stream_attached` (published to every subscriber,
 //! as in Marathon); `event_type` parameters filter what it gets; a CRLF heartbeat follows every
-//! heartbeat period. A client that falls too far behind is disconnected, and streams end when
-//! the API stops. Detaching publishes `event_stream_detached`.
+//! heartbeat period; `plan-format=light` leaves the root groups out of deployment plans. A
+//! client that falls too far behind is disconnected, and streams end when the API stops.
+//! Detaching publishes `event_stream_detached`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ApiState, QueryParams};
-use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
+use crate::events::{self, EventBus, MarathonEvent, PlanFormat, SSE_HEARTBEAT};
 use crate::timestamp::Timestamp;
 
 /// Publishes `event_stream_detached` when the stream is dropped.
@@ -57,7 +58,11 @@ pub async fn stream(
     let q = QueryParams::parse(q.as_deref());
     let filter: Vec<String> = q.all("event_type");
     let bus = api.shared.bus.clone();
-    let rx = bus.subscribe();
+    let format = match q.one("plan-format") {
+        Some("light") => PlanFormat::Light,
+        _ => PlanFormat::Full,
+    };
+    let sub = bus.subscribe(format);
     let remote = client.ip().to_string();
     bus.publish(|| events::EventStreamAttached {
         remote_address: remote.clone(),
@@ -71,14 +76,14 @@ pub async fn stream(
         remote,
     };
     struct Feed {
-        rx: tokio::sync::broadcast::Receiver<Arc<events::BusEvent>>,
+        sub: events::Subscription,
         beat: tokio::time::Interval,
         stop: tokio_util::sync::CancellationToken,
         filter: Vec<String>,
         _detach: Detach,
     }
     let feed = Feed {
-        rx,
+        sub,
         beat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
         stop,
         filter,
@@ -90,12 +95,12 @@ pub async fn stream(
             let chunk = tokio::select! {
                 () = feed.stop.cancelled() => return None,
                 _ = feed.beat.tick() => Bytes::from_static(SSE_HEARTBEAT.as_bytes()),
-                received = feed.rx.recv() => match received {
+                received = feed.sub.rx.recv() => match received {
                     Ok(event) => {
                         if !feed.filter.is_empty() && !feed.filter.iter().any(|f| f == event.event_type) {
                             continue;
                         }
-                        frame(&event)
+                        frame(&event, feed.sub.format)
                     }
                     // Marathon drops subscribers that cannot keep up; so do we.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
@@ -115,6 +120,6 @@ pub async fn stream(
         .into_response())
 }
 
-fn frame(event: &Arc<events::BusEvent>) -> Bytes {
-    Bytes::from(event.sse_frame())
+fn frame(event: &Arc<events::BusEvent>, format: PlanFormat) -> Bytes {
+    Bytes::from(event.sse_frame(format))
 }

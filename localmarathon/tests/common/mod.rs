@@ -126,9 +126,14 @@ impl Lm {
 
     /// Subscribes to `/v2/events` and collects parsed events in the background.
     pub async fn events(&self) -> EventLog {
+        self.events_with("").await
+    }
+
+    /// Like [`Lm::events`] with a query string (`?plan-format=light`).
+    pub async fn events_with(&self, query: &str) -> EventLog {
         let response = self
             .http
-            .get(self.url("/v2/events"))
+            .get(self.url(&format!("/v2/events{query}")))
             .header("Accept", "text/event-stream")
             .timeout(Duration::from_secs(3600))
             .send()
