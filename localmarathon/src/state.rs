@@ -198,6 +198,9 @@ pub struct AppRecord {
     pub last_failure: Option<TaskFailure>,
     /// Running deployment.
     pub deployment: Option<DeploymentId>,
+    /// Deleted: gone from the API at once (as Marathon removes it from its group tree) while
+    /// its tasks are being killed.
+    pub deleted: bool,
 }
 
 /// Side effects the scheduler loop performs outside the lock.
@@ -305,9 +308,25 @@ impl State {
     /// All apps now, for plans and group views.
     pub fn snapshot(&self) -> GroupSnapshot {
         GroupSnapshot {
-            apps: self.apps.values().map(|a| a.def.clone()).collect(),
+            apps: self.visible_apps().map(|a| a.def.clone()).collect(),
             version: self.root_version,
         }
+    }
+
+    /// An app as the API sees it: apps being deleted are already gone.
+    pub fn app(&self, id: &AppId) -> Option<&AppRecord> {
+        self.apps.get(id).filter(|a| !a.deleted)
+    }
+
+    /// Every app the API sees.
+    pub fn visible_apps(&self) -> impl Iterator<Item = &AppRecord> {
+        self.apps.values().filter(|a| !a.deleted)
+    }
+
+    fn current(&self, id: &AppId) -> Result<Arc<AppDefinition>, ChangeError> {
+        self.app(id)
+            .map(|a| a.def.clone())
+            .ok_or_else(|| ChangeError::AppNotFound(id.clone()))
     }
 
     fn check_lock(&mut self, bus: &EventBus, app: &AppId, force: bool) -> Result<(), ChangeError> {
@@ -420,9 +439,28 @@ impl State {
         shared: &Shared,
         update: AppUpdate,
         id: AppId,
+        force: bool,
     ) -> Result<Accepted, ChangeError> {
-        if self.apps.contains_key(&id) {
+        if self.app(&id).is_some() {
             return Err(ChangeError::AppExists(id));
+        }
+        // The same id is still being stopped: locked, unless forced to take over.
+        let mut dying = BTreeMap::new();
+        if let Some(old) = self.apps.get(&id) {
+            if let Some(held) = old.deployment.clone() {
+                if !force {
+                    return Err(ChangeError::Locked {
+                        deployments: vec![held],
+                    });
+                }
+                self.cancel_deployment(&shared.bus, &held, "Cancelled by a forced update");
+            }
+            if let Some(old) = self.apps.remove(&id) {
+                for p in old.def.service_ports() {
+                    self.service_ports.remove(&p);
+                }
+                dying = old.instances;
+            }
         }
         let version = shared.clock.next();
         let mut def = update
@@ -437,10 +475,11 @@ impl State {
             AppRecord {
                 def: def.clone(),
                 versions: BTreeMap::from([(version, def.clone())]),
-                instances: BTreeMap::new(),
+                instances: dying,
                 delay: LaunchDelay::default(),
                 last_failure: None,
                 deployment: None,
+                deleted: false,
             },
         );
         let plan = Plan::between(
@@ -468,11 +507,7 @@ impl State {
         def: AppDefinition,
         restart: bool,
     ) -> Result<Accepted, ChangeError> {
-        let previous = self
-            .apps
-            .get(id)
-            .map(|a| a.def.clone())
-            .ok_or_else(|| ChangeError::AppNotFound(id.clone()))?;
+        let previous = self.current(id)?;
         let mut def = def;
         self.assign_service_ports(&mut def, Some(&previous))?;
         let version = def.version;
@@ -519,11 +554,13 @@ impl State {
         force: bool,
         create_missing: bool,
     ) -> Result<(Accepted, bool), ChangeError> {
-        let Some(current) = self.apps.get(&id).map(|a| a.def.clone()) else {
+        let Some(current) = self.app(&id).map(|a| a.def.clone()) else {
             if !create_missing {
                 return Err(ChangeError::AppNotFound(id));
             }
-            return self.create_app(shared, update, id).map(|a| (a, true));
+            return self
+                .create_app(shared, update, id, force)
+                .map(|a| (a, true));
         };
         self.check_lock(&shared.bus, &id, force)?;
         let version = shared.clock.next();
@@ -568,11 +605,7 @@ impl State {
         id: &AppId,
         force: bool,
     ) -> Result<Accepted, ChangeError> {
-        let current = self
-            .apps
-            .get(id)
-            .map(|a| a.def.clone())
-            .ok_or_else(|| ChangeError::AppNotFound(id.clone()))?;
+        let current = self.current(id)?;
         self.check_lock(&shared.bus, id, force)?;
         let version = shared.clock.next();
         let mut def = (*current).clone();
@@ -589,22 +622,15 @@ impl State {
         id: &AppId,
         force: bool,
     ) -> Result<Accepted, ChangeError> {
-        let current = self
-            .apps
-            .get(id)
-            .map(|a| a.def.clone())
-            .ok_or_else(|| ChangeError::AppNotFound(id.clone()))?;
+        let current = self.current(id)?;
         self.check_lock(&shared.bus, id, force)?;
         let version = shared.clock.next();
         let original = self.snapshot();
         self.root_version = version;
-        let mut target = self.snapshot();
-        target.apps = target
-            .apps
-            .iter()
-            .filter(|a| &a.id != id)
-            .cloned()
-            .collect();
+        if let Some(record) = self.apps.get_mut(id) {
+            record.deleted = true;
+        }
+        let target = self.snapshot();
         let plan = Plan::between(
             id.clone(),
             Some(current),
@@ -630,11 +656,7 @@ impl State {
         sentenced: &[InstanceId],
         force: bool,
     ) -> Result<Accepted, ChangeError> {
-        let current = self
-            .apps
-            .get(id)
-            .map(|a| a.def.clone())
-            .ok_or_else(|| ChangeError::AppNotFound(id.clone()))?;
+        let current = self.current(id)?;
         self.check_lock(&shared.bus, id, force)?;
         let version = shared.clock.next();
         let mut def = (*current).clone();

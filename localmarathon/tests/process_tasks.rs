@@ -458,3 +458,46 @@ async fn a_dropped_handle_kills_its_tasks() {
     let gone = wait_for(DEADLINE, || async { (!alive(pid)).then_some(()) }).await;
     assert!(gone.is_some(), "task {pid} outlived a dropped handle");
 }
+
+#[tokio::test]
+async fn a_deleted_app_is_gone_at_once_while_its_tasks_are_killed() {
+    let lm = start(ExecutorKind::Process).await;
+    let events = lm.events().await;
+    let body = json!({"id": "/slow", "cmd": "trap '' TERM; touch trapped; sleep 1000 & wait",
+        "cpus": 0.1, "mem": 16, "taskKillGracePeriodSeconds": 3});
+    create(&lm, body.clone()).await;
+    lm.wait_running("/slow", 1).await;
+    let sandbox = lm.handle.tasks()[0].sandbox.clone();
+    let trapped = wait_for(DEADLINE, || async {
+        sandbox.join("trapped").exists().then_some(())
+    })
+    .await;
+    assert!(
+        trapped.is_some(),
+        "the task ignores SIGTERM before it is deleted"
+    );
+    let (status, _) = lm.delete("/v2/apps/slow").await;
+    assert_eq!(status, 200);
+    let (status, _) = lm.get("/v2/apps/slow").await;
+    assert_eq!(status, 404, "the app leaves the group tree at once");
+    let (_, list) = lm.get("/v2/apps").await;
+    assert_eq!(list["apps"], json!([]));
+    events
+        .wait("TASK_KILLING", |t, d| {
+            t == "status_update_event" && d["taskStatus"] == "TASK_KILLING"
+        })
+        .await;
+    let (_, tasks) = lm.get("/v2/tasks").await;
+    assert_eq!(
+        tasks["tasks"][0]["state"], "TASK_KILLING",
+        "the task is still being killed"
+    );
+    // The id is locked by the stop until forced.
+    let (status, locked) = lm.post("/v2/apps", body.clone()).await;
+    assert_eq!(status, 409, "{locked}");
+    assert!(locked["deployments"][0]["id"].is_string());
+    let (status, _) = lm.post("/v2/apps?force=true", body).await;
+    assert_eq!(status, 201);
+    lm.wait_running("/slow", 1).await;
+    lm.handle.shutdown().await;
+}

@@ -174,8 +174,7 @@ pub async fn list(
     };
     let st = api.shared.lock();
     let apps: Vec<views::AppInfo<'_>> = st
-        .apps
-        .values()
+        .visible_apps()
         .filter(|r| {
             id_filter
                 .as_deref()
@@ -197,16 +196,17 @@ pub async fn create(
     State(api): State<ApiState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let force = QueryParams::parse(q.as_deref()).flag("force", false)?;
     let update = AppUpdate::parse(&body)?;
     let id = create_id(&update)?;
     let (accepted, body) = {
         let mut st = api.shared.lock();
-        let accepted = st.create_app(&api.shared, update, id.clone())?;
+        let accepted = st.create_app(&api.shared, update, id.clone(), force)?;
         let record = st
-            .apps
-            .get(&id)
+            .app(&id)
             .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
         let embed = Embed {
             counts: true,
@@ -305,7 +305,9 @@ pub async fn dispatch(
             StatusCode::OK
         };
         let mut response = deployment_response(status, &accepted);
-        if created && let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
+        if created
+            && let Ok(v) = HeaderValue::from_str(&format!("http://{}/v2/apps{id}", api.leader))
+        {
             response.headers_mut().insert(header::LOCATION, v);
         }
         return Ok(response);
@@ -328,8 +330,7 @@ fn show(api: &ApiState, raw: &str, q: &QueryParams) -> Result<Response, ApiError
         let group = GroupId::parse(group.trim_end_matches('/'))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let apps: Vec<_> = st
-            .apps
-            .values()
+            .visible_apps()
             .filter(|r| r.def.id.is_in(&group))
             .map(|r| views::app_info(&st, r, embed))
             .collect();
@@ -339,8 +340,7 @@ fn show(api: &ApiState, raw: &str, q: &QueryParams) -> Result<Response, ApiError
     }
     let id = parse_app_id(raw)?;
     let record = st
-        .apps
-        .get(&id)
+        .app(&id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
     let body = serde_json::to_vec(&json!({ "app": views::app_info(&st, record, embed) }))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
@@ -350,8 +350,7 @@ fn show(api: &ApiState, raw: &str, q: &QueryParams) -> Result<Response, ApiError
 fn app_tasks(api: &ApiState, id: &AppId) -> Result<Response, ApiError> {
     let st = api.shared.lock();
     let record = st
-        .apps
-        .get(id)
+        .app(id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
     let body = serde_json::to_vec(&json!({ "tasks": views::tasks_of(&st, record) }))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
@@ -361,8 +360,7 @@ fn app_tasks(api: &ApiState, id: &AppId) -> Result<Response, ApiError> {
 fn versions(api: &ApiState, id: &AppId) -> Result<Response, ApiError> {
     let st = api.shared.lock();
     let record = st
-        .apps
-        .get(id)
+        .app(id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
     let versions: Vec<String> = record
         .versions
@@ -379,8 +377,7 @@ fn versions(api: &ApiState, id: &AppId) -> Result<Response, ApiError> {
 fn version_of(api: &ApiState, id: &AppId, raw: &str) -> Result<Response, ApiError> {
     let st = api.shared.lock();
     let record = st
-        .apps
-        .get(id)
+        .app(id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
     let def = Timestamp::parse(raw)
         .ok()
@@ -420,7 +417,7 @@ fn kill_task(
         ));
     }
     let mut st = api.shared.lock();
-    if !st.apps.contains_key(id) {
+    if st.app(id).is_none() {
         return Err(ApiError::NotFound(format!("App '{id}' does not exist")));
     }
     let (instance, body) = {
@@ -428,8 +425,7 @@ fn kill_task(
             .find_task(id, task)
             .ok_or_else(|| ApiError::NotFound(format!("Task '{task}' does not exist")))?;
         let record = st
-            .apps
-            .get(id)
+            .app(id)
             .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
         let view = views::TaskView::new(&record.def, &st.agents[t.agent.0], t);
         (
@@ -461,8 +457,7 @@ fn kill_tasks(api: &ApiState, id: &AppId, q: &QueryParams) -> Result<Response, A
     let host = q.one("host").map(str::to_string);
     let mut st = api.shared.lock();
     let record = st
-        .apps
-        .get(id)
+        .app(id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
     let chosen: Vec<(InstanceId, serde_json::Value)> = record
         .instances

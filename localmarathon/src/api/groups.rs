@@ -30,8 +30,7 @@ fn render(api: &ApiState, group: &GroupId, q: &QueryParams) -> Result<Response, 
         )));
     }
     let render_app = |a: &AppDefinition| {
-        st.apps
-            .get(&a.id)
+        st.app(&a.id)
             .and_then(|r| serde_json::to_value(views::app_info(&st, r, app_embed)).ok())
             .unwrap_or_default()
     };

@@ -143,8 +143,7 @@ pub async fn queue(State(api): State<ApiState>) -> Result<Response, ApiError> {
     let st = api.shared.lock();
     let now = tokio::time::Instant::now();
     let queue: Vec<serde_json::Value> = st
-        .apps
-        .values()
+        .visible_apps()
         .filter_map(|r| {
             let waiting = r
                 .instances

@@ -43,6 +43,47 @@ fn signal_group(pgid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid as i32), signal);
 }
 
+/// Whether a live (non-zombie) process of group `pgid` remains.
+fn group_alive(pgid: u32) -> bool {
+    // Fast path: no process at all, zombies included.
+    if killpg(Pid::from_raw(pgid as i32), None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command name: state, ppid, pgrp.
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        fields.first().is_some_and(|state| *state != "Z")
+            && fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+    })
+}
+
+/// SIGKILLs what is left of a group and waits (bounded) until none of it runs.
+async fn finish_group(pgid: u32) {
+    signal_group(pgid, Signal::SIGKILL);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 impl ProcessExecutor {
     /// Starts the executor and its guardian.
     pub fn start(updates: mpsc::UnboundedSender<ExecutorUpdate>) -> Result<Self, Error> {
@@ -228,7 +269,7 @@ impl Supervisor {
             }
         };
         // The main process is gone; nothing of its group may outlive it.
-        signal_group(pid, Signal::SIGKILL);
+        finish_group(pid).await;
         self.guardian.forget(pid);
         self.running
             .lock()
