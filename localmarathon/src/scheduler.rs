@@ -164,13 +164,18 @@ impl State {
             .collect();
         self.dirty.extend(expired);
         self.finish_empty_deployments(shared);
-        let batch = std::mem::take(&mut self.dirty);
-        for app in batch {
-            self.reconcile_app(shared, &app, now);
+        // A pass may settle what the previous one started (an instance removed without a task
+        // to wait for); a few passes finish that. Apps still dirty after them are waiting on
+        // something (a kill in flight) that will come back as a task update.
+        for _ in 0..3 {
+            let batch = std::mem::take(&mut self.dirty);
+            if batch.is_empty() {
+                break;
+            }
+            for app in batch {
+                self.reconcile_app(shared, &app, now);
+            }
         }
-        // Whatever this pass marked dirty it has just handled; what it set in motion (kills,
-        // launches) comes back as task updates, which mark their apps again.
-        self.dirty.clear();
     }
 
     fn finish_empty_deployments(&mut self, shared: &Shared) {

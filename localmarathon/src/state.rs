@@ -507,10 +507,22 @@ impl State {
         def: AppDefinition,
         restart: bool,
     ) -> Result<Accepted, ChangeError> {
+        let version = def.version;
+        self.install_definition(shared, id, def, restart, version)
+    }
+
+    /// Installs `def` (whatever its version) and starts a deployment of version `version`.
+    fn install_definition(
+        &mut self,
+        shared: &Shared,
+        id: &AppId,
+        def: AppDefinition,
+        restart: bool,
+        version: Timestamp,
+    ) -> Result<Accepted, ChangeError> {
         let previous = self.current(id)?;
         let mut def = def;
         self.assign_service_ports(&mut def, Some(&previous))?;
-        let version = def.version;
         let def = Arc::new(def);
         let original = self.snapshot();
         self.root_version = version;
@@ -522,7 +534,7 @@ impl State {
             record.delay.reset();
         }
         record.def = def.clone();
-        record.versions.insert(version, def.clone());
+        record.versions.insert(def.version, def.clone());
         while record.versions.len() > MAX_VERSIONS {
             record.versions.pop_first();
         }
@@ -596,6 +608,18 @@ impl State {
         };
         self.replace_definition(shared, &id, def, false)
             .map(|a| (a, false))
+    }
+
+    /// Rolls an app back to `original` as it was, version included (the revert of a cancelled
+    /// deployment): instances of that configuration stay, the others are replaced.
+    pub fn restore_app(
+        &mut self,
+        shared: &Shared,
+        id: &AppId,
+        original: &AppDefinition,
+    ) -> Result<Accepted, ChangeError> {
+        let version = shared.clock.next();
+        self.install_definition(shared, id, original.clone(), false, version)
     }
 
     /// `POST /v2/apps/{id}/restart`.

@@ -691,3 +691,77 @@ async fn list_filters_by_id_cmd_and_label() {
     assert_eq!(prod["apps"].as_array().unwrap().len(), 2);
     lm.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_a_deployment_rolls_the_app_back_and_force_only_cancels() {
+    let lm = start(ExecutorKind::Sim).await;
+    let app = create(
+        &lm,
+        json!({"id": "/rb", "cmd": "sleep 100", "instances": 2}),
+    )
+    .await;
+    let v1 = app["version"].as_str().unwrap().to_string();
+    let before: BTreeSet<String> = lm
+        .wait_running("/rb", 2)
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    // An update whose new tasks cannot be placed never finishes.
+    let (status, stuck) = lm
+        .put(
+            "/v2/apps/rb",
+            json!({"constraints": [["hostname", "CLUSTER", "10.9.9.9"]]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stuck_id = stuck["deploymentId"].as_str().unwrap().to_string();
+    let (status, result) = lm.delete(&format!("/v2/deployments/{stuck_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        keys(&result),
+        keys(&fixture_json("example-deployment-result-response.json"))
+    );
+    assert_ne!(result["deploymentId"], stuck_id.as_str());
+    lm.wait_no_deployments().await;
+    let (_, body) = lm.get("/v2/apps/rb").await;
+    assert_eq!(
+        body["app"]["version"],
+        v1.as_str(),
+        "back to the original definition"
+    );
+    assert!(body["app"].get("constraints").is_none());
+    let after: BTreeSet<String> = lm
+        .wait_running("/rb", 2)
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        before, after,
+        "tasks of the original configuration were kept"
+    );
+
+    let (status, stuck) = lm
+        .put(
+            "/v2/apps/rb",
+            json!({"constraints": [["hostname", "CLUSTER", "10.9.9.9"]]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stuck_id = stuck["deploymentId"].as_str().unwrap().to_string();
+    let response = lm
+        .http
+        .delete(lm.url(&format!("/v2/deployments/{stuck_id}?force=true")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    lm.wait_no_deployments().await;
+    let (_, body) = lm.get("/v2/apps/rb").await;
+    assert!(
+        body["app"]["constraints"].is_array(),
+        "force=true cancels without rollback"
+    );
+    lm.handle.shutdown().await;
+}

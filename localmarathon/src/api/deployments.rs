@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::apps::json_response;
 use super::{ApiError, ApiState, QueryParams};
-use crate::app_update::AppUpdate;
 use crate::deployment::DeploymentId;
 use crate::state::ChangeError;
 
@@ -50,13 +49,7 @@ pub async fn cancel(
     let app = cancelled.plan.app.clone();
     let accepted = match &cancelled.plan.original_app {
         None => st.delete_app(&api.shared, &app, true)?,
-        Some(original) => {
-            let body = serde_json::to_value(&**original)
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-            let update = AppUpdate::from_value(&body)?;
-            st.update_app(&api.shared, app, update, false, true, true)?
-                .0
-        }
+        Some(original) => st.restore_app(&api.shared, &app, original)?,
     };
     drop(st);
     api.shared.wake.notify_one();
