@@ -501,3 +501,36 @@ async fn a_deleted_app_is_gone_at_once_while_its_tasks_are_killed() {
     lm.wait_running("/slow", 1).await;
     lm.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn command_health_checks_run_in_the_task_sandbox_and_environment() {
+    let lm = start(ExecutorKind::Process).await;
+    create(&lm, json!({"id": "/cmdcheck", "cmd": "touch ok; exec sleep 1000", "cpus": 0.1, "mem": 16,
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "test -f ok && test -n \"$MESOS_TASK_ID\""},
+            "gracePeriodSeconds": 0, "intervalSeconds": 1, "timeoutSeconds": 5, "maxConsecutiveFailures": 0}]}))
+    .await;
+    let healthy = wait_for(DEADLINE, || async {
+        let (_, app) = lm.get("/v2/apps/cmdcheck").await;
+        (app["app"]["tasksHealthy"] == 1).then_some(())
+    })
+    .await;
+    assert!(healthy.is_some(), "COMMAND check passes");
+    let sandbox = lm.handle.tasks()[0].sandbox.clone();
+    std::fs::remove_file(sandbox.join("ok")).unwrap();
+    let unhealthy = wait_for(DEADLINE, || async {
+        let (_, app) = lm.get("/v2/apps/cmdcheck").await;
+        let a = &app["app"];
+        (a["tasksUnhealthy"] == 1 && a["tasksHealthy"] == 0).then(|| a["tasks"][0].clone())
+    })
+    .await
+    .expect("COMMAND check fails once the file is gone");
+    let result = &unhealthy["healthCheckResults"][0];
+    assert_eq!(result["alive"], false);
+    assert!(result["consecutiveFailures"].as_u64().unwrap() >= 1);
+    assert!(result["lastFailureCause"].is_string());
+    assert_eq!(
+        unhealthy["state"], "TASK_RUNNING",
+        "maxConsecutiveFailures 0 never kills"
+    );
+    lm.handle.shutdown().await;
+}
