@@ -1,8 +1,11 @@
 //! Marathon's launch backoff for apps whose tasks keep failing.
 //!
-//! After a failed task the app's launches wait `backoffSeconds`; each further failure multiplies
+//! After a task of the app ends by itself (fails, or finishes: a command that exits at once must
+//! not be relaunched in a tight loop) or is killed for failing its health checks, the app's
+//! launches wait `backoffSeconds`; each further such end multiplies
 //! the wait by `backoffFactor`, capped at `maxLaunchDelaySeconds`. A configuration change resets
-//! the delay (Marathon resets it when an app is updated). Times are `tokio::time::Instant`, so
+//! the delay (Marathon resets it when an app is updated), and so does a task that ran longer
+//! than `maxLaunchDelaySeconds` before ending. Times are `tokio::time::Instant`, so
 //! tests drive backoff with a paused clock.
 
 use std::time::Duration;

@@ -614,7 +614,7 @@ impl State {
                 p.cancel();
             }
             self.task_index.remove(task_id);
-            if next.is_failure() || task.kill_reason == Some(KillReason::Unhealthy) {
+            if next.is_failure() {
                 record.last_failure = Some(TaskFailure {
                     app_id: app.clone(),
                     host,
@@ -625,9 +625,22 @@ impl State {
                     version,
                     slave_id: agent_id,
                 });
+            }
+            // A task that ended by itself (failed or finished) or was killed for its health
+            // delays the next launch; a requested kill does not.
+            let ended_by_itself = task.kill_reason.is_none();
+            if ended_by_itself || task.kill_reason == Some(KillReason::Unhealthy) {
                 let def = record.def.clone();
+                // A task that ran longer than the longest delay ends a streak of failures.
+                let ran = task
+                    .running_since
+                    .map(|s| Instant::now().saturating_duration_since(s))
+                    .unwrap_or_default();
+                if ran > Duration::from_secs(u64::from(def.max_launch_delay_seconds)) {
+                    record.delay.reset();
+                }
                 let wait = record.delay.on_failure(&def, Instant::now());
-                tracing::info!(app = %app, task = %task_id, state = %next, delay = ?wait, "task failed; relaunch delayed");
+                tracing::info!(app = %app, task = %task_id, state = %next, delay = ?wait, "task ended; relaunch delayed");
             }
             if inst.goal == Goal::Decommissioned {
                 record.instances.remove(&instance);

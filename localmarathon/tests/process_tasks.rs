@@ -534,3 +534,39 @@ async fn command_health_checks_run_in_the_task_sandbox_and_environment() {
     );
     lm.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_command_that_exits_at_once_is_relaunched_with_backoff_not_in_a_loop() {
+    let lm = start(ExecutorKind::Process).await;
+    let events = lm.events().await;
+    create(
+        &lm,
+        json!({"id": "/oneshot", "cmd": "exit 0", "cpus": 0.1, "mem": 16,
+        "backoffSeconds": 3600, "maxLaunchDelaySeconds": 3600}),
+    )
+    .await;
+    events
+        .wait("TASK_FINISHED", |t, d| {
+            t == "status_update_event" && d["taskStatus"] == "TASK_FINISHED"
+        })
+        .await;
+    let delayed = wait_for(DEADLINE, || async {
+        let (_, queue) = lm.get("/v2/queue").await;
+        let entry = queue["queue"].get(0)?.clone();
+        (entry["delay"]["timeLeftSeconds"].as_u64()? > 3000).then_some(entry)
+    })
+    .await;
+    assert!(delayed.is_some(), "the relaunch waits for the backoff");
+    let finished = events
+        .snapshot()
+        .iter()
+        .filter(|(t, d)| t == "status_update_event" && d["taskStatus"] == "TASK_FINISHED")
+        .count();
+    assert_eq!(finished, 1);
+    let (_, app) = lm.get("/v2/apps/oneshot").await;
+    assert!(
+        app["app"].get("lastTaskFailure").is_none(),
+        "finishing is not a failure"
+    );
+    lm.handle.shutdown().await;
+}
