@@ -29,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod app_id;
 pub mod app_update;
+pub mod changes;
 pub mod deployment;
 pub mod environment;
 pub mod events;

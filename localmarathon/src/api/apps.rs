@@ -16,8 +16,9 @@ use super::views::{self, Embed};
 use super::{ApiError, ApiState, QueryParams};
 use crate::app_id::{AppId, GroupId};
 use crate::app_update::{AppUpdate, create_id};
+use crate::changes::Accepted;
 use crate::events::{self, MarathonEvent};
-use crate::state::{Accepted, KillReason};
+use crate::state::KillReason;
 use crate::task::InstanceId;
 use crate::timestamp::Timestamp;
 

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::apps::json_response;
 use super::{ApiError, ApiState, QueryParams};
+use crate::changes::ChangeError;
 use crate::deployment::DeploymentId;
-use crate::state::ChangeError;
 
 /// `GET /v2/deployments`.
 pub async fn list(State(api): State<ApiState>) -> Result<Response, ApiError> {

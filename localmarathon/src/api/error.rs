@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app_update::AppBodyError;
+use crate::changes::ChangeError;
 use crate::deployment::DeploymentId;
-use crate::state::ChangeError;
 use crate::validation::ErrorDetail;
 
 /// An error answer of the API.
