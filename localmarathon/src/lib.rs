@@ -28,6 +28,7 @@ pub mod agent;
 pub mod api;
 pub mod app;
 pub mod app_id;
+pub mod app_normalization;
 pub mod app_update;
 pub mod changes;
 pub mod deployment;
