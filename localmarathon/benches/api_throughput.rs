@@ -14,6 +14,8 @@ const APPS: usize = 1000;
 const INSTANCES: usize = 3;
 const CONCURRENCY: usize = 16;
 const LIST_SAMPLES: usize = 50;
+/// Apps created while an event-stream subscriber listens.
+const WATCHED_APPS: usize = 200;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -22,6 +24,72 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Creates `count` apps named `{prefix}-{i}` with `CONCURRENCY` clients; returns apps/s.
+async fn create_apps(
+    http: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    count: usize,
+    instances: usize,
+) -> f64 {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let http = http.clone();
+        let next = next.clone();
+        let url = format!("{base}/v2/apps");
+        let prefix = prefix.to_string();
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let body = json!({
+                    "id": format!("{prefix}/group-{}/app-{i}", i % 20),
+                    "cmd": "sleep 1000",
+                    "instances": instances,
+                    "cpus": 0.01,
+                    "mem": 8,
+                    "labels": {"bench": "true"},
+                });
+                let status = http.post(&url).json(&body).send().await.unwrap().status();
+                assert_eq!(status, 201);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Subscribes to `/v2/events{query}` and drains it in the background; returns bytes read.
+async fn subscribe(
+    http: &reqwest::Client,
+    base: &str,
+    query: &str,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use futures::StreamExt;
+    let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = bytes.clone();
+    let response = http
+        .get(format!("{base}/v2/events{query}"))
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let mut stream = response.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    (task, bytes)
 }
 
 async fn latency(http: &reqwest::Client, url: &str, samples: usize) -> (Vec<Duration>, usize) {
@@ -59,34 +127,7 @@ async fn main() {
         .unwrap();
 
     // Creations: CONCURRENCY clients posting apps until APPS exist.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY {
-        let http = http.clone();
-        let next = next.clone();
-        let url = format!("{base}/v2/apps");
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= APPS {
-                    return;
-                }
-                let body = json!({
-                    "id": format!("/bench/group-{}/app-{i}", i % 20),
-                    "cmd": "sleep 1000",
-                    "instances": INSTANCES,
-                    "cpus": 0.01,
-                    "mem": 8,
-                    "labels": {"bench": "true"},
-                });
-                let status = http.post(&url).json(&body).send().await.unwrap().status();
-                assert_eq!(status, 201);
-            }
-        });
-    }
-    while workers.join_next().await.is_some() {}
-    let create_elapsed = start.elapsed();
+    let create_rate = create_apps(&http, &base, "/bench", APPS, INSTANCES).await;
 
     // Wait until every task runs (no fixed sleep: poll with a deadline).
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -124,7 +165,7 @@ async fn main() {
     println!("|----------------------------------------------|-------------------|-------------|");
     println!(
         "| app creations (POST /v2/apps, 201)           | {:>10.0} apps/s | >= 1000/s   |",
-        APPS as f64 / create_elapsed.as_secs_f64()
+        create_rate
     );
     println!(
         "| time until all {:>4} tasks TASK_RUNNING      | {:>17} |             |",
@@ -172,6 +213,23 @@ async fn main() {
         ms(*list.last().unwrap()),
         ""
     );
+
+    // Deployment events carry the whole root group (as Marathon's do) unless the subscriber
+    // asks for plan-format=light: creation rate with one subscriber of each kind.
+    for (label, query) in [("light", "?plan-format=light"), ("full", "")] {
+        let (reader, bytes) = subscribe(&http, &base, query).await;
+        let rate = create_apps(&http, &base, &format!("/watched-{label}"), WATCHED_APPS, 1).await;
+        reader.abort();
+        println!(
+            "| {:<44} | {:>10.0} apps/s | {:<11} |",
+            format!("creations with a {label} SSE subscriber"),
+            rate,
+            format!(
+                "{} MiB",
+                bytes.load(std::sync::atomic::Ordering::Relaxed) / (1 << 20)
+            )
+        );
+    }
     println!();
     handle.shutdown().await;
 }

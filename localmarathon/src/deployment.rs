@@ -89,6 +89,8 @@ pub struct Plan {
     pub original: GroupSnapshot,
     /// Every app after.
     pub target: GroupSnapshot,
+    /// The full event form, built once: every event of a deployment carries the same plan.
+    full_json: std::sync::OnceLock<crate::events::RawJson>,
 }
 
 impl Plan {
@@ -125,6 +127,7 @@ impl Plan {
             target_app: after,
             original,
             target,
+            full_json: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,22 +141,41 @@ impl Plan {
     }
 
     /// The plan as deployment events carry it.
-    pub fn event_json(&self, format: crate::events::PlanFormat) -> Value {
+    pub fn event_json(&self, format: crate::events::PlanFormat) -> crate::events::RawJson {
+        use crate::events::{PlanFormat, RawJson};
         match format {
-            crate::events::PlanFormat::Full => json!({
+            PlanFormat::Full => self
+                .full_json
+                .get_or_init(|| {
+                    let root = crate::app_id::GroupId::root();
+                    let render = |a: &AppDefinition| serde_json::to_value(a).unwrap_or_default();
+                    RawJson::of(&FullPlan {
+                        id: &self.id,
+                        original: self.original.view(&root, &render, true, true),
+                        target: self.target.view(&root, &render, true, true),
+                        steps: self.steps_json(),
+                        version: self.version,
+                    })
+                })
+                .clone(),
+            PlanFormat::Light => RawJson::of(&json!({
                 "id": self.id,
-                "original": self.original.to_json(&crate::app_id::GroupId::root()),
-                "target": self.target.to_json(&crate::app_id::GroupId::root()),
                 "steps": self.steps_json(),
                 "version": self.version,
-            }),
-            crate::events::PlanFormat::Light => json!({
-                "id": self.id,
-                "steps": self.steps_json(),
-                "version": self.version,
-            }),
+            })),
         }
     }
+}
+
+/// A plan with its root groups, serialised straight from the snapshots.
+#[derive(Serialize)]
+#[serde(bound = "")]
+struct FullPlan<'a, F: Fn(&AppDefinition) -> Value> {
+    id: &'a DeploymentId,
+    original: crate::group::GroupView<'a, F>,
+    target: crate::group::GroupView<'a, F>,
+    steps: Value,
+    version: Timestamp,
 }
 
 /// Where a deployment is.

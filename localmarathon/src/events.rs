@@ -78,6 +78,27 @@ impl Drop for Subscription {
     }
 }
 
+/// Pre-serialised JSON embedded as is (deployment plans, shared by all events of a deployment).
+#[derive(Debug, Clone)]
+pub struct RawJson(Arc<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// Serialises `value` once.
+    pub fn of<T: Serialize>(value: &T) -> Self {
+        let raw = serde_json::value::to_raw_value(value).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "value could not be serialised; sending null");
+            serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
+        });
+        RawJson(Arc::from(raw))
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 /// The SSE heartbeat Jetty writes.
 pub const SSE_HEARTBEAT: &str = "\r\n";
 
@@ -325,7 +346,7 @@ event!(
     /// A deployment step started.
     DeploymentInfo = "deployment_info" {
         /// The plan.
-        plan: Value,
+        plan: RawJson,
         /// The step now running.
         current_step: Value,
     }
@@ -335,7 +356,7 @@ event!(
     /// A deployment step finished.
     DeploymentStepSuccess = "deployment_step_success" {
         /// The plan.
-        plan: Value,
+        plan: RawJson,
         /// The step that finished.
         current_step: Value,
     }
@@ -347,7 +368,7 @@ event!(
         /// Deployment id.
         id: String,
         /// The plan.
-        plan: Value,
+        plan: RawJson,
     }
 );
 
@@ -357,7 +378,7 @@ event!(
         /// Deployment id.
         id: String,
         /// The plan.
-        plan: Value,
+        plan: RawJson,
         /// Why.
         reason: String,
     }

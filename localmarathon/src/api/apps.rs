@@ -187,7 +187,7 @@ pub async fn list(
         })
         .map(|r| views::app_info(&st, r, embed))
         .collect();
-    let body = serde_json::to_vec(&json!({ "apps": apps }))
+    let body = serde_json::to_vec(&views::Wrapped("apps", &apps))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -335,7 +335,7 @@ fn show(api: &ApiState, raw: &str, q: &QueryParams) -> Result<Response, ApiError
             .filter(|r| r.def.id.is_in(&group))
             .map(|r| views::app_info(&st, r, embed))
             .collect();
-        let body = serde_json::to_vec(&json!({ "*": apps }))
+        let body = serde_json::to_vec(&views::Wrapped("*", &apps))
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         return Ok(json_response(StatusCode::OK, body));
     }
@@ -343,7 +343,7 @@ fn show(api: &ApiState, raw: &str, q: &QueryParams) -> Result<Response, ApiError
     let record = st
         .app(&id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
-    let body = serde_json::to_vec(&json!({ "app": views::app_info(&st, record, embed) }))
+    let body = serde_json::to_vec(&views::Wrapped("app", &views::app_info(&st, record, embed)))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -353,7 +353,7 @@ fn app_tasks(api: &ApiState, id: &AppId) -> Result<Response, ApiError> {
     let record = st
         .app(id)
         .ok_or_else(|| ApiError::NotFound(format!("App '{id}' does not exist")))?;
-    let body = serde_json::to_vec(&json!({ "tasks": views::tasks_of(&st, record) }))
+    let body = serde_json::to_vec(&views::Wrapped("tasks", &views::tasks_of(&st, record)))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -431,7 +431,7 @@ fn kill_task(
         let view = views::TaskView::new(&record.def, &st.agents[t.agent.0], t);
         (
             inst.id.clone(),
-            serde_json::to_vec(&json!({ "task": view })),
+            serde_json::to_vec(&views::Wrapped("task", &view)),
         )
     };
     if scale {

@@ -52,7 +52,7 @@ pub async fn list(
         }
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], out).into_response());
     }
-    let body = serde_json::to_vec(&json!({ "tasks": tasks }))
+    let body = serde_json::to_vec(&views::Wrapped("tasks", &tasks))
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json_response(StatusCode::OK, body))
 }

@@ -232,3 +232,15 @@ pub fn app_info<'a>(st: &'a State, record: &'a AppRecord, embed: Embed) -> AppIn
         },
     }
 }
+
+/// `{"<key>": value}` serialised without building a JSON tree first (the lists are large).
+pub struct Wrapped<'a, T: Serialize>(pub &'static str, pub &'a T);
+
+impl<T: Serialize> Serialize for Wrapped<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
+}
