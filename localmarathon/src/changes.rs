@@ -219,6 +219,7 @@ impl State {
         let def = Arc::new(def);
         let original = self.snapshot();
         self.root_version = version;
+        self.unsaved = true;
         self.apps.insert(
             id.clone(),
             AppRecord {
@@ -275,6 +276,7 @@ impl State {
         let def = Arc::new(def);
         let original = self.snapshot();
         self.root_version = version;
+        self.unsaved = true;
         let record = self
             .apps
             .get_mut(id)
@@ -359,6 +361,61 @@ impl State {
             .map(|a| (a, false))
     }
 
+    /// Brings back an app saved in the state directory (`versions` oldest first, the last one
+    /// current) and starts a deployment that launches its instances.
+    pub fn restore_saved(
+        &mut self,
+        shared: &Shared,
+        versions: Vec<AppDefinition>,
+    ) -> Result<Accepted, ChangeError> {
+        let mut versions = versions;
+        let Some(mut def) = versions.pop() else {
+            return Err(ChangeError::Body(AppBodyError::Invalid(Default::default())));
+        };
+        let id = def.id.clone();
+        if self.apps.contains_key(&id) {
+            return Err(ChangeError::AppExists(id));
+        }
+        // Saved service ports are non-zero, so they are kept (and reserved).
+        self.assign_service_ports(&mut def, None)?;
+        let def = Arc::new(def);
+        let mut history: BTreeMap<Timestamp, Arc<AppDefinition>> = versions
+            .into_iter()
+            .map(|d| (d.version, Arc::new(d)))
+            .collect();
+        history.insert(def.version, def.clone());
+        let original = self.snapshot();
+        let version = shared.clock.next();
+        self.root_version = version;
+        self.apps.insert(
+            id.clone(),
+            AppRecord {
+                def: def.clone(),
+                versions: history,
+                instances: BTreeMap::new(),
+                delay: LaunchDelay::default(),
+                last_failure: None,
+                deployment: None,
+                deleted: false,
+            },
+        );
+        let plan = Plan::between(
+            id,
+            None,
+            Some(def.clone()),
+            false,
+            version,
+            original,
+            self.snapshot(),
+        );
+        let deployment = self.start_deployment(shared, plan);
+        Ok(Accepted {
+            app: Some(def),
+            deployment,
+            version,
+        })
+    }
+
     /// Rolls an app back to `original` as it was, version included (the revert of a cancelled
     /// deployment): instances of that configuration stay, the others are replaced.
     pub fn restore_app(
@@ -400,6 +457,7 @@ impl State {
         let version = shared.clock.next();
         let original = self.snapshot();
         self.root_version = version;
+        self.unsaved = true;
         if let Some(record) = self.apps.get_mut(id) {
             record.deleted = true;
         }

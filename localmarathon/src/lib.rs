@@ -38,6 +38,7 @@ pub mod executor;
 pub mod group;
 pub mod health;
 pub mod launch_delay;
+pub mod persistence;
 pub mod placement;
 pub mod scheduler;
 pub mod state;
@@ -95,6 +96,12 @@ pub enum Error {
     /// No agent configured.
     #[error("no agents configured: pass at least one --agent host=IP")]
     NoAgents,
+    /// The state directory could not be used.
+    #[error(transparent)]
+    State(#[from] persistence::PersistError),
+    /// A saved app could not be brought back.
+    #[error("saved app could not be restored: {0}")]
+    Restore(String),
 }
 
 impl Error {
@@ -106,6 +113,8 @@ impl Error {
             Error::Executor(_) => "executor",
             Error::ApiRunning(_) => "api_running",
             Error::NoAgents => "no_agents",
+            Error::State(e) => e.metric_label(),
+            Error::Restore(_) => "restore",
         }
     }
 }
@@ -123,6 +132,7 @@ impl LocalMarathon {
             listen: "127.0.0.1:0".to_string(),
             sandbox_root: None,
             heartbeat: Duration::from_secs(10),
+            state_dir: None,
         }
     }
 }
@@ -135,9 +145,17 @@ pub struct Builder {
     listen: String,
     sandbox_root: Option<PathBuf>,
     heartbeat: Duration,
+    state_dir: Option<PathBuf>,
 }
 
 impl Builder {
+    /// Keeps app definitions in `dir` across restarts (as Marathon keeps them in ZooKeeper);
+    /// saved apps are restored and relaunched on start.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
     /// Replaces the agents.
     pub fn agents(mut self, agents: impl IntoIterator<Item = AgentSpec>) -> Self {
         self.agents = agents.into_iter().collect();
@@ -217,6 +235,19 @@ impl Builder {
             },
             agents,
         ));
+        let state_dir = match &self.state_dir {
+            Some(dir) => Some(persistence::StateDir::open(dir)?),
+            None => None,
+        };
+        if let Some(dir) = &state_dir {
+            let saved = dir.load()?;
+            let mut st = shared.lock();
+            for versions in saved {
+                st.restore_saved(&shared, versions)
+                    .map_err(|e| Error::Restore(e.to_string()))?;
+            }
+            st.unsaved = false;
+        }
         let (update_tx, update_rx) = mpsc::unbounded_channel();
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let executor = Arc::new(Executor::start(self.executor, update_tx)?);
@@ -229,6 +260,7 @@ impl Builder {
                 updates: update_rx,
                 probes: probe_rx,
                 probe_tx,
+                state_dir,
             },
             probes.clone(),
             stop.clone(),

@@ -23,6 +23,9 @@ struct Cli {
     /// Where task sandboxes go (default: a temporary directory, removed on exit).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    /// Keep app definitions here across restarts (apps are restored and relaunched on start).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Seconds between SSE heartbeats on /v2/events.
     #[arg(long, default_value_t = 10)]
     event_heartbeat_seconds: u64,
@@ -52,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
         ));
     if let Some(dir) = cli.work_dir {
         builder = builder.sandbox_root(dir);
+    }
+    if let Some(dir) = cli.state_dir {
+        builder = builder.state_dir(dir);
     }
     let handle = builder.start().await.context("starting localmarathon")?;
     for agent in &agents {

@@ -202,6 +202,8 @@ pub struct State {
     pub effects: Vec<Effect>,
     /// Instance creation counter.
     pub seq: u64,
+    /// App definitions changed since they were last saved to the state directory.
+    pub unsaved: bool,
 }
 
 /// State plus what is shared with it.
@@ -233,6 +235,7 @@ impl Shared {
                 waiting: BTreeSet::new(),
                 effects: Vec::new(),
                 seq: 0,
+                unsaved: false,
             }),
             bus: EventBus::new(),
             clock: VersionClock::default(),
@@ -271,6 +274,13 @@ impl State {
         self.app(id)
             .map(|a| a.def.clone())
             .ok_or_else(|| ChangeError::AppNotFound(id.clone()))
+    }
+
+    /// Every visible app's versions, oldest first (what the state directory keeps).
+    pub fn saved_apps(&self) -> Vec<Vec<Arc<AppDefinition>>> {
+        self.visible_apps()
+            .map(|a| a.versions.values().cloned().collect())
+            .collect()
     }
 
     /// Marks an instance for removal and kills its task.

@@ -32,6 +32,7 @@ use crate::deployment::{
 use crate::events::{self, MarathonEvent};
 use crate::executor::{Executor, ExecutorUpdate};
 use crate::health::{self, ProbeResult};
+use crate::persistence::StateDir;
 use crate::state::{Effect, Goal, Instance, KillReason, Shared, State};
 use crate::task::{InstanceId, TaskState};
 use crate::timestamp::Timestamp;
@@ -44,6 +45,33 @@ pub struct Inputs {
     pub probes: mpsc::UnboundedReceiver<ProbeResult>,
     /// Where probe loops send results.
     pub probe_tx: mpsc::UnboundedSender<ProbeResult>,
+    /// Where app definitions are saved, if anywhere.
+    pub state_dir: Option<StateDir>,
+}
+
+/// Saves at most this often; changes in between are written together.
+const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Writes the app definitions if they changed (and `now` is past the last write's interval).
+async fn save(shared: &Shared, dir: &StateDir) {
+    let apps = {
+        let mut st = shared.lock();
+        if !st.unsaved {
+            return;
+        }
+        st.unsaved = false;
+        st.saved_apps()
+    };
+    let dir = dir.clone();
+    let written = tokio::task::spawn_blocking(move || dir.save(&apps)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "app definitions were not saved");
+            shared.lock().unsaved = true;
+        }
+        Err(e) => tracing::error!(error = %e, "saving app definitions panicked"),
+    }
 }
 
 /// Runs until `stop` is cancelled.
@@ -54,15 +82,27 @@ pub async fn run(
     probes: TaskTracker,
     stop: CancellationToken,
 ) {
+    let mut next_save = Instant::now();
     loop {
-        let (effects, deadline) = {
+        let (effects, mut deadline, unsaved) = {
             let mut st = shared.lock();
             st.reconcile(&shared, Instant::now());
             (
                 std::mem::take(&mut st.effects),
                 st.next_deadline(Instant::now()),
+                st.unsaved,
             )
         };
+        if let Some(dir) = &inputs.state_dir
+            && unsaved
+        {
+            if Instant::now() >= next_save {
+                save(&shared, dir).await;
+                next_save = Instant::now() + SAVE_INTERVAL;
+            } else {
+                deadline = Some(deadline.map_or(next_save, |d| d.min(next_save)));
+            }
+        }
         perform(
             &shared,
             &executor,
@@ -78,7 +118,12 @@ pub async fn run(
             }
         };
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                if let Some(dir) = &inputs.state_dir {
+                    save(&shared, dir).await;
+                }
+                return;
+            }
             Some(update) = inputs.updates.recv() => {
                 let mut st = shared.lock();
                 st.apply_update(&shared, update);
