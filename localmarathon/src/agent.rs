@@ -184,6 +184,12 @@ pub struct AgentInfo {
     pub used_ports: Vec<u16>,
 }
 
+/// A random number below `n` (placement needs spread, not cryptography).
+fn random_below(n: u32) -> u32 {
+    let r = uuid::Uuid::new_v4().as_u128();
+    (r % u128::from(n.max(1))) as u32
+}
+
 impl Agent {
     /// A fresh agent with nothing in use.
     pub fn new(cluster: &str, index: usize, spec: AgentSpec) -> Self {
@@ -205,28 +211,46 @@ impl Agent {
             && self.used.disk + want.disk <= self.spec.disk + EPS
     }
 
-    /// Picks `count` free dynamic ports, lowest first, plus the `required` fixed ones.
-    pub fn pick_ports(&self, required: &[Option<u16>]) -> Option<Vec<u16>> {
+    /// Picks host ports: the `required` fixed ones (`Some`) and free dynamic ones (`None`).
+    ///
+    /// Dynamic ports are taken at random from the range, as Marathon picks them from an offer.
+    /// With `probe`, a port that something else on this machine already listens on is skipped,
+    /// since all agents share the machine's network stack.
+    pub fn pick_ports(&self, required: &[Option<u16>], probe: bool) -> Option<Vec<u16>> {
         let mut taken: BTreeSet<u16> = BTreeSet::new();
-        let mut out = Vec::with_capacity(required.len());
         for fixed in required.iter().flatten() {
             if !self.spec.ports.contains(fixed) || self.ports_in_use.contains(fixed) {
                 return None;
             }
             taken.insert(*fixed);
         }
-        let mut free = self
-            .spec
-            .ports
-            .clone()
-            .filter(|p| !self.ports_in_use.contains(p) && !taken.contains(p));
+        let (low, high) = (*self.spec.ports.start(), *self.spec.ports.end());
+        let size = u32::from(high - low) + 1;
+        let start = random_below(size);
+        let mut candidates = (0..size).map(|i| low + ((start + i) % size) as u16);
+        let mut out = Vec::with_capacity(required.len());
         for want in required {
             match want {
                 Some(fixed) => out.push(*fixed),
-                None => out.push(free.next()?),
+                None => loop {
+                    let p = candidates.next()?;
+                    if self.ports_in_use.contains(&p) || taken.contains(&p) {
+                        continue;
+                    }
+                    if probe && !self.bindable(p) {
+                        continue;
+                    }
+                    taken.insert(p);
+                    out.push(p);
+                    break;
+                },
             }
         }
         Some(out)
+    }
+
+    fn bindable(&self, port: u16) -> bool {
+        std::net::TcpListener::bind((self.spec.host, port)).is_ok()
     }
 
     /// Books resources and ports for a task.
@@ -313,17 +337,30 @@ mod tests {
             disk: 0.0,
         };
         assert!(agent.fits(want));
-        let ports = agent.pick_ports(&[None]).unwrap();
-        assert_eq!(ports, [31000]);
+        let ports = agent.pick_ports(&[None], false).unwrap();
         agent.allocate(want, &ports);
-        let ports2 = agent.pick_ports(&[None]).unwrap();
-        assert_eq!(ports2, [31001]);
+        let ports2 = agent.pick_ports(&[None], false).unwrap();
+        assert_ne!(ports, ports2);
         agent.allocate(want, &ports2);
         assert!(!agent.fits(want));
-        assert_eq!(agent.pick_ports(&[None]), None);
+        assert_eq!(agent.pick_ports(&[None], false), None);
         agent.release(want, &ports);
         assert!(agent.fits(want));
-        assert_eq!(agent.pick_ports(&[Some(31000)]).unwrap(), [31000]);
-        assert_eq!(agent.pick_ports(&[Some(31001)]), None);
+        assert_eq!(agent.pick_ports(&[Some(ports[0])], false).unwrap(), ports);
+        assert_eq!(agent.pick_ports(&[Some(ports2[0])], false), None);
+    }
+
+    #[test]
+    fn probing_skips_ports_something_else_listens_on() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let spec: AgentSpec = format!("host=127.0.0.1,ports={port}-{}", port.saturating_add(1))
+            .parse()
+            .unwrap();
+        let agent = Agent::new("c", 0, spec);
+        for _ in 0..20 {
+            let picked = agent.pick_ports(&[None], true).unwrap();
+            assert_ne!(picked[0], port);
+        }
     }
 }

@@ -213,6 +213,8 @@ pub struct Demand<'a> {
     pub ports: Vec<Option<u16>>,
     /// The app's constraints.
     pub constraints: &'a [Constraint],
+    /// Skip host ports something else on the machine listens on (real processes only).
+    pub probe_ports: bool,
 }
 
 /// Where a task goes.
@@ -251,7 +253,7 @@ pub fn place(agents: &[Agent], demand: &Demand<'_>, placed: &[AgentIndex]) -> Op
         if !ok {
             continue;
         }
-        let Some(ports) = agent.pick_ports(&demand.ports) else {
+        let Some(ports) = agent.pick_ports(&demand.ports, demand.probe_ports) else {
             continue;
         };
         let load = placed.iter().filter(|a| a.0 == i).count();
@@ -298,6 +300,7 @@ mod tests {
             },
             ports: vec![None],
             constraints,
+            probe_ports: false,
         }
     }
 

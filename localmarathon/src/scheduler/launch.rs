@@ -14,7 +14,7 @@ use crate::app_id::AppId;
 use crate::environment::task_env;
 use crate::events::{self, MarathonEvent};
 use crate::executor::docker::DockerRun;
-use crate::executor::{LaunchSpec, TaskCommand};
+use crate::executor::{ExecutorKind, LaunchSpec, TaskCommand};
 use crate::placement::{Demand, place};
 use crate::state::{Effect, Goal, Instance, Shared, State, TaskRecord};
 use crate::task::{InstanceId, TaskState};
@@ -98,6 +98,7 @@ impl State {
             resources,
             ports,
             constraints: &def.constraints,
+            probe_ports: shared.settings.executor == ExecutorKind::Process,
         };
         let Some(placement) = place(&self.agents, &demand, &placed) else {
             return false;
