@@ -168,7 +168,7 @@ async fn main() {
         create_rate
     );
     println!(
-        "| time until all {:>4} tasks TASK_RUNNING      | {:>17} |             |",
+        "| time until all {:>4} tasks TASK_RUNNING       | {:>17} |             |",
         APPS * INSTANCES,
         ms(settle_elapsed)
     );
