@@ -352,9 +352,12 @@ mod tests {
 
     #[test]
     fn probing_skips_ports_something_else_listens_on() {
-        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // An address of its own, so that the other port of the range is not taken by the
+        // many tests binding 127.0.0.1 at the same time.
+        let host = "127.0.0.77";
+        let busy = std::net::TcpListener::bind((host, 0)).unwrap();
         let port = busy.local_addr().unwrap().port();
-        let spec: AgentSpec = format!("host=127.0.0.1,ports={port}-{}", port.saturating_add(1))
+        let spec: AgentSpec = format!("host={host},ports={port}-{}", port.saturating_add(1))
             .parse()
             .unwrap();
         let agent = Agent::new("c", 0, spec);
