@@ -1,4 +1,5 @@
-//! guestutils: what code inside a task asks about itself and its peers.
+//! guestutils: what code inside a task asks about itself and its peers, and the watcher that
+//! tells it when its peers change.
 //!
 //! The calls keep the names and meanings of the old Python guestutils (maestro's):
 //!
@@ -14,6 +15,7 @@
 //! | `get_specific_host(service, container)` | [`Discovery::specific_host`] | `specific-host` |
 //! | `get_specific_port(service, container, port)` | [`Discovery::specific_port`] (host port) | `specific-port` |
 //! | `get_specific_exposed_port(service, container, port)` | [`Discovery::specific_exposed_port`] (container port) | `specific-exposed-port` |
+//! | watcher.py | [`watcher::Watcher`] | `theseus watch` |
 //!
 //! Peers are read from the task records the controller writes under
 //! `<p>/observed/<service>/<deployment>/tasks/<task-id>`; a service spans all its
@@ -28,6 +30,7 @@ mod node;
 mod observed;
 mod service_tasks;
 mod this_task;
+pub mod watcher;
 
 pub use discovery::Discovery;
 pub use environment::{DEFAULT_ENVIRONMENT, TaskEnvironment};
