@@ -14,6 +14,9 @@
 //!   connection and watch stream (as N processes would have), on one multi-threaded runtime;
 //! - `processes`: N `theseus watch` processes (build the binary first).
 //!
+//! `--hook record` (in-process only) replaces the shell with a hook that only records the
+//! time: the watcher's own latency, without the cost of starting N processes at once.
+//!
 //! ```text
 //! cargo build --release -p theseus --bin theseus --example bench_watch
 //! target/release/examples/bench_watch --watchers 100 --rounds 30
@@ -46,6 +49,17 @@ enum Mode {
     Processes,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HookKind {
+    /// `sh -c` writing the time taken with `date` (one more process: an upper bound).
+    Shell,
+    /// `sh -c` creating a file, whose modification time is read (no second process; the
+    /// kernel's file clock is coarse, up to a tick early).
+    Touch,
+    /// In-process only: the watcher's own latency, with no process started.
+    Record,
+}
+
 /// Measures watcher latency from an /observed change to the hook starting.
 #[derive(Debug, Parser)]
 struct Args {
@@ -61,6 +75,9 @@ struct Args {
     /// Where the watchers run.
     #[arg(long, value_enum, default_value_t = Mode::InProcess)]
     mode: Mode,
+    /// What the hook is.
+    #[arg(long, value_enum, default_value_t = HookKind::Shell)]
+    hook: HookKind,
 }
 
 const SERVICE: &str = "bench";
@@ -70,22 +87,31 @@ const ROUND_DEADLINE: Duration = Duration::from_secs(120);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.hook == HookKind::Record && args.mode == Mode::Processes {
+        anyhow::bail!("--hook record measures in-process watchers only");
+    }
     let etcd = EtcdServer::start();
     let dir = tempfile::tempdir()?;
     let mut config = EtcdConfig::new(etcd.endpoints());
     config.request_timeout = Duration::from_secs(10);
     let store = Store::connect(config.clone(), Layout::default()).await?;
-    put_task(&store, 0).await?;
+    let initial = put_task(&store, 0).await?;
 
     let invoked: Invocations = Arc::new(Mutex::new(HashMap::new()));
     let shutdown = CancellationToken::new();
     let mut processes = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..args.watchers {
-        let command = format!(
-            "echo \"$THESEUS_REVISION $(date +%s%N)\" >> {}",
-            hook_file(dir.path(), i).display()
-        );
+        let command = match args.hook {
+            HookKind::Touch => format!(
+                ": > {}.$THESEUS_REVISION",
+                hook_file(dir.path(), i).display()
+            ),
+            _ => format!(
+                "echo \"$THESEUS_REVISION $(date +%s%N)\" >> {}",
+                hook_file(dir.path(), i).display()
+            ),
+        };
         match args.mode {
             Mode::InProcess => {
                 let store = Store::connect(config.clone(), Layout::default()).await?;
@@ -98,7 +124,8 @@ async fn main() -> anyhow::Result<()> {
                     },
                 )?;
                 let hook = Timed {
-                    shell: ShellHook::new(command),
+                    shell: (args.hook != HookKind::Record).then(|| ShellHook::new(command)),
+                    file: hook_file(dir.path(), i),
                     invoked: invoked.clone(),
                 };
                 tasks.push(tokio::spawn(watcher.run(hook, shutdown.clone())));
@@ -115,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Every watcher runs its hook once on start; wait for all of them.
     let started = Instant::now();
-    wait_for_all(dir.path(), args.watchers, None).await?;
+    wait_for_all(dir.path(), args.watchers, initial, args.hook).await?;
     eprintln!(
         "{} watchers ({:?}) ready in {:.1?}",
         args.watchers,
@@ -132,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
         // The change exists once etcd acknowledges it (after its WAL is on disk).
         let committed = SystemTime::now();
         writes.push(since(before, committed));
-        let ran = wait_for_all(dir.path(), args.watchers, Some(revision)).await?;
+        let ran = wait_for_all(dir.path(), args.watchers, revision, args.hook).await?;
         shell.extend(ran.iter().map(|at| since(committed, *at)));
         if let Some(times) = invoked.lock().unwrap().remove(&revision) {
             at_invocation.extend(times.iter().map(|at| since(committed, *at)));
@@ -156,11 +183,17 @@ async fn main() -> anyhow::Result<()> {
     };
     println!();
     println!(
-        "watcher latency, {} watchers ({}), {} changes, debounce {}; times beyond the debounce window",
+        "watcher latency, {} watchers ({}, {} hook), {} changes, debounce {}; times beyond the \
+         debounce window",
         args.watchers,
         match args.mode {
             Mode::InProcess => "in-process, one etcd connection and watch each",
             Mode::Processes => "one `theseus watch` process each",
+        },
+        match args.hook {
+            HookKind::Shell => "sh -c with date",
+            HookKind::Touch => "sh -c creating a file",
+            HookKind::Record => "in-process, no process started",
         },
         args.rounds,
         humantime::format_duration(args.debounce)
@@ -172,7 +205,9 @@ async fn main() -> anyhow::Result<()> {
     if !at_invocation.is_empty() {
         print_row("the watcher invoking the hook", &beyond(&at_invocation));
     }
-    print_row("the hook's shell running", &beyond(&shell));
+    if args.hook != HookKind::Record {
+        print_row("the hook's shell running", &beyond(&shell));
+    }
     println!();
     print_row("(the write itself, not counted above)", &writes);
     Ok(())
@@ -180,21 +215,45 @@ async fn main() -> anyhow::Result<()> {
 
 type Invocations = Arc<Mutex<HashMap<Revision, Vec<SystemTime>>>>;
 
-/// The shell hook, with the moment the watcher invoked it recorded.
+/// The shell hook, with the moment the watcher invoked it recorded; without a shell, it
+/// writes the hook's line itself.
 struct Timed {
-    shell: ShellHook,
+    shell: Option<ShellHook>,
+    file: PathBuf,
     invoked: Invocations,
 }
 
 impl Hook for Timed {
     async fn run(&self, change: &Change, shutdown: &CancellationToken) -> HookOutcome {
+        let now = SystemTime::now();
         self.invoked
             .lock()
             .unwrap()
             .entry(change.revision)
             .or_default()
-            .push(SystemTime::now());
-        self.shell.run(change, shutdown).await
+            .push(now);
+        match &self.shell {
+            Some(shell) => shell.run(change, shutdown).await,
+            None => {
+                let nanos = now
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let line = format!("{} {nanos}\n", change.revision);
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.file)
+                    .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
+                match appended {
+                    Ok(()) => HookOutcome::Succeeded,
+                    Err(error) => HookOutcome::Failed {
+                        status: error.to_string(),
+                        stderr_tail: String::new(),
+                    },
+                }
+            }
+        }
     }
 }
 
@@ -281,37 +340,36 @@ async fn put_task(store: &Store, n: usize) -> anyhow::Result<Revision> {
         .await?)
 }
 
-/// Waits until every watcher's hook has run for `revision` (for any revision when `None`),
-/// and returns when each did.
+/// Waits until every watcher's hook has run for `revision`, and returns when each did.
 async fn wait_for_all(
     dir: &Path,
     watchers: usize,
-    revision: Option<Revision>,
+    revision: Revision,
+    hook: HookKind,
 ) -> anyhow::Result<Vec<SystemTime>> {
     let deadline = Instant::now() + ROUND_DEADLINE;
-    loop {
-        let mut times = Vec::with_capacity(watchers);
-        for i in 0..watchers {
-            let text = std::fs::read_to_string(hook_file(dir, i)).unwrap_or_default();
-            let found = text.lines().find_map(|line| {
-                let (rev, nanos) = line.split_once(' ')?;
-                let rev: Revision = rev.parse().ok()?;
-                let nanos: u64 = nanos.trim().parse().ok()?;
-                revision
-                    .is_none_or(|wanted| wanted == rev)
-                    .then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
-            });
-            match found {
-                Some(at) => times.push(at),
-                None => break,
-            }
+    let ran = |i: usize| -> Option<SystemTime> {
+        let file = hook_file(dir, i);
+        if hook == HookKind::Touch {
+            let touched = PathBuf::from(format!("{}.{revision}", file.display()));
+            return std::fs::metadata(touched).and_then(|m| m.modified()).ok();
         }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines().find_map(|line| {
+            let (rev, nanos) = line.split_once(' ')?;
+            let nanos: u64 = nanos.trim().parse().ok()?;
+            (rev.parse::<Revision>().ok()? == revision)
+                .then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
+        })
+    };
+    loop {
+        let times: Vec<SystemTime> = (0..watchers).map_while(ran).collect();
         if times.len() == watchers {
             return Ok(times);
         }
         if Instant::now() > deadline {
             anyhow::bail!(
-                "only {} of {watchers} hooks ran for revision {revision:?} within {ROUND_DEADLINE:?}",
+                "only {} of {watchers} hooks ran for revision {revision} within {ROUND_DEADLINE:?}",
                 times.len()
             );
         }
