@@ -11,8 +11,8 @@ use super::Error;
 use super::node::{ListedNode, NodeQuery};
 use super::observed::ObservedTasks;
 use super::service_tasks::ServiceTasks;
-use crate::api::{DnsLabel, TaskRecord};
-use crate::store::{KeyPath, Store};
+use crate::api::DnsLabel;
+use crate::store::Store;
 
 /// Reads the observed tasks of services.
 #[derive(Debug, Clone)]
@@ -33,26 +33,9 @@ impl Discovery {
 
     /// Every task record of `service`, over all its deployments, at one revision.
     pub async fn service(&self, service: &DnsLabel) -> Result<ServiceTasks, Error> {
-        let layout = self.store.layout();
-        let key = layout.observed_service(service);
-        let listing = self.store.list(&key).await?;
-        let mut records = Vec::new();
-        for entry in &listing.entries {
-            if let Some(KeyPath::Task { .. }) = layout.parse(&entry.key) {
-                match entry.json::<TaskRecord>() {
-                    Ok(record) => records.push(record),
-                    Err(error) => {
-                        tracing::warn!(%error, "ignoring a task record that does not decode");
-                    }
-                }
-            }
-        }
-        Ok(ServiceTasks::new(
-            service.clone(),
-            key,
-            listing.revision,
-            records,
-        ))
+        let mut observed = ObservedTasks::new(self.store.layout().clone(), [service.clone()]);
+        observed.apply_listing(self.store.list(&observed.prefix()).await?);
+        Ok(observed.service(service))
     }
 
     /// The old `get_node_list(service, ports, minimum, labels)`; see

@@ -16,7 +16,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::service_tasks::ServiceTasks;
 use crate::api::{DnsLabel, TaskRecord};
-use crate::store::{KeyPath, Layout, Revision, WatchEvent, WatchStream};
+use crate::store::{KeyPath, Layout, Listing, Revision, WatchEvent, WatchStream};
 
 /// Task records of the watched services.
 #[derive(Debug)]
@@ -85,6 +85,16 @@ impl ObservedTasks {
                 .map(|records| records.values().cloned().collect())
                 .unwrap_or_default(),
         )
+    }
+
+    /// Applies a listing as the watch's initial list would: every entry, then `Synced`.
+    pub fn apply_listing(&mut self, listing: Listing) {
+        for entry in listing.entries {
+            self.apply(WatchEvent::Put { entry, prev: None });
+        }
+        self.apply(WatchEvent::Synced {
+            revision: listing.revision,
+        });
     }
 
     /// Applies one event of the watch.

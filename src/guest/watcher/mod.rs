@@ -68,7 +68,7 @@ use super::Error;
 use super::observed::ObservedTasks;
 use crate::api::DnsLabel;
 use crate::guest::Node;
-use crate::store::{Store, WatchEvent};
+use crate::store::Store;
 
 /// What a watcher watches and how it gathers changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +109,7 @@ impl Watcher {
     /// them (everything `added`), from one consistent read.
     pub async fn current(&self) -> Result<Vec<Change>, Error> {
         let mut observed = self.observed();
-        let listing = self.store.list(&observed.prefix()).await?;
-        for entry in listing.entries {
-            observed.apply(WatchEvent::Put { entry, prev: None });
-        }
-        observed.apply(WatchEvent::Synced {
-            revision: listing.revision,
-        });
+        observed.apply_listing(self.store.list(&observed.prefix()).await?);
         Ok(self
             .config
             .services
