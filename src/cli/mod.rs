@@ -7,8 +7,10 @@ mod apply;
 mod connect;
 mod delete;
 mod get;
+mod guest;
 mod output;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +89,10 @@ enum Command {
     Delete(delete::DeleteArgs),
     /// Print the JSON schema of a Deployment spec.
     Schema,
+    /// Inside a task: who it is, its ports, and where its peers are (the old guestutils).
+    Guest(guest::GuestArgs),
+    /// Run a command whenever the serving endpoints of services change.
+    Watch(watch::WatchArgs),
 }
 
 /// Parses the command line, runs the command and returns the process's exit code.
@@ -97,6 +103,8 @@ pub async fn run() -> ExitCode {
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
         Command::Delete(args) => delete::run(args, &cli.etcd).await,
+        Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
+        Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
         Command::Schema => {
             print!("{}", crate::api::deployment_schema_text());
             Ok(())
