@@ -37,6 +37,7 @@ pub struct Cli {
 
 /// How to reach etcd; shared by every command that reads or writes it.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "etcd connection")]
 pub struct EtcdArgs {
     /// etcd client URLs, comma-separated; every one is tried.
     #[arg(
