@@ -15,7 +15,9 @@ use futures::StreamExt;
 use localmarathon::{ExecutorKind, Handle, LocalMarathon};
 use reqwest::Url;
 use theseus::marathon::app::UpgradeStrategy;
-use theseus::marathon::container::PortDefinition;
+use theseus::marathon::container::{
+    Container, ContainerType, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol,
+};
 use theseus::marathon::events::StatusUpdate;
 use theseus::marathon::health::{HealthCheck, HealthCheckProtocol};
 use theseus::marathon::{
@@ -71,9 +73,7 @@ impl Marathon {
 }
 
 fn client_for(url: &str) -> MarathonClient {
-    let mut config = MarathonConfig::new(vec![Url::parse(url).unwrap()]);
-    config.request_timeout = Duration::from_secs(30);
-    MarathonClient::new(config).unwrap()
+    MarathonClient::new(MarathonConfig::new(vec![Url::parse(url).unwrap()])).unwrap()
 }
 
 fn app_id(value: &str) -> AppId {
@@ -653,6 +653,122 @@ async fn a_locked_app_names_the_deployments_holding_it_until_force_wins() {
     assert_eq!(app.cpus, Some(0.1));
     assert_eq!(app.label("THESEUS_SPEC_HASH"), None);
     assert_eq!(app.version.as_ref(), Some(&forced.version));
+    marathon.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_app_read_back_and_sent_unchanged_is_accepted_and_restarts_nothing() {
+    // What the controller does to put drift back: read, change a field, write the whole
+    // definition. Everything the server echoes must be accepted back.
+    let marathon = Marathon::start(ExecutorKind::Sim).await;
+    let client = &marathon.client;
+    let id = app_id("/interop/round-trip");
+    client
+        .create_app(&App {
+            port_definitions: Some(vec![PortDefinition {
+                port: Some(0),
+                name: Some("api".into()),
+                ..PortDefinition::default()
+            }]),
+            labels: labels(&[("THESEUS_MANAGED", "true")]),
+            health_checks: Some(vec![HealthCheck {
+                protocol: Some(HealthCheckProtocol::Tcp),
+                port_index: Some(0),
+                ..HealthCheck::default()
+            }]),
+            ..command_app(id.as_str(), "sleep 600", 2)
+        })
+        .await
+        .unwrap();
+    let before = marathon.settled(&id, 2).await;
+    let read = client
+        .get_app(
+            &id,
+            &[Embed::Tasks, Embed::LastTaskFailure, Embed::Readiness],
+        )
+        .await
+        .unwrap();
+
+    let unchanged = read.clone().into_definition();
+    assert!(unchanged.tasks.is_none() && unchanged.version.is_none());
+    client.update_app(&id, &unchanged, false).await.unwrap();
+    let after = marathon.settled(&id, 2).await;
+    let ids = |tasks: &[Task]| -> BTreeSet<String> {
+        tasks.iter().map(|t| t.id.as_str().to_owned()).collect()
+    };
+    assert_eq!(ids(&after), ids(&before), "no task replaced");
+    let again = client.get_app(&id, &[]).await.unwrap();
+    assert_eq!(
+        again.port_definitions, read.port_definitions,
+        "service port kept"
+    );
+    assert_eq!(again.health_checks, read.health_checks);
+    assert_eq!(again.labels, read.labels);
+    assert_eq!(again.cmd, read.cmd);
+    marathon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_docker_app_in_the_controllers_shape_is_normalised_and_placed() {
+    // DESIGN's mapping for an image: a DOCKER container with named port mappings on the
+    // bridge. The simulated executor runs it without a Docker engine.
+    let marathon = Marathon::start(ExecutorKind::Sim).await;
+    let client = &marathon.client;
+    let id = app_id("/ingestor/dev");
+    let mapping = |name: &str, container_port: u16| PortMapping {
+        container_port: Some(container_port),
+        host_port: Some(0),
+        name: Some(name.into()),
+        protocol: Some(PortProtocol::Tcp),
+        ..PortMapping::default()
+    };
+    let created = client
+        .create_app(&App {
+            container: Some(Container {
+                port_mappings: Some(vec![mapping("api", 5000), mapping("ssh", 22)]),
+                ..Container::docker("registry.local:5000/flask")
+            }),
+            networks: Some(vec![Network {
+                mode: Some(NetworkMode::ContainerBridge),
+                ..Network::default()
+            }]),
+            instances: Some(2),
+            cpus: Some(0.1),
+            mem: Some(128.0),
+            ..App::new(id.clone())
+        })
+        .await
+        .unwrap();
+
+    let container = created.app.container.clone().expect("container");
+    assert_eq!(container.kind, Some(ContainerType::Docker));
+    assert_eq!(
+        container.docker.as_ref().map(|d| d.image.as_str()),
+        Some("registry.local:5000/flask")
+    );
+    let mappings = container.port_mappings().expect("portMappings");
+    let names: Vec<_> = mappings.iter().map(|m| m.name.as_deref()).collect();
+    assert_eq!(names, [Some("api"), Some("ssh")]);
+    assert!(
+        mappings
+            .iter()
+            .all(|m| m.service_port.is_some_and(|p| p != 0)),
+        "service ports assigned: {mappings:?}"
+    );
+    assert_eq!(
+        created
+            .app
+            .networks
+            .as_ref()
+            .and_then(|n| n[0].mode.clone()),
+        Some(NetworkMode::ContainerBridge)
+    );
+    // A task's ports pair with the mappings by index: one host port per mapping.
+    for task in marathon.settled(&id, 2).await {
+        let ports = task.ports.expect("host ports");
+        assert_eq!(ports.len(), 2);
+        assert!(ports.iter().all(|p| *p != 0));
+    }
     marathon.shutdown().await;
 }
 
