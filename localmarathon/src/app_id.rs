@@ -21,12 +21,6 @@ pub enum AppIdError {
     /// The id names the root group, which cannot be an app.
     #[error("Path needs at least one element: an app id cannot be the root group '/'")]
     Root,
-    /// `..` climbs above the root.
-    #[error("Path '{raw}' climbs above the root group")]
-    AboveRoot {
-        /// The id as given.
-        raw: String,
-    },
 }
 
 /// A canonical, absolute, non-root Marathon app id such as `/prod/web`.
@@ -51,7 +45,8 @@ fn valid_segment(segment: &str) -> bool {
     })
 }
 
-/// Splits `raw` into canonical segments, resolving `.` and `..` relative to `base`.
+/// Splits `raw` into canonical segments, resolving `.` and `..` relative to `base`. As in
+/// Marathon's `PathId.canonicalPath`, a `..` at the root stays at the root (`/../a` is `/a`).
 fn canonical_segments(raw: &str, base: &[String]) -> Result<Vec<String>, AppIdError> {
     let mut out: Vec<String> = if raw.starts_with('/') {
         Vec::new()
@@ -62,11 +57,7 @@ fn canonical_segments(raw: &str, base: &[String]) -> Result<Vec<String>, AppIdEr
         match segment {
             "." => {}
             ".." => {
-                if out.pop().is_none() {
-                    return Err(AppIdError::AboveRoot {
-                        raw: raw.to_string(),
-                    });
-                }
+                out.pop();
             }
             s if valid_segment(s) => out.push(s.to_string()),
             s => {
@@ -196,6 +187,8 @@ mod tests {
             "//foo//bar/",
             "/foo/./bar",
             "/foo/baz/../bar",
+            "/../foo/bar",
+            "../../foo/./bar",
         ] {
             assert_eq!(AppId::parse(raw).unwrap().as_str(), "/foo/bar", "{raw}");
         }
@@ -212,10 +205,8 @@ mod tests {
         assert!(AppId::parse("/a_b").is_err());
         assert_eq!(AppId::parse("/"), Err(AppIdError::Root));
         assert_eq!(AppId::parse("//"), Err(AppIdError::Root));
-        assert!(matches!(
-            AppId::parse("/.."),
-            Err(AppIdError::AboveRoot { .. })
-        ));
+        assert_eq!(AppId::parse("/.."), Err(AppIdError::Root));
+        assert_eq!(AppId::parse("/a/../.."), Err(AppIdError::Root));
         assert!(AppId::parse("/a.b-c/d9").is_ok());
     }
 

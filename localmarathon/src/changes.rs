@@ -106,9 +106,9 @@ impl State {
         {
             app.deployment = None;
         }
-        bus.publish_plan(|format| events::DeploymentFailed {
+        bus.publish(|| events::DeploymentFailed {
             id: d.plan.id.as_str().to_string(),
-            plan: d.plan.event_json(format),
+            plan: d.plan.event_json(),
             reason: reason.to_string(),
             event_type: events::DeploymentFailed::TYPE,
             timestamp: Timestamp::now(),
@@ -217,7 +217,6 @@ impl State {
             .map_err(ChangeError::Body)?;
         self.assign_service_ports(&mut def, None)?;
         let def = Arc::new(def);
-        let original = self.snapshot();
         self.root_version = version;
         self.unsaved = true;
         self.apps.insert(
@@ -232,15 +231,7 @@ impl State {
                 deleted: false,
             },
         );
-        let plan = Plan::between(
-            id,
-            None,
-            Some(def.clone()),
-            false,
-            version,
-            original,
-            self.snapshot(),
-        );
+        let plan = Plan::between(id, None, Some(def.clone()), false, version);
         let deployment = self.start_deployment(shared, plan);
         Ok(Accepted {
             app: Some(def),
@@ -274,7 +265,6 @@ impl State {
         let mut def = def;
         self.assign_service_ports(&mut def, Some(&previous))?;
         let def = Arc::new(def);
-        let original = self.snapshot();
         self.root_version = version;
         self.unsaved = true;
         let record = self
@@ -295,8 +285,6 @@ impl State {
             Some(def.clone()),
             restart,
             version,
-            original,
-            self.snapshot(),
         );
         let deployment = self.start_deployment(shared, plan);
         Ok(Accepted {
@@ -384,7 +372,6 @@ impl State {
             .map(|d| (d.version, Arc::new(d)))
             .collect();
         history.insert(def.version, def.clone());
-        let original = self.snapshot();
         let version = shared.clock.next();
         self.root_version = version;
         self.apps.insert(
@@ -399,15 +386,7 @@ impl State {
                 deleted: false,
             },
         );
-        let plan = Plan::between(
-            id,
-            None,
-            Some(def.clone()),
-            false,
-            version,
-            original,
-            self.snapshot(),
-        );
+        let plan = Plan::between(id, None, Some(def.clone()), false, version);
         let deployment = self.start_deployment(shared, plan);
         Ok(Accepted {
             app: Some(def),
@@ -455,22 +434,12 @@ impl State {
         let current = self.current(id)?;
         self.check_lock(&shared.bus, id, force)?;
         let version = shared.clock.next();
-        let original = self.snapshot();
         self.root_version = version;
         self.unsaved = true;
         if let Some(record) = self.apps.get_mut(id) {
             record.deleted = true;
         }
-        let target = self.snapshot();
-        let plan = Plan::between(
-            id.clone(),
-            Some(current),
-            None,
-            false,
-            version,
-            original,
-            target,
-        );
+        let plan = Plan::between(id.clone(), Some(current), None, false, version);
         let deployment = self.start_deployment(shared, plan);
         Ok(Accepted {
             app: None,

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 
 use crate::app::{AppDefinition, UpgradeStrategy};
 use crate::app_id::AppId;
-use crate::group::GroupSnapshot;
 use crate::timestamp::Timestamp;
 
 /// A deployment id (a UUID).
@@ -85,12 +84,8 @@ pub struct Plan {
     pub original_app: Option<Arc<AppDefinition>>,
     /// The app after the change (`None` if it is deleted).
     pub target_app: Option<Arc<AppDefinition>>,
-    /// Every app before.
-    pub original: GroupSnapshot,
-    /// Every app after.
-    pub target: GroupSnapshot,
-    /// The full event form, built once: every event of a deployment carries the same plan.
-    full_json: std::sync::OnceLock<crate::events::RawJson>,
+    /// The event form, built once: every event of a deployment carries the same plan.
+    event_json: std::sync::OnceLock<crate::events::RawJson>,
 }
 
 impl Plan {
@@ -101,8 +96,6 @@ impl Plan {
         after: Option<Arc<AppDefinition>>,
         restart: bool,
         version: Timestamp,
-        original: GroupSnapshot,
-        target: GroupSnapshot,
     ) -> Plan {
         use ActionKind::*;
         let kinds: Vec<ActionKind> = match (&before, &after) {
@@ -125,9 +118,7 @@ impl Plan {
             app,
             original_app: before,
             target_app: after,
-            original,
-            target,
-            full_json: std::sync::OnceLock::new(),
+            event_json: std::sync::OnceLock::new(),
         }
     }
 
@@ -140,42 +131,20 @@ impl Plan {
         )
     }
 
-    /// The plan as deployment events carry it.
-    pub fn event_json(&self, format: crate::events::PlanFormat) -> crate::events::RawJson {
-        use crate::events::{PlanFormat, RawJson};
-        match format {
-            PlanFormat::Full => self
-                .full_json
-                .get_or_init(|| {
-                    let root = crate::app_id::GroupId::root();
-                    let render = |a: &AppDefinition| serde_json::to_value(a).unwrap_or_default();
-                    RawJson::of(&FullPlan {
-                        id: &self.id,
-                        original: self.original.view(&root, &render, true, true),
-                        target: self.target.view(&root, &render, true, true),
-                        steps: self.steps_json(),
-                        version: self.version,
-                    })
-                })
-                .clone(),
-            PlanFormat::Light => RawJson::of(&json!({
-                "id": self.id,
-                "steps": self.steps_json(),
-                "version": self.version,
-            })),
-        }
+    /// The plan as deployment events carry it: `{id, steps, version}`. Marathon 1.8+ sends
+    /// only this light form (the root groups before and after, `original` and `target`, went
+    /// with the `api_heavy_events` feature, hard-removed in 1.8.0).
+    pub fn event_json(&self) -> crate::events::RawJson {
+        self.event_json
+            .get_or_init(|| {
+                crate::events::RawJson::of(&json!({
+                    "id": self.id,
+                    "steps": self.steps_json(),
+                    "version": self.version,
+                }))
+            })
+            .clone()
     }
-}
-
-/// A plan with its root groups, serialised straight from the snapshots.
-#[derive(Serialize)]
-#[serde(bound = "")]
-struct FullPlan<'a, F: Fn(&AppDefinition) -> Value> {
-    id: &'a DeploymentId,
-    original: crate::group::GroupView<'a, F>,
-    target: crate::group::GroupView<'a, F>,
-    steps: Value,
-    version: Timestamp,
 }
 
 /// Where a deployment is.
@@ -477,25 +446,13 @@ mod tests {
     #[test]
     fn deployments_walk_their_steps_in_order() {
         let app = AppId::parse("/a").unwrap();
-        let empty = GroupSnapshot {
-            apps: Vec::new().into(),
-            version: Timestamp::from_millis(0),
-        };
         let def = Arc::new(
             crate::app_update::AppUpdate::from_value(&json!({"cmd": "x"}))
                 .unwrap()
                 .apply(None, app.clone(), Timestamp::from_millis(0))
                 .unwrap(),
         );
-        let plan = Plan::between(
-            app,
-            None,
-            Some(def),
-            false,
-            Timestamp::from_millis(0),
-            empty.clone(),
-            empty,
-        );
+        let plan = Plan::between(app, None, Some(def), false, Timestamp::from_millis(0));
         let mut d = Deployment::new(plan);
         assert_eq!(
             d.current_action().unwrap().action,

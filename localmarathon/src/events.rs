@@ -5,16 +5,15 @@
 //! one listens (events are passed as closures). A subscriber that falls [`BUS_CAPACITY`] events
 //! behind loses its stream, as Marathon cuts off slow SSE clients.
 //!
-//! Deployment events carry the plan with the whole root group before and after (`original`,
-//! `target`), as Marathon 1.10 does; subscribers that ask for `plan-format=light` get the plan
-//! without them. Each form is only built when a subscriber of that form exists.
+//! Deployment events carry the plan as `{id, steps, version}`, the only form Marathon 1.8+ sends
+//! (the root groups before and after, `original` and `target`, were dropped with the
+//! `api_heavy_events` feature; `plan-format=light` asked 1.6 and 1.7 for this form).
 //!
 //! Framing follows Jetty's `EventSourceServlet`, which Marathon's `/v2/events` uses: `event:` and
 //! `data:` lines end in CRLF, an event ends with an empty CRLF line, and the heartbeat is a bare
 //! CRLF every 10 seconds.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -31,51 +30,22 @@ pub const BUS_CAPACITY: usize = 1024;
 pub struct BusEvent {
     /// `eventType`, also the SSE `event:` name.
     pub event_type: &'static str,
-    /// One-line JSON in the full form.
-    pub data: Option<String>,
-    /// One-line JSON in the light form (deployment events without `original`/`target`).
-    pub light: Option<String>,
-}
-
-/// How deployment plans appear in events (`plan-format` of `/v2/events`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PlanFormat {
-    /// With `original` and `target` root groups.
-    #[default]
-    Full,
-    /// Without them.
-    Light,
+    /// One-line JSON.
+    pub data: String,
 }
 
 impl BusEvent {
-    /// The SSE bytes for this event in the subscriber's plan format.
-    pub fn sse_frame(&self, format: PlanFormat) -> String {
-        let data = match format {
-            PlanFormat::Full => self.data.as_deref().or(self.light.as_deref()),
-            PlanFormat::Light => self.light.as_deref().or(self.data.as_deref()),
-        };
-        format!(
-            "event: {}\r\ndata: {}\r\n\r\n",
-            self.event_type,
-            data.unwrap_or("{}")
-        )
+    /// The SSE bytes for this event.
+    pub fn sse_frame(&self) -> String {
+        format!("event: {}\r\ndata: {}\r\n\r\n", self.event_type, self.data)
     }
 }
 
-/// A subscription; counts towards the plan format it asked for while it lives.
+/// A subscription to the bus.
 #[derive(Debug)]
 pub struct Subscription {
     /// The events.
     pub rx: broadcast::Receiver<Arc<BusEvent>>,
-    /// Its plan format.
-    pub format: PlanFormat,
-    counter: Arc<AtomicUsize>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// Pre-serialised JSON embedded as is (deployment plans, shared by all events of a deployment).
@@ -112,8 +82,6 @@ pub trait MarathonEvent: Serialize {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<BusEvent>>,
-    full: Arc<AtomicUsize>,
-    light: Arc<AtomicUsize>,
 }
 
 impl Default for EventBus {
@@ -126,11 +94,7 @@ impl EventBus {
     /// A bus with no subscribers.
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(BUS_CAPACITY);
-        EventBus {
-            tx,
-            full: Arc::default(),
-            light: Arc::default(),
-        }
+        EventBus { tx }
     }
 
     /// Whether anyone listens (events are only built then).
@@ -138,58 +102,28 @@ impl EventBus {
         self.tx.receiver_count() > 0
     }
 
-    fn serialise<E: MarathonEvent>(event: &E) -> Option<String> {
-        serde_json::to_string(event)
-            .map_err(|e| {
-                tracing::error!(event_type = E::TYPE, error = %e, "event could not be serialised")
-            })
-            .ok()
-    }
-
     /// Publishes the event `make` builds, if anyone listens.
     pub fn publish<E: MarathonEvent>(&self, make: impl FnOnce() -> E) {
         if !self.has_subscribers() {
             return;
         }
-        let Some(data) = Self::serialise(&make()) else {
-            return;
+        let data = match serde_json::to_string(&make()) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::error!(event_type = E::TYPE, error = %e, "event could not be serialised");
+                return;
+            }
         };
         let _ = self.tx.send(Arc::new(BusEvent {
             event_type: E::TYPE,
-            data: Some(data),
-            light: None,
-        }));
-    }
-
-    /// Publishes a deployment event, built once per plan format someone listens with.
-    pub fn publish_plan<E: MarathonEvent>(&self, make: impl Fn(PlanFormat) -> E) {
-        if !self.has_subscribers() {
-            return;
-        }
-        let data = (self.full.load(Ordering::SeqCst) > 0)
-            .then(|| Self::serialise(&make(PlanFormat::Full)))
-            .flatten();
-        let light = (self.light.load(Ordering::SeqCst) > 0)
-            .then(|| Self::serialise(&make(PlanFormat::Light)))
-            .flatten();
-        let _ = self.tx.send(Arc::new(BusEvent {
-            event_type: E::TYPE,
             data,
-            light,
         }));
     }
 
     /// A new subscription, starting with the next event.
-    pub fn subscribe(&self, format: PlanFormat) -> Subscription {
-        let counter = match format {
-            PlanFormat::Full => self.full.clone(),
-            PlanFormat::Light => self.light.clone(),
-        };
-        counter.fetch_add(1, Ordering::SeqCst);
+    pub fn subscribe(&self) -> Subscription {
         Subscription {
             rx: self.tx.subscribe(),
-            format,
-            counter,
         }
     }
 }
@@ -430,7 +364,7 @@ mod tests {
     async fn events_are_framed_like_jetty_and_only_built_for_listeners() {
         let bus = EventBus::new();
         bus.publish(|| -> AppTerminatedEvent { panic!("built without listeners") });
-        let mut sub = bus.subscribe(PlanFormat::Full);
+        let mut sub = bus.subscribe();
         bus.publish(|| AppTerminatedEvent {
             app_id: AppId::parse("/a").unwrap(),
             event_type: AppTerminatedEvent::TYPE,
@@ -438,7 +372,7 @@ mod tests {
         });
         let e = sub.rx.recv().await.unwrap();
         assert_eq!(
-            e.sse_frame(PlanFormat::Full),
+            e.sse_frame(),
             "event: app_terminated_event\r\ndata: {\"appId\":\"/a\",\"eventType\":\"app_terminated_event\",\"timestamp\":\"1970-01-01T00:00:00.000Z\"}\r\n\r\n"
         );
     }

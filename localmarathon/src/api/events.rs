@@ -5,13 +5,13 @@
 //! page. The response is `text/event-stream;charset=UTF-8` with `Connection: close`. The first
 //! event a client receives is its own `event_stream_attached` (published to every subscriber,
 //! as in Marathon); `event_type` parameters filter what it gets; a CRLF heartbeat follows every
-//! heartbeat period; `plan-format=light` leaves the root groups out of deployment plans. A
-//! client that falls too far behind is disconnected, and streams end when the API stops.
+//! heartbeat period. `plan-format=light` is accepted and changes nothing: plans are always light,
+//! as in Marathon 1.8+ (see [`crate::events`]). A client that falls too far behind is
+//! disconnected, and streams end when the API stops.
 //! Detaching publishes `event_stream_detached`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ApiState, QueryParams};
-use crate::events::{self, EventBus, MarathonEvent, PlanFormat, SSE_HEARTBEAT};
+use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
 use crate::timestamp::Timestamp;
 
 /// Publishes `event_stream_detached` when the stream is dropped.
@@ -58,11 +58,7 @@ pub async fn stream(
     let q = QueryParams::parse(q.as_deref());
     let filter: Vec<String> = q.all("event_type");
     let bus = api.shared.bus.clone();
-    let format = match q.one("plan-format") {
-        Some("light") => PlanFormat::Light,
-        _ => PlanFormat::Full,
-    };
-    let sub = bus.subscribe(format);
+    let sub = bus.subscribe();
     let remote = client.ip().to_string();
     bus.publish(|| events::EventStreamAttached {
         remote_address: remote.clone(),
@@ -100,7 +96,7 @@ pub async fn stream(
                         if !feed.filter.is_empty() && !feed.filter.iter().any(|f| f == event.event_type) {
                             continue;
                         }
-                        frame(&event, feed.sub.format)
+                        Bytes::from(event.sse_frame())
                     }
                     // Marathon drops subscribers that cannot keep up; so do we.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
@@ -118,8 +114,4 @@ pub async fn stream(
         Body::from_stream(stream),
     )
         .into_response())
-}
-
-fn frame(event: &Arc<events::BusEvent>, format: PlanFormat) -> Bytes {
-    Bytes::from(event.sse_frame(format))
 }

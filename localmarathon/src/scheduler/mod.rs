@@ -256,16 +256,14 @@ impl State {
             match d.advance() {
                 Some(Progress::NextStep { finished, started }) => {
                     let d = &self.deployments[pos];
-                    shared
-                        .bus
-                        .publish_plan(|format| events::DeploymentStepSuccess {
-                            plan: d.plan.event_json(format),
-                            current_step: d.step_json(finished),
-                            event_type: events::DeploymentStepSuccess::TYPE,
-                            timestamp: now_ts(),
-                        });
-                    shared.bus.publish_plan(|format| events::DeploymentInfo {
-                        plan: d.plan.event_json(format),
+                    shared.bus.publish(|| events::DeploymentStepSuccess {
+                        plan: d.plan.event_json(),
+                        current_step: d.step_json(finished),
+                        event_type: events::DeploymentStepSuccess::TYPE,
+                        timestamp: now_ts(),
+                    });
+                    shared.bus.publish(|| events::DeploymentInfo {
+                        plan: d.plan.event_json(),
                         current_step: d.step_json(started),
                         event_type: events::DeploymentInfo::TYPE,
                         timestamp: now_ts(),
@@ -273,14 +271,12 @@ impl State {
                 }
                 Some(Progress::Done { finished }) => {
                     let d = self.deployments.remove(pos);
-                    shared
-                        .bus
-                        .publish_plan(|format| events::DeploymentStepSuccess {
-                            plan: d.plan.event_json(format),
-                            current_step: d.step_json(finished),
-                            event_type: events::DeploymentStepSuccess::TYPE,
-                            timestamp: now_ts(),
-                        });
+                    shared.bus.publish(|| events::DeploymentStepSuccess {
+                        plan: d.plan.event_json(),
+                        current_step: d.step_json(finished),
+                        event_type: events::DeploymentStepSuccess::TYPE,
+                        timestamp: now_ts(),
+                    });
                     announce_success(shared, &d);
                     if let Some(record) = self.apps.get_mut(app) {
                         record.deployment = None;
@@ -409,9 +405,9 @@ impl State {
 }
 
 fn announce_success(shared: &Shared, d: &Deployment) {
-    shared.bus.publish_plan(|format| events::DeploymentSuccess {
+    shared.bus.publish(|| events::DeploymentSuccess {
         id: d.plan.id.as_str().to_string(),
-        plan: d.plan.event_json(format),
+        plan: d.plan.event_json(),
         event_type: events::DeploymentSuccess::TYPE,
         timestamp: now_ts(),
     });
@@ -426,8 +422,8 @@ fn announce_success(shared: &Shared, d: &Deployment) {
 /// Announces the first step of a new deployment.
 pub fn announce_start(shared: &Shared, d: &Deployment) {
     if d.is_running() {
-        shared.bus.publish_plan(|format| events::DeploymentInfo {
-            plan: d.plan.event_json(format),
+        shared.bus.publish(|| events::DeploymentInfo {
+            plan: d.plan.event_json(),
             current_step: d.step_json(0),
             event_type: events::DeploymentInfo::TYPE,
             timestamp: now_ts(),

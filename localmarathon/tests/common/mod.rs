@@ -129,7 +129,7 @@ impl Lm {
         self.events_with("").await
     }
 
-    /// Like [`Lm::events`] with a query string (`?plan-format=light`).
+    /// Like [`Lm::events`] with a query string (`?event_type=...`).
     pub async fn events_with(&self, query: &str) -> EventLog {
         let response = self
             .http
