@@ -14,8 +14,8 @@ use futures::StreamExt;
 use marathon_server::{FakeMarathon, RecordingObserver, client, config, dead_url, fixture};
 use theseus::marathon::task::TaskId;
 use theseus::marathon::{
-    App, AppId, AppQuery, DeploymentId, Embed, Error, Event, EventKind, KillOutcome,
-    MarathonClient, Route, TaskState, TaskStatusFilter,
+    App, AppId, AppQuery, DeploymentId, Embed, Error, Event, EventKind, EventQuery, KillOutcome,
+    MarathonClient, PlanFormat, Route, TaskState, TaskStatusFilter,
 };
 
 fn app_id(value: &str) -> AppId {
@@ -250,24 +250,6 @@ async fn events_follow_the_non_leaders_302_with_credentials_and_filters() {
 }
 
 #[tokio::test]
-async fn light_events_ask_for_plans_without_the_root_groups() {
-    let marathon = FakeMarathon::start(sse_router(String::new())).await;
-    let client = client(&[&marathon.url]);
-    client
-        .events_light(&[EventKind::DeploymentSuccess])
-        .await
-        .unwrap();
-    client.events(&[]).await.unwrap();
-    let requests = marathon.requests();
-    assert_eq!(requests[0].query_values("plan-format"), ["light"]);
-    assert_eq!(
-        requests[0].query_values("event_type"),
-        ["deployment_success"]
-    );
-    assert!(requests[1].query_values("plan-format").is_empty());
-}
-
-#[tokio::test]
 async fn after_a_redirect_to_a_configured_leader_requests_go_there_first() {
     let leader = FakeMarathon::start(sse_router(String::new()).merge(info_router())).await;
     let leader_events = format!("{}v2/events", leader.url);
@@ -349,7 +331,35 @@ async fn sse_fixture_stream_over_crlf_yields_every_event_typed() {
         request.header("accept").as_deref(),
         Some("text/event-stream")
     );
-    assert!(request.query.is_none(), "no filter means no event_type");
+    assert!(
+        request.query_values("event_type").is_empty(),
+        "no filter means no event_type"
+    );
+}
+
+#[tokio::test]
+async fn light_plans_are_asked_for_unless_full_ones_are_chosen() {
+    let marathon = FakeMarathon::start(sse_router(String::new())).await;
+    let client = client(&[&marathon.url]);
+
+    client.events(&[EventKind::DeploymentInfo]).await.unwrap();
+    client
+        .events_with(&EventQuery {
+            kinds: vec![EventKind::DeploymentInfo],
+            plan_format: PlanFormat::Full,
+        })
+        .await
+        .unwrap();
+    client.events_with(&EventQuery::default()).await.unwrap();
+
+    let requests = marathon.requests();
+    assert_eq!(requests[0].query_values("plan-format"), ["light"]);
+    assert_eq!(requests[0].query_values("event_type"), ["deployment_info"]);
+    // Full plans are Marathon's own default: asked for by leaving the parameter out.
+    assert!(requests[1].query_values("plan-format").is_empty());
+    assert_eq!(requests[1].query_values("event_type"), ["deployment_info"]);
+    assert_eq!(requests[2].query_values("plan-format"), ["light"]);
+    assert!(requests[2].query_values("event_type").is_empty());
 }
 
 #[tokio::test]

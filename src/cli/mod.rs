@@ -7,9 +7,11 @@ mod apply;
 mod connect;
 mod delete;
 mod get;
+mod guest;
 mod output;
 mod rollout;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,7 @@ pub struct Cli {
 
 /// How to reach etcd; shared by every command that reads or writes it.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "etcd connection")]
 pub struct EtcdArgs {
     /// etcd client URLs, comma-separated; every one is tried.
     #[arg(
@@ -90,6 +93,10 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Print the JSON schema of a Deployment spec.
     Schema,
+    /// Inside a task: who it is, its ports, and where its peers are (the old guestutils).
+    Guest(guest::GuestArgs),
+    /// Run a command whenever the serving endpoints of services change.
+    Watch(watch::WatchArgs),
 }
 
 /// Parses the command line, runs the command and returns the process's exit code.
@@ -101,6 +108,8 @@ pub async fn run() -> ExitCode {
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
         Command::Delete(args) => delete::run(args, &cli.etcd).await,
         Command::Rollout(args) => rollout::run(args, &cli.etcd).await,
+        Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
+        Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
         Command::Schema => {
             print!("{}", crate::api::deployment_schema_text());
             Ok(())

@@ -127,6 +127,32 @@ pub struct AppQuery {
     pub embed: Vec<Embed>,
 }
 
+/// How deployment events carry their plan (`plan-format` of `GET /v2/events`).
+///
+/// Marathon 1.6 and 1.7 put the whole root group before and after the change (`original`,
+/// `target`) into the plan of every deployment event unless asked for `plan-format=light`;
+/// Marathon 1.8+ only sends light plans and ignores the parameter, as does Marathon before 1.6,
+/// which only sends full ones. Either form decodes into the same types (the group trees land in
+/// [`DeploymentPlan::extra`](super::deployment::DeploymentPlan::extra)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PlanFormat {
+    /// `plan-format=light`: plans are `{id, steps, version}`. The default, because the group
+    /// trees grow with every app in Marathon and nothing in this client reads them.
+    #[default]
+    Light,
+    /// No `plan-format` parameter: Marathon's own default (full plans before 1.8).
+    Full,
+}
+
+/// What `GET /v2/events` streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events of these kinds (`event_type=` filters); every event when empty.
+    pub kinds: Vec<EventKind>,
+    /// How deployment events carry their plan (light unless set).
+    pub plan_format: PlanFormat,
+}
+
 /// Which tasks `GET /v2/tasks` lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatusFilter {
@@ -393,7 +419,9 @@ impl MarathonClient {
         self.json(call, &app_target(app), "deployment result").await
     }
 
-    /// `GET /v2/apps/{id}/versions`: the app's versions, newest first.
+    /// `GET /v2/apps/{id}/versions`: the app's versions, in the order Marathon's store lists
+    /// them (undocumented, and not always sorted); sort them where order matters: versions of
+    /// one Marathon are timestamps of one format, so their order is their age.
     pub async fn app_versions(&self, app: &AppId) -> Result<Vec<Version>, Error> {
         let call = Call::new(Method::GET, Route::AppVersions, app_path(app, ["versions"]));
         let list: VersionList = self.json(call, &app_target(app), "version list").await?;
@@ -526,36 +554,37 @@ impl MarathonClient {
         self.fetch(call, &Target::Other("ping")).await.map(|_| ())
     }
 
-    /// `GET /v2/events`: the event stream, limited to `kinds` (all events when empty).
+    /// `GET /v2/events`: the event stream, limited to `kinds` (all events when empty), with
+    /// light deployment plans; see [`MarathonClient::events_with`].
+    pub async fn events(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
+        self.events_with(&EventQuery {
+            kinds: kinds.to_vec(),
+            plan_format: PlanFormat::Light,
+        })
+        .await
+    }
+
+    /// `GET /v2/events`: the event stream as `query` asks for it.
     ///
     /// Returns once the stream's headers arrived. A non-leader's 302 to the leader is
     /// followed. The stream ends when the connection does; reconnecting, and relisting
     /// because Marathon does not replay missed events, is the caller's job. The stream has
     /// no idle timeout (Marathon may be silent for long); bound the wait for the next event
     /// yourself if a silent stream must be told from a dead one.
-    pub async fn events(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
-        self.event_stream(kinds, false).await
-    }
-
-    /// `GET /v2/events?plan-format=light`: as [`MarathonClient::events`], but deployment
-    /// events carry their plan without the `original` and `target` root groups. Those hold
-    /// every app, so with them each deployment event is as large as the whole group tree
-    /// (megabytes for a thousand apps). Marathon before 1.7 ignores the parameter and sends
-    /// the full plans.
-    pub async fn events_light(&self, kinds: &[EventKind]) -> Result<EventStream, Error> {
-        self.event_stream(kinds, true).await
-    }
-
-    async fn event_stream(&self, kinds: &[EventKind], light: bool) -> Result<EventStream, Error> {
+    pub async fn events_with(&self, query: &EventQuery) -> Result<EventStream, Error> {
         let mut call = Call::new(Method::GET, Route::Events, path(["v2", "events"]));
-        if light {
-            call.query.push(("plan-format", "light".to_owned()));
-        }
         // Marathon's Jetty answers 405 unless Accept is exactly this.
         call.accept = "text/event-stream";
         call.streaming = true;
-        call.query
-            .extend(kinds.iter().map(|k| ("event_type", k.as_str().to_owned())));
+        call.query.extend(
+            query
+                .kinds
+                .iter()
+                .map(|k| ("event_type", k.as_str().to_owned())),
+        );
+        if query.plan_format == PlanFormat::Light {
+            call.query.push(("plan-format", "light".to_owned()));
+        }
         let Answer { url, response } = self.endpoints.send(&call).await?;
         let status = response.status();
         if !status.is_success() {

@@ -10,8 +10,10 @@
 //! - Wire types are liberal: optional fields are `Option`, unknown fields are kept in an
 //!   `extra` map, so an app read and written back loses nothing. Requests are serialised
 //!   without `null`s for absent fields.
-//! - [`MarathonClient::events`] turns `GET /v2/events` into a stream of typed [`Event`]s;
-//!   event types this client does not know arrive as [`Event::Unknown`], never dropped.
+//! - [`MarathonClient::events`] and [`MarathonClient::events_with`] turn `GET /v2/events`
+//!   into a stream of typed [`Event`]s (deployment plans light unless asked otherwise, see
+//!   [`PlanFormat`]); event types this client does not know arrive as [`Event::Unknown`],
+//!   never dropped.
 //!
 //! What it does not do: reconnect the event stream (Marathon has no replay, so after a
 //! reconnect the caller must relist), or know about groups and pods beyond what apps need.
@@ -133,7 +135,8 @@ pub mod task;
 pub use app::{App, Version};
 pub use app_id::{AppId, AppIdError};
 pub use client::{
-    AppCreated, AppQuery, Embed, KillOutcome, MarathonClient, MarathonConfig, TaskStatusFilter,
+    AppCreated, AppQuery, Embed, EventQuery, KillOutcome, MarathonClient, MarathonConfig,
+    PlanFormat, TaskStatusFilter,
 };
 pub use deployment::{Deployment, DeploymentId, DeploymentResult};
 pub use error::{Error, ErrorDetail};

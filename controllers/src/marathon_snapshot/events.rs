@@ -59,8 +59,9 @@ impl MarathonSnapshot {
         loop {
             let connected = tokio::select! {
                 () = stop.cancelled() => return,
-                // Light plans: full ones carry every app twice, in every deployment event.
-                connected = self.client.events_light(EVENT_KINDS) => connected,
+                // Light plans (the client's default): full ones carry every app twice, in
+                // every deployment event.
+                connected = self.client.events(EVENT_KINDS) => connected,
             };
             let mut events = match connected {
                 Ok(events) => events,

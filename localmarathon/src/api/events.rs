@@ -1,0 +1,117 @@
+//! `GET /v2/events`: the server-sent event stream, framed as Marathon's Jetty servlet does.
+//!
+//! Only a request with an `Accept` header of exactly `text/event-stream` gets the stream (Jetty's
+//! `EventSourceServlet` compares each `Accept` value verbatim); anything else is Jetty's 405
+//! page. The response is `text/event-stream;charset=UTF-8` with `Connection: close`. The first
+//! event a client receives is its own `event_stream_attached` (published to every subscriber,
+//! as in Marathon); `event_type` parameters filter what it gets; a CRLF heartbeat follows every
+//! heartbeat period. `plan-format=light` is accepted and changes nothing: plans are always light,
+//! as in Marathon 1.8+ (see [`crate::events`]). A client that falls too far behind is
+//! disconnected, and streams end when the API stops.
+//! Detaching publishes `event_stream_detached`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, ApiState, QueryParams};
+use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
+use crate::timestamp::Timestamp;
+
+/// Publishes `event_stream_detached` when the stream is dropped.
+struct Detach {
+    bus: EventBus,
+    remote: String,
+}
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let remote = self.remote.clone();
+        self.bus.publish(|| events::EventStreamDetached {
+            remote_address: remote,
+            event_type: events::EventStreamDetached::TYPE,
+            timestamp: Timestamp::now(),
+        });
+    }
+}
+
+/// `GET /v2/events`.
+pub async fn stream(
+    State(api): State<ApiState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let accepts = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v == "text/event-stream");
+    if !accepts {
+        return Err(ApiError::EventStreamNeedsAccept);
+    }
+    let q = QueryParams::parse(q.as_deref());
+    let filter: Vec<String> = q.all("event_type");
+    let bus = api.shared.bus.clone();
+    let sub = bus.subscribe();
+    let remote = client.ip().to_string();
+    bus.publish(|| events::EventStreamAttached {
+        remote_address: remote.clone(),
+        event_type: events::EventStreamAttached::TYPE,
+        timestamp: Timestamp::now(),
+    });
+    let stop = api.stop.clone();
+    let heartbeat = api.heartbeat;
+    let detach = Detach {
+        bus: bus.clone(),
+        remote,
+    };
+    struct Feed {
+        sub: events::Subscription,
+        beat: tokio::time::Interval,
+        stop: tokio_util::sync::CancellationToken,
+        filter: Vec<String>,
+        _detach: Detach,
+    }
+    let feed = Feed {
+        sub,
+        beat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
+        stop,
+        filter,
+        _detach: detach,
+    };
+    // Pull-driven: nothing is spawned, and dropping the response drops the subscription.
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        loop {
+            let chunk = tokio::select! {
+                () = feed.stop.cancelled() => return None,
+                _ = feed.beat.tick() => Bytes::from_static(SSE_HEARTBEAT.as_bytes()),
+                received = feed.sub.rx.recv() => match received {
+                    Ok(event) => {
+                        if !feed.filter.is_empty() && !feed.filter.iter().any(|f| f == event.event_type) {
+                            continue;
+                        }
+                        Bytes::from(event.sse_frame())
+                    }
+                    // Marathon drops subscribers that cannot keep up; so do we.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                },
+            };
+            return Some((Ok::<Bytes, Infallible>(chunk), feed));
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream;charset=UTF-8"),
+            (header::CONNECTION, "close"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

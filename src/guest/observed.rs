@@ -1,0 +1,262 @@
+//! The task records under a watched prefix, kept current from one store watch, a batch at
+//! a time.
+//!
+//! A batch is one item of the watch and every item already queued behind it. The store's
+//! watch queues a whole etcd response (whole revisions: a transaction is never split) and a
+//! whole relist before handing out the first item, so after a batch the records are those of
+//! one etcd revision, never half of a transaction. Readers look only after a batch, and only
+//! once the first list is [`synced`](ObservedTasks::is_synced).
+//!
+//! A value that is not a valid [`TaskRecord`] is logged with its key and counts as absent:
+//! one bad record does not hide the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{FutureExt, StreamExt};
+
+use super::service_tasks::ServiceTasks;
+use crate::api::{DnsLabel, TaskRecord};
+use crate::store::{KeyPath, Layout, Listing, Revision, WatchEvent, WatchStream};
+
+/// Task records of the watched services.
+#[derive(Debug)]
+pub(crate) struct ObservedTasks {
+    layout: Layout,
+    /// The services whose records are kept.
+    watched: BTreeSet<DnsLabel>,
+    /// Records by service, then by etcd key.
+    records: BTreeMap<DnsLabel, BTreeMap<String, TaskRecord>>,
+    /// The newest revision seen: every change up to it is applied.
+    revision: Revision,
+    synced: bool,
+    /// Services whose records changed since [`take_changed`](Self::take_changed).
+    changed: BTreeSet<DnsLabel>,
+}
+
+impl ObservedTasks {
+    /// Keeps the records of `watched` under `layout`.
+    pub fn new(layout: Layout, watched: impl IntoIterator<Item = DnsLabel>) -> ObservedTasks {
+        let watched: BTreeSet<DnsLabel> = watched.into_iter().collect();
+        ObservedTasks {
+            layout,
+            records: watched
+                .iter()
+                .map(|s| (s.clone(), BTreeMap::new()))
+                .collect(),
+            watched,
+            revision: 0,
+            synced: false,
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// The one prefix that covers every watched service: the service's own when there is
+    /// one, else all of `/observed`.
+    pub fn prefix(&self) -> String {
+        match self.watched.iter().collect::<Vec<_>>()[..] {
+            [service] => self.layout.observed_service(service),
+            _ => self.layout.observed_root(),
+        }
+    }
+
+    /// Whether the first listing has been applied.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// The newest revision applied.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// The services whose records changed since the last call.
+    pub fn take_changed(&mut self) -> BTreeSet<DnsLabel> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The records of `service` (empty for a service that has none yet).
+    pub fn service(&self, service: &DnsLabel) -> ServiceTasks {
+        ServiceTasks::new(
+            service.clone(),
+            self.layout.observed_service(service),
+            self.revision,
+            self.records
+                .get(service)
+                .map(|records| records.values().cloned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Applies a listing as the watch's initial list would: every entry, then `Synced`.
+    pub fn apply_listing(&mut self, listing: Listing) {
+        for entry in listing.entries {
+            self.apply(WatchEvent::Put { entry, prev: None });
+        }
+        self.apply(WatchEvent::Synced {
+            revision: listing.revision,
+        });
+    }
+
+    /// Applies one event of the watch.
+    pub fn apply(&mut self, event: WatchEvent) {
+        match event {
+            WatchEvent::Put { entry, .. } => {
+                self.revision = self.revision.max(entry.mod_revision);
+                let Some(service) = self.watched_task(&entry.key) else {
+                    return;
+                };
+                let records = self.records.entry(service.clone()).or_default();
+                let old = match entry.json::<TaskRecord>() {
+                    Ok(record) => records.insert(entry.key.clone(), record),
+                    Err(error) => {
+                        tracing::warn!(%error, "ignoring a task record that does not decode");
+                        records.remove(&entry.key)
+                    }
+                };
+                if old.as_ref() != records.get(&entry.key) {
+                    self.changed.insert(service);
+                }
+            }
+            WatchEvent::Delete { key, revision, .. } => {
+                self.revision = self.revision.max(revision);
+                let Some(service) = self.watched_task(&key) else {
+                    return;
+                };
+                let removed = self
+                    .records
+                    .get_mut(&service)
+                    .and_then(|records| records.remove(&key));
+                if removed.is_some() {
+                    self.changed.insert(service);
+                }
+            }
+            WatchEvent::Synced { revision } => {
+                self.revision = self.revision.max(revision);
+                self.synced = true;
+            }
+        }
+    }
+
+    /// The service of a task key of a watched service.
+    fn watched_task(&self, key: &str) -> Option<DnsLabel> {
+        match self.layout.parse(key)? {
+            KeyPath::Task { key, .. } if self.watched.contains(&key.service) => Some(key.service),
+            _ => None,
+        }
+    }
+
+    /// Applies the next batch of `stream`: waits for one item, then takes every item that is
+    /// already there. Returns the errors the stream reported meanwhile (it recovers from them
+    /// by itself).
+    pub async fn next_batch(&mut self, stream: &mut WatchStream) -> Vec<crate::store::Error> {
+        let mut errors = Vec::new();
+        let mut item = stream.next().await;
+        loop {
+            match item {
+                Some(Ok(event)) => self.apply(event),
+                Some(Err(error)) => errors.push(error),
+                // The store's watch never ends; nothing more is there to apply.
+                None => return errors,
+            }
+            // The stream keeps its own state between polls, so dropping a `next()` that is
+            // not ready loses nothing.
+            match stream.next().now_or_never() {
+                Some(next) => item = next,
+                None => return errors,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DeploymentKey;
+    use crate::store::Entry;
+
+    fn service(name: &str) -> DnsLabel {
+        DnsLabel::parse("service", name).unwrap()
+    }
+
+    fn put(key: &str, value: &str, revision: Revision) -> WatchEvent {
+        WatchEvent::Put {
+            entry: Entry {
+                key: key.into(),
+                value: value.as_bytes().to_vec(),
+                create_revision: revision,
+                mod_revision: revision,
+                version: 1,
+                lease: 0,
+            },
+            prev: None,
+        }
+    }
+
+    fn record_json(service: &str, task_id: &str) -> String {
+        serde_json::json!({
+            "service": service, "deployment": "dev", "task_id": task_id,
+            "app_id": format!("/{service}/dev"), "host": "10.0.0.1", "state": "TASK_RUNNING"
+        })
+        .to_string()
+    }
+
+    fn task_key(layout: &Layout, service: &str, task_id: &str) -> String {
+        let key = DeploymentKey::new(service, "dev").unwrap();
+        layout.task(&key, task_id)
+    }
+
+    #[test]
+    fn one_service_is_watched_under_its_own_prefix_several_under_the_root() {
+        let layout = Layout::new("/p").unwrap();
+        let one = ObservedTasks::new(layout.clone(), [service("a")]);
+        assert_eq!(one.prefix(), "/p/observed/a/");
+        let two = ObservedTasks::new(layout, [service("a"), service("b")]);
+        assert_eq!(two.prefix(), "/p/observed/");
+    }
+
+    #[test]
+    fn only_task_records_of_watched_services_are_kept() {
+        let layout = Layout::default();
+        let mut observed = ObservedTasks::new(layout.clone(), [service("a")]);
+        observed.apply(put(
+            &task_key(&layout, "a", "t1"),
+            &record_json("a", "t1"),
+            2,
+        ));
+        observed.apply(put(
+            &task_key(&layout, "b", "t2"),
+            &record_json("b", "t2"),
+            3,
+        ));
+        observed.apply(put("/observed/a/dev/status", "{}", 4));
+        observed.apply(WatchEvent::Synced { revision: 4 });
+        assert!(observed.is_synced());
+        assert_eq!(observed.revision(), 4);
+        assert_eq!(observed.take_changed(), BTreeSet::from([service("a")]));
+        let tasks = observed.service(&service("a"));
+        assert_eq!(tasks.records.len(), 1);
+        assert_eq!(tasks.revision, 4);
+        assert!(observed.service(&service("b")).records.is_empty());
+    }
+
+    #[test]
+    fn a_record_that_stops_decoding_counts_as_gone_and_a_rewrite_of_the_same_is_no_change() {
+        let layout = Layout::default();
+        let key = task_key(&layout, "a", "t1");
+        let mut observed = ObservedTasks::new(layout, [service("a")]);
+        observed.apply(put(&key, &record_json("a", "t1"), 2));
+        observed.take_changed();
+        observed.apply(put(&key, &record_json("a", "t1"), 3));
+        assert!(observed.take_changed().is_empty(), "same record again");
+        observed.apply(put(&key, "not json", 4));
+        assert_eq!(observed.take_changed(), BTreeSet::from([service("a")]));
+        assert!(observed.service(&service("a")).records.is_empty());
+        observed.apply(WatchEvent::Delete {
+            key,
+            revision: 5,
+            prev: None,
+        });
+        assert!(observed.take_changed().is_empty(), "already gone");
+        assert_eq!(observed.revision(), 5);
+    }
+}
