@@ -303,3 +303,116 @@ async fn an_app_that_theseus_does_not_own_is_never_changed_or_deleted() {
     assert_eq!(writes(&controller, ""), 0.0);
     controller.shutdown().await;
 }
+
+/// A spec whose tasks are healthy only while `flag` exists (a COMMAND check every two seconds that
+/// never kills), so a test can hold a deployment open by removing the file.
+fn healthy_while(flag: &std::path::Path, environment: serde_json::Value) -> serde_json::Value {
+    json!({
+        "cmd": "sleep 1000", "instances": 1, "environment": environment,
+        "health_checks": [{"protocol": "COMMAND", "command": format!("test -f {}", flag.display()),
+            "grace_period_seconds": 0, "interval_seconds": 2, "timeout_seconds": 1,
+            "max_consecutive_failures": 0}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_someone_elses_deployment_is_waited_out_and_reported() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let first = cluster
+        .put_spec(KEY, &healthy_while(&flag, json!({"A": "0"})))
+        .await;
+    cluster.wait_running(KEY, first).await;
+
+    // Someone restarts the app in Marathon, and its new task cannot become healthy.
+    std::fs::remove_file(&flag).unwrap();
+    let id = AppId::parse(APP).unwrap();
+    let theirs = cluster.client.restart_app(&id, false).await.unwrap();
+
+    let second = cluster
+        .put_spec(KEY, &healthy_while(&flag, json!({"A": "1"})))
+        .await;
+    let status = cluster
+        .wait_status(KEY, "waits for their deployment", |s| {
+            s.observed_revision == second
+                && s.condition("Progressing")
+                    .is_some_and(|c| c.reason == "WaitingForDeployment")
+        })
+        .await;
+    let message = &status.condition("Progressing").unwrap().message;
+    assert!(message.contains(theirs.deployment_id.as_str()), "{message}");
+    assert_eq!(
+        writes(&controller, "update"),
+        0.0,
+        "their deployment was not overridden"
+    );
+
+    // Their deployment finishes; the spec goes in after it.
+    std::fs::write(&flag, "").unwrap();
+    cluster.wait_running(KEY, second).await;
+    let env = cluster.app(APP).await.unwrap().env.unwrap();
+    assert_eq!(env["A"], theseus::marathon::app::EnvValue::from("1"));
+    assert_eq!(writes(&controller, "update"), 1.0);
+    controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_spec_overrides_the_controllers_own_deployment_in_progress() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let first = cluster
+        .put_spec(KEY, &healthy_while(&flag, json!({"A": "0"})))
+        .await;
+    cluster.wait_running(KEY, first).await;
+
+    // The controller's rolling update cannot finish: its new task stays unhealthy.
+    std::fs::remove_file(&flag).unwrap();
+    let second = cluster
+        .put_spec(KEY, &healthy_while(&flag, json!({"A": "1"})))
+        .await;
+    let deploying = cluster
+        .wait_status(KEY, "deploys revision two", |s| {
+            s.observed_revision == second && s.phase == Phase::Deploying
+        })
+        .await;
+    let ours = deploying.deployment_ids.clone();
+    let in_marathon: Vec<String> = cluster
+        .client
+        .deployments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id.to_string())
+        .collect();
+    assert!(
+        ours.iter().all(|d| in_marathon.contains(d)),
+        "the controller's deployment {ours:?} must still hold the app: {in_marathon:?}"
+    );
+
+    let third = cluster
+        .put_spec(KEY, &healthy_while(&flag, json!({"A": "2"})))
+        .await;
+    cluster
+        .wait_status(KEY, "deploys revision three", |s| {
+            s.observed_revision == third
+                && s.phase == Phase::Deploying
+                && s.condition("Progressing").is_some_and(|c| c.status)
+        })
+        .await;
+    std::fs::write(&flag, "").unwrap();
+    cluster.wait_running(KEY, third).await;
+    let env = cluster.app(APP).await.unwrap().env.unwrap();
+    assert_eq!(env["A"], theseus::marathon::app::EnvValue::from("2"));
+    assert_eq!(
+        writes(&controller, "update"),
+        2.0,
+        "one update per spec, the second forced"
+    );
+    controller.shutdown().await;
+}

@@ -210,3 +210,21 @@ async fn of_two_controllers_one_acts_and_the_other_takes_over_when_it_is_killed(
     cluster.wait_running("web/a", first).await;
     assert_eq!(cluster.apps().await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_stopped_with_sigterm_hands_leadership_over_without_waiting_for_its_lease() {
+    let cluster = Cluster::start_with(ExecutorKind::Sim).await;
+    // Leases far longer than the test's deadline: only a released lease lets the other lead.
+    let mut first = cluster.spawn_controller_with_lease("first", "600s");
+    wait_until("the first controller leads", || first.leads()).await;
+    let second = cluster.spawn_controller_with_lease("second", "600s");
+    let revision = cluster.put_spec(KEY, &json!({"cmd": "sleep 1000"})).await;
+    cluster.wait_running(KEY, revision).await;
+
+    assert!(first.terminate().success(), "a clean shutdown exits 0");
+    wait_until("the second controller leads", || second.leads()).await;
+    let revision = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 2}))
+        .await;
+    cluster.wait_running(KEY, revision).await;
+}

@@ -189,9 +189,15 @@ impl Cluster {
         Controller::start(self.config()).await.unwrap()
     }
 
-    /// Starts the `theseus-controller` binary against this cluster, with extra environment.
+    /// Starts the `theseus-controller` binary against this cluster, with extra environment
+    /// and a 2 s lease.
     pub fn spawn_controller(&self, name: &str, env: &[(&str, &str)]) -> ControllerProcess {
-        ControllerProcess::spawn(self, name, env)
+        ControllerProcess::spawn(self, name, env, "2s")
+    }
+
+    /// Starts the `theseus-controller` binary with a lease of `lease_ttl` (e.g. `120s`).
+    pub fn spawn_controller_with_lease(&self, name: &str, lease_ttl: &str) -> ControllerProcess {
+        ControllerProcess::spawn(self, name, &[], lease_ttl)
     }
 
     /// The key of `text` (`service/name`).
@@ -307,14 +313,26 @@ pub struct ControllerProcess {
 }
 
 impl ControllerProcess {
-    fn spawn(cluster: &Cluster, name: &str, env: &[(&str, &str)]) -> ControllerProcess {
+    fn spawn(
+        cluster: &Cluster,
+        name: &str,
+        env: &[(&str, &str)],
+        lease_ttl: &str,
+    ) -> ControllerProcess {
         let port = theseus_testkit::free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_theseus-controller"));
         command
             .args(["--etcd-endpoints", &cluster.etcd.endpoint()])
             .args(["--marathon", &cluster.marathon.url()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--lease-ttl", "2s", "--workers", "8", "--identity", name])
+            .args([
+                "--lease-ttl",
+                lease_ttl,
+                "--workers",
+                "8",
+                "--identity",
+                name,
+            ])
             .env_remove("THESEUS_PREFIX")
             .env("RUST_LOG", "info,theseus_controllers=debug")
             .stdin(Stdio::null())
@@ -337,6 +355,13 @@ impl ControllerProcess {
             name: name.to_owned(),
             http: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits until it has.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
     }
 
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
