@@ -28,6 +28,7 @@ struct Args {
 
     /// Marathon URLs, comma-separated (every master; the client follows the leader).
     #[arg(
+        help_heading = "Marathon connection",
         long = "marathon",
         env = "MARATHON_URL",
         value_delimiter = ',',
@@ -36,51 +37,65 @@ struct Args {
     marathon: Vec<Url>,
 
     /// Marathon user name (basic auth).
-    #[arg(long, env = "MARATHON_USERNAME")]
+    #[arg(help_heading = "Marathon connection", long, env = "MARATHON_USERNAME")]
     marathon_username: Option<String>,
 
     /// Marathon password (prefer the environment variable to keep it out of `ps`).
-    #[arg(long, env = "MARATHON_PASSWORD", hide_env_values = true)]
+    #[arg(
+        help_heading = "Marathon connection",
+        long,
+        env = "MARATHON_PASSWORD",
+        hide_env_values = true
+    )]
     marathon_password: Option<String>,
 
     /// CA certificate (PEM) that signed Marathon's certificate, for https URLs.
-    #[arg(long, env = "MARATHON_CACERT")]
+    #[arg(help_heading = "Marathon connection", long, env = "MARATHON_CACERT")]
     marathon_ca_file: Option<PathBuf>,
 
     /// How long a Marathon request may take.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Marathon connection", long, default_value = "30s", value_parser = humantime::parse_duration)]
     marathon_timeout: Duration,
 
     /// Marathon group the apps live under (apps are /<group>/<service>/<name>).
-    #[arg(long, env = "THESEUS_MARATHON_GROUP")]
+    #[arg(
+        help_heading = "Marathon connection",
+        long,
+        env = "THESEUS_MARATHON_GROUP"
+    )]
     marathon_group: Option<String>,
 
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "THESEUS_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        help_heading = "Controller",
+        long,
+        env = "THESEUS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     listen: SocketAddr,
 
     /// Reconciles that may run at once.
-    #[arg(long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
 
     /// How often every deployment is reconciled and Marathon relisted, events or not.
-    #[arg(long, env = "THESEUS_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
     resync: Duration,
 
     /// TTL of the leadership lease: the longest a dead leader keeps the others waiting.
-    #[arg(long, env = "THESEUS_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     lease_ttl: Duration,
 
     /// How long reconciles in flight may take to finish on shutdown.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(help_heading = "Controller", long, default_value = "10s", value_parser = humantime::parse_duration)]
     drain: Duration,
 
     /// This replica's name in the election (default: host name and process id).
-    #[arg(long, env = "THESEUS_IDENTITY")]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_IDENTITY")]
     identity: Option<String>,
 
     /// Log format.
-    #[arg(long, env = "THESEUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
