@@ -10,10 +10,8 @@ use std::time::Duration;
 use localmarathon::ExecutorKind;
 use serde_json::json;
 use support::{Cluster, etcdctl, metric_sum, wait_until};
-use theseus_controllers::deployments::reconcile::AFTER_MARATHON_WRITE;
 
 const KEY: &str = "web/dev";
-const APP: &str = "/web/dev";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marathon_stopped_and_restarted_mid_run_is_reported_then_converged_without_double_writes() {
@@ -129,8 +127,12 @@ async fn changes_hidden_by_an_etcd_compaction_still_reach_marathon() {
     controller.shutdown().await;
 }
 
+// Needs the binary built with failpoints (the default feature).
+#[cfg(feature = "failpoints")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_between_marathon_and_the_status_write_converges_after_restart() {
+    use theseus_controllers::deployments::reconcile::AFTER_MARATHON_WRITE;
+    const APP: &str = "/web/dev";
     let cluster = Cluster::start().await;
     let failpoints = format!("{AFTER_MARATHON_WRITE}=pause");
     let mut first = cluster.spawn_controller("first", &[("FAILPOINTS", &failpoints)]);
