@@ -10,6 +10,9 @@ ensure_packages
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# End-to-end tests run the workspace's programs (theseus, theseus-controller, localmarathon,
+# theseus-hello) from the target directory: build them all first.
+cargo build --workspace --bins --locked
 
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest runs every test in its own process: a failing test cannot leave state behind

@@ -225,6 +225,8 @@ fn runs(spec: &DeploymentSpec) -> String {
         .clone()
         .or_else(|| spec.cmd.clone())
         .unwrap_or_default();
+    // A multi-line command would break the table: show it on one line.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if text.chars().count() > 48 {
         let short: String = text.chars().take(47).collect();
         format!("{short}…")

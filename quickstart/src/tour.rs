@@ -1,0 +1,258 @@
+//! The tour of the running stack: apply the examples, wait for them, show what runs, prove the
+//! discovery chain end to end, explain how to try it by hand, then wait for Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use theseus::api::{DnsLabel, TaskRecord};
+use theseus::store::{EtcdConfig, KeyPath, Layout, Store};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::Addresses;
+use crate::stack::Stack;
+
+/// The deployments of `examples/hello.yaml`, which must run for the tour to go on.
+const HELLO_DEPLOYMENTS: [&str; 3] = ["hello/blue", "hello/green", "hello-client/default"];
+
+/// Prints a section heading.
+pub fn heading(text: &str) {
+    println!("\n\x1b[1m== {text}\x1b[0m");
+}
+
+/// Runs `theseus ARGS` against the quick start's etcd, printing the command and its output.
+fn theseus(addresses: &Addresses, args: &[&str]) -> anyhow::Result<bool> {
+    println!("$ theseus {}", args.join(" "));
+    let status = Command::new(addresses.bin_dir.join("theseus"))
+        .args(args)
+        .env("ETCD_ENDPOINTS", &addresses.etcd)
+        .env_remove("THESEUS_PREFIX")
+        .current_dir(addresses.examples_dir.parent().unwrap_or(Path::new(".")))
+        .status()
+        .context("cannot run theseus")?;
+    Ok(status.success())
+}
+
+/// The tour; returns when Ctrl-C (or SIGTERM) arrives, or with the first thing that failed.
+pub async fn run(
+    stack: &mut Stack,
+    addresses: &Addresses,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let examples = addresses
+        .examples_dir
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let hello = examples.join("hello.yaml");
+    let ingestor = examples.join("ingestor.yaml");
+
+    heading("applying the examples");
+    if !theseus(
+        addresses,
+        &[
+            "apply",
+            "-f",
+            &hello.to_string_lossy(),
+            &ingestor.to_string_lossy(),
+        ],
+    )? {
+        bail!("applying the examples failed");
+    }
+
+    heading("waiting for the hello deployments to run");
+    let timeout_text = format!("{}s", timeout.as_secs());
+    for deployment in HELLO_DEPLOYMENTS {
+        stack.check_alive()?;
+        if !theseus(
+            addresses,
+            &["rollout", "status", deployment, "--timeout", &timeout_text],
+        )? {
+            bail!(
+                "{deployment} did not reach Running; see {}",
+                addresses.state_dir.join("controller.log").display()
+            );
+        }
+    }
+
+    heading("the deployments and their status");
+    theseus(addresses, &["get"])?;
+    println!(
+        "(ingestor/dev is the old system's example: its image needs a Docker engine, which this \
+         machine does not run, so its tasks fail with a message saying so; `theseus get -o json \
+         ingestor/dev` shows it.)"
+    );
+
+    heading("the endpoints of the hello service, from /observed");
+    theseus(
+        addresses,
+        &[
+            "guest",
+            "node-list",
+            "hello",
+            "--ports",
+            "http",
+            "--wait",
+            "30s",
+        ],
+    )?;
+
+    heading("the chain, end to end");
+    let store = Store::connect(
+        EtcdConfig::new(vec![addresses.etcd.clone()]),
+        Layout::new("")?,
+    )
+    .await?;
+    let answer = client_answer(stack, &store, addresses, timeout).await?;
+    println!("{answer}");
+
+    heading("what the watcher's hook logged");
+    print!(
+        "{}",
+        std::fs::read_to_string(addresses.state_dir.join("watch.log")).unwrap_or_default()
+    );
+
+    let records = hello_records(&store).await?;
+    let example = records
+        .values()
+        .next()
+        .and_then(|r| {
+            r.ports
+                .get("http")
+                .map(|p| format!("{}:{}", r.host, p.host))
+        })
+        .unwrap_or_else(|| "HOST:PORT".to_owned());
+    heading("try it by hand, in another terminal");
+    println!(
+        r#"etcd is on its default URL, so etcdctl and theseus need no flags (theseus is in {bin}):
+
+  theseus get                                      # desired vs observed
+  theseus guest node-list hello --ports http      # host:port of every serving hello task
+  theseus guest node-list hello --labels green --ports http
+  curl http://{example}/                       # a hello task says who it is
+  etcdctl get /observed --prefix --keys-only       # the mirror of what runs
+  theseus watch --services hello --exec 'cat'      # follow changes as JSON
+  etcdctl put /desired/hello/green '{{"cmd": "theseus-hello serve", "ports": {{"http": 8080}}, "instances": 3, "labels": ["green"]}}'
+  theseus rollout status hello/green               # then watch the hook's log grow:
+  tail -f {watch_log}
+  theseus delete hello/green
+
+localmarathon (a stand-in for Marathon) answers on {marathon}: curl {marathon}/v2/apps
+The controller's metrics: curl {metrics}/metrics
+Logs: {logs}
+
+Press Ctrl-C to stop everything."#,
+        bin = addresses.bin_dir.display(),
+        watch_log = addresses.state_dir.join("watch.log").display(),
+        marathon = addresses.marathon,
+        metrics = addresses.metrics,
+        logs = addresses.state_dir.display(),
+    );
+
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => stack.check_alive()?,
+        }
+    }
+}
+
+/// The serving task records of the `hello` service, by task id.
+async fn hello_records(store: &Store) -> anyhow::Result<BTreeMap<String, TaskRecord>> {
+    let service = DnsLabel::parse("service", "hello")?;
+    let listing = store
+        .list(&store.layout().observed_service(&service))
+        .await?;
+    let mut records = BTreeMap::new();
+    for entry in listing.entries {
+        if let Some(KeyPath::Task { task_id, .. }) = store.layout().parse(&entry.key) {
+            let record: TaskRecord = entry.json()?;
+            if record.is_serving() {
+                records.insert(task_id, record);
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Waits for the client task to print an answer from a hello server, and checks that the
+/// server is one the client could only have found through `/observed`.
+async fn client_answer(
+    stack: &mut Stack,
+    store: &Store,
+    addresses: &Addresses,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let sandboxes = addresses.state_dir.join("sandboxes");
+    let deadline = Instant::now() + timeout;
+    loop {
+        stack.check_alive()?;
+        let records = hello_records(store).await?;
+        for stdout in client_outputs(&sandboxes) {
+            let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+            for line in text.lines().rev() {
+                let Ok(answer) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                let task = answer["task_id"].as_str().unwrap_or_default();
+                let Some(record) = records.get(task) else {
+                    continue;
+                };
+                let port = record.ports.get("http").map(|p| p.host);
+                if answer["port"].as_u64() != port.map(u64::from) {
+                    continue;
+                }
+                let client = stdout
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                return Ok(format!(
+                    "the client task {client}\n  called {}:{} and server task {task}\n  \
+                     (hello/{}, labels {:?}) answered.\n  It knew that address only from \
+                     /observed/hello/{}/tasks/{task}, written by the controller from Marathon.",
+                    record.host,
+                    port.unwrap_or_default(),
+                    record.deployment,
+                    record.labels,
+                    record.deployment,
+                ));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the client printed no answer from a hello task within {} s; its output is in {}",
+                timeout.as_secs(),
+                sandboxes.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The stdout files of the client's tasks: `<sandboxes>/<agent>/<task-id>/stdout`.
+fn client_outputs(sandboxes: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for agent in std::fs::read_dir(sandboxes).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(agent.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if task
+                .file_name()
+                .to_string_lossy()
+                .starts_with("hello-client_default.")
+            {
+                found.push(task.path().join("stdout"));
+            }
+        }
+    }
+    found
+}
