@@ -200,6 +200,15 @@ fn judge(
             if !blocked.is_empty() {
                 line.push_str(&format!(" ({})", blocked.join("; ")));
             }
+            // Tasks that keep failing are the usual reason a rollout does not finish.
+            if counts.running < counts.desired
+                && let Some(failure) = &status.last_task_failure
+            {
+                line.push_str(&format!(
+                    "; last task failure: {} on {}: {}",
+                    failure.state, failure.host, failure.message
+                ));
+            }
             Verdict::Progressing(line)
         }
     }
@@ -316,5 +325,23 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn progress_says_why_tasks_keep_failing() {
+        let mut failing = status(5, Phase::Deploying, vec![]);
+        failing.last_task_failure = Some(crate::api::TaskFailure {
+            task_id: "web_dev.instance-1._app.3".into(),
+            state: "TASK_FAILED".into(),
+            message: "image registry.local/web needs a Docker engine".into(),
+            host: "127.0.0.12".into(),
+            timestamp: "2026-11-25T10:00:00.000Z".into(),
+        });
+        assert!(matches!(
+            judged(Some(5), Some(failing)),
+            Verdict::Progressing(line) if line.ends_with(
+                "; last task failure: TASK_FAILED on 127.0.0.12: image registry.local/web needs a Docker engine"
+            )
+        ));
     }
 }
