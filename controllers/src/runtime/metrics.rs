@@ -76,6 +76,11 @@ struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -100,6 +105,7 @@ pub struct Metrics {
     marathon_writes: Family<ActionLabels, Counter>,
     snapshot_relists: Family<ReasonLabels, Counter>,
     snapshot_refreshes: Counter,
+    snapshot_task_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
@@ -137,6 +143,7 @@ impl Metrics {
             marathon_writes: Family::default(),
             snapshot_relists: Family::default(),
             snapshot_refreshes: Counter::default(),
+            snapshot_task_events: Family::default(),
             marathon_events: Counter::default(),
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
@@ -194,6 +201,12 @@ impl Metrics {
             "marathon_snapshot_refreshes",
             "Single-app re-reads of Marathon's snapshot, triggered by events",
             metrics.snapshot_refreshes.clone(),
+        );
+        registry.register(
+            "marathon_snapshot_task_events",
+            "Task and health events, by what they did to the snapshot: applied in place, \
+             unchanged (already known), or reread (the app had to be re-read)",
+            metrics.snapshot_task_events.clone(),
         );
         registry.register(
             "marathon_events",
@@ -294,6 +307,14 @@ impl Metrics {
     /// One app of the Marathon snapshot was re-read.
     pub fn snapshot_refreshed(&self) {
         self.snapshot_refreshes.inc();
+    }
+
+    /// A task or health event was applied to the snapshot (`applied`), changed nothing
+    /// (`unchanged`), or made its app be re-read (`reread`).
+    pub fn snapshot_task_event(&self, outcome: &'static str) {
+        self.snapshot_task_events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// An event arrived on Marathon's event stream.
