@@ -2,7 +2,9 @@
 //! mirrored to `/observed/<service>/<name>/tasks/<task-id>` for guestutils and watchers.
 //!
 //! - [`record`]: a task and the definition it was launched from → its `TaskRecord`;
-//! - [`tree`]: the task records in etcd, as one watch and the controller's writes show them.
+//! - [`versions`]: the definitions of older versions some tasks still run, read once;
+//! - [`tree`]: the task records in etcd, as one watch and the controller's writes show them;
+//! - [`reconcile`]: one deployment's records against the snapshot.
 //!
 //! Marathon's event stream is only a trigger: the shared
 //! [`MarathonSnapshot`](crate::marathon_snapshot::MarathonSnapshot) applies task events to
@@ -11,5 +13,7 @@
 //! deployment here. So after any outage of the controller, of the stream or of Marathon, the
 //! tree is right again within one relist.
 
+pub mod reconcile;
 pub mod record;
 pub mod tree;
+pub mod versions;

@@ -110,6 +110,7 @@ pub struct Metrics {
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
+    observed_records: Family<ActionLabels, Counter>,
     leader: Gauge,
     leadership_terms: Counter,
     leadership_losses: Family<ReasonLabels, Counter>,
@@ -148,6 +149,7 @@ impl Metrics {
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
+            observed_records: Family::default(),
             leader: Gauge::default(),
             leadership_terms: Counter::default(),
             leadership_losses: Family::default(),
@@ -227,6 +229,11 @@ impl Metrics {
             "status_writes",
             "Status keys written (put) or removed (delete)",
             metrics.status_writes.clone(),
+        );
+        registry.register(
+            "observed_records",
+            "Task records written (put) or removed (delete) under /observed",
+            metrics.observed_records.clone(),
         );
         registry.register(
             "leader",
@@ -335,6 +342,13 @@ impl Metrics {
     /// A status key was written (`put`) or removed (`delete`).
     pub fn status_written(&self, action: &'static str) {
         self.status_writes
+            .get_or_create(&ActionLabels { action })
+            .inc();
+    }
+
+    /// A task record was written (`put`) or removed (`delete`).
+    pub fn observed_record_written(&self, action: &'static str) {
+        self.observed_records
             .get_or_create(&ActionLabels { action })
             .inc();
     }
