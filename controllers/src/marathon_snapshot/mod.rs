@@ -65,6 +65,10 @@ pub enum Change {
     Apps(Vec<AppId>),
     /// Marathon became reachable or unreachable: everything may read differently.
     Reachability(Reachability),
+    /// The controller itself created, updated, scaled or deleted this app, and the picture
+    /// now says what the write did. Whoever made the write knows; others (the task records
+    /// of a deleted app, say) may have work to do.
+    Written(AppId),
 }
 
 /// Why a relist happened, for metrics and logs.
@@ -477,6 +481,11 @@ impl MarathonSnapshot {
     }
 
     fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
+        self.record_locked(id.clone(), app, version);
+        self.publish(Change::Written(id));
+    }
+
+    fn record_locked(&self, id: AppId, app: Option<App>, version: Option<Version>) {
         let mut state = self.state();
         let stamp = state.tick();
         state.stale.remove(&id);
