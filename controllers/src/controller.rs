@@ -1,16 +1,17 @@
 //! The controller process: HTTP endpoints and metrics for its whole life, leader election,
-//! and in every term won the deployments reconciler with its caches.
+//! and in every term won the deployments and observed reconcilers with their caches.
 //!
 //! What it promises:
 //! - [`Controller::start`] returns once the HTTP endpoints listen; etcd and Marathon may still
 //!   be down (the controller waits for them and `/readyz` says so).
-//! - A term builds everything afresh: the `/desired` reflector, the statuses (one list), the
-//!   Marathon snapshot (one list, then its event stream), the work queue; reconciles start
-//!   only once the reflector has listed `/desired`, so a key missing from an incomplete
-//!   picture is never taken for a deleted one. Every long-lived task belongs to the term and
+//! - A term builds everything afresh: the `/desired` reflector, the copy of `/observed` (one
+//!   watch, whose first list also gives the statuses), the Marathon snapshot with tasks (one
+//!   list, then its event stream), a work queue per reconciler; reconciles start only once
+//!   `/desired` and `/observed` are listed, so a key missing from an incomplete picture is
+//!   never taken for a deleted one. Every long-lived task belongs to the term and
 //!   ends with it: dropped at once when leadership is lost, drained on shutdown.
-//! - Every resync relists Marathon once and queues every key; converged keys then cost
-//!   neither a Marathon call nor an etcd write.
+//! - Every resync relists Marathon once and queues every key of both reconcilers; converged
+//!   keys then cost neither a Marathon call nor an etcd write.
 //! - [`Controller::shutdown`] stops taking work, lets reconciles in flight finish (within the
 //!   drain period), gives up the leadership, and stops the endpoints.
 
@@ -19,6 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, KeyPath, Layout, Store};
 use tokio::task::JoinSet;
@@ -29,7 +31,12 @@ use crate::deployments::mapping::{MANAGED_SELECTOR, Mapping, MappingError};
 use crate::deployments::reconcile::Deployments;
 use crate::deployments::statuses::Statuses;
 use crate::http::{HttpError, HttpServer};
-use crate::marathon_snapshot::{Change, MarathonSnapshot, RelistReason, SnapshotConfig};
+use crate::marathon_snapshot::{
+    Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
+};
+use crate::observed::reconcile::Observed;
+use crate::observed::tree::ObservedTree;
+use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
 use crate::runtime::metrics::{MarathonRequestMetrics, Metrics};
@@ -39,6 +46,8 @@ use crate::runtime::runner::{self, RunnerConfig};
 
 /// The name of the deployments reconciler in metrics and logs.
 const DEPLOYMENTS: &str = "deployments";
+/// The name of the observed reconciler in metrics and logs.
+const OBSERVED: &str = "observed";
 
 /// Everything the controller is configured with.
 #[derive(Debug, Clone)]
@@ -245,30 +254,47 @@ async fn connect(shared: &Shared, stop: &CancellationToken) -> Option<Store> {
 /// One term: build the caches, then reconcile until the term stops.
 async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     let metrics = &shared.metrics;
-    let fenced = crate::runtime::fence::FencedStore::new(
-        store.clone(),
-        term.fence.clone(),
-        Arc::clone(metrics),
-    );
-    // Until reconciles run, a shutdown need not wait for anything.
-    let loaded = tokio::select! {
-        () = term.stop.cancelled() => return,
-        loaded = Statuses::load(fenced, Arc::clone(metrics)) => loaded,
-    };
-    let statuses = match loaded {
-        Ok(statuses) => statuses,
-        Err(error) => {
-            warn!(%error, "cannot read the statuses at the start of the term");
-            return;
+    let fenced = FencedStore::new(store.clone(), term.fence.clone(), Arc::clone(metrics));
+    let mut tasks = JoinSet::new();
+
+    // One watch of /observed/: the task records, and from its first list the statuses.
+    let tree = ObservedTree::new(shared.layout.clone());
+    let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(shared.config.backoff);
+    tasks.spawn({
+        let tree = tree.clone();
+        let watch = store.watch(&shared.layout.observed_root());
+        let queue = observed_queue.clone();
+        let metrics = Arc::clone(metrics);
+        let stop = term.stop.clone();
+        async move {
+            tree.run(watch, metrics, move |key| queue.trigger(key.clone()), stop)
+                .await
         }
+    });
+    // Until reconciles run, a shutdown need not wait for anything.
+    let synced = tokio::select! {
+        () = term.stop.cancelled() => return,
+        synced = tree.wait_synced() => synced,
     };
+    if !synced {
+        return;
+    }
+    let statuses = Statuses::new(fenced.clone(), tree.take_statuses(), Arc::clone(metrics));
+
     let queue = WorkQueue::new(shared.config.backoff);
     let mapping = shared.mapping.clone();
     let snapshot = Arc::new(MarathonSnapshot::new(
         shared.client.clone(),
         SnapshotConfig {
             selector: MANAGED_SELECTOR.to_owned(),
-            embeds: vec![Embed::Counts, Embed::Deployments, Embed::LastTaskFailure],
+            // One list serves both reconcilers: counts, deployments and failures for the
+            // statuses, tasks for the observed tree.
+            embeds: vec![
+                Embed::Counts,
+                Embed::Deployments,
+                Embed::LastTaskFailure,
+                Embed::Tasks,
+            ],
             in_scope: Arc::new({
                 let mapping = mapping.clone();
                 move |id| mapping.key_of(id).is_some()
@@ -289,8 +315,16 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         term.fence.clone(),
         Arc::clone(metrics),
     ));
+    let observed = Arc::new(Observed::new(
+        mapping.clone(),
+        Arc::clone(&snapshot),
+        tree,
+        fenced,
+        Arc::clone(metrics),
+    ));
     snapshot.subscribe({
         let queue = queue.clone();
+        let mapping = mapping.clone();
         // Weak: the snapshot lives inside the reconciler it would otherwise keep alive.
         let deployments: Weak<Deployments> = Arc::downgrade(&deployments);
         move |change| match change {
@@ -301,6 +335,8 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
                     }
                 }
             }
+            // The deployments reconciler made the write itself.
+            Change::Written(_) => {}
             Change::Reachability(_) => {
                 if let Some(deployments) = deployments.upgrade() {
                     for key in deployments.keys() {
@@ -310,8 +346,36 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
             }
         }
     });
+    snapshot.subscribe({
+        let queue = observed_queue.clone();
+        let observed: Weak<Observed> = Arc::downgrade(&observed);
+        move |change| match change {
+            Change::Apps(apps) => {
+                for app in apps {
+                    if let Some(key) = mapping.key_of(app) {
+                        queue.trigger(key);
+                    }
+                }
+            }
+            // A deleted app's tasks go with it, and the picture no longer takes their
+            // events; a new definition may name ports differently.
+            Change::Written(app) => {
+                if let Some(key) = mapping.key_of(app) {
+                    queue.trigger(key);
+                }
+            }
+            // Records held back while Marathon was away are due now.
+            Change::Reachability(Reachability::Reachable) => {
+                if let Some(observed) = observed.upgrade() {
+                    for key in observed.keys() {
+                        queue.trigger(key);
+                    }
+                }
+            }
+            Change::Reachability(_) => {}
+        }
+    });
 
-    let mut tasks = JoinSet::new();
     tasks.spawn(reflector.run(
         store.watch(&shared.layout.desired_root()),
         Arc::clone(metrics),
@@ -344,41 +408,59 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     info!(
         desired = desired.len(),
         apps = snapshot.apps().len(),
+        records = observed.keys().len(),
         "caches synced; reconciling"
     );
     queue.resync(deployments.keys());
+    observed_queue.resync(observed.keys());
     tasks.spawn(resync(
         Arc::clone(&snapshot),
         Arc::clone(&deployments),
-        queue.clone(),
+        Arc::clone(&observed),
+        (queue.clone(), observed_queue.clone()),
         shared.config.resync,
         term.stop.clone(),
     ));
 
-    runner::run(
-        queue.clone(),
-        RunnerConfig {
-            controller: DEPLOYMENTS,
-            workers: shared.config.workers,
-            drain: shared.config.drain,
-        },
-        Arc::clone(metrics),
-        move |key| {
-            let deployments = Arc::clone(&deployments);
-            async move { deployments.reconcile(key).await }
-        },
-        term.stop.clone(),
-    )
-    .await;
+    let runner = |controller| RunnerConfig {
+        controller,
+        workers: shared.config.workers,
+        drain: shared.config.drain,
+    };
+    tokio::join!(
+        runner::run(
+            queue.clone(),
+            runner(DEPLOYMENTS),
+            Arc::clone(metrics),
+            move |key| {
+                let deployments = Arc::clone(&deployments);
+                async move { deployments.reconcile(key).await }
+            },
+            term.stop.clone(),
+        ),
+        runner::run(
+            observed_queue.clone(),
+            runner(OBSERVED),
+            Arc::clone(metrics),
+            move |key| {
+                let observed = Arc::clone(&observed);
+                async move { observed.reconcile(key).await }
+            },
+            term.stop.clone(),
+        ),
+    );
     queue.close();
+    observed_queue.close();
     tasks.shutdown().await;
 }
 
-/// Every `interval`: relist Marathon (one call), re-read foreign apps, queue every key.
+/// Every `interval`: relist Marathon (one call), re-read foreign apps, queue every key of
+/// both reconcilers (converged keys cost neither a Marathon call nor an etcd write).
 async fn resync(
     snapshot: Arc<MarathonSnapshot>,
     deployments: Arc<Deployments>,
-    queue: WorkQueue<theseus::api::DeploymentKey>,
+    observed: Arc<Observed>,
+    (queue, observed_queue): (WorkQueue<DeploymentKey>, WorkQueue<DeploymentKey>),
     interval: Duration,
     stop: CancellationToken,
 ) {
@@ -392,5 +474,6 @@ async fn resync(
         }
         snapshot.refresh_foreign().await;
         queue.resync(deployments.keys());
+        observed_queue.resync(observed.keys());
     }
 }

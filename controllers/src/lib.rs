@@ -3,7 +3,8 @@
 //!
 //! Built the way kube-runtime builds Kubernetes controllers: a [`runtime`] of reflectors over
 //! etcd, a work queue with per-key backoff, a bounded runner, leader election with fenced
-//! writes, and metrics; and reconcilers on top of it, starting with [`deployments`]. The
+//! writes, and metrics; and reconcilers on top of it: [`deployments`] (specs to Marathon
+//! apps) and [`observed`] (Marathon's tasks to `/observed`). The
 //! `theseus-controller` binary is a thin command line over
 //! [`controller::Controller`].
 
@@ -13,4 +14,5 @@ pub mod controller;
 pub mod deployments;
 pub mod http;
 pub mod marathon_snapshot;
+pub mod observed;
 pub mod runtime;

@@ -1,18 +1,18 @@
 //! The statuses the controller has written, and the only way it writes them.
 //!
-//! What it promises: [`Statuses::load`] reads every `/observed/<service>/<name>/status` once,
-//! at the start of a leadership term (one list); from then on this replica is the only writer
-//! (its writes are fenced), so the copy stays exact without a watch. [`Statuses::write`] puts a
-//! status only when it says something new ([`DeploymentStatus::same_report`] is false), so an
-//! idle resync writes nothing. A status that does not decode counts as absent and is
-//! replaced.
+//! What it promises: [`Statuses::new`] takes every `/observed/<service>/<name>/status` from
+//! the list of `/observed/` made at the start of a leadership term (the one the task records
+//! are loaded from, see [`ObservedTree`](crate::observed::tree::ObservedTree)); from then on
+//! this replica is the only writer (its writes are fenced), so the copy stays exact without a
+//! watch. [`Statuses::write`] puts a status only when it says something new
+//! ([`DeploymentStatus::same_report`] is false), so an idle resync writes nothing. A status
+//! that does not decode counts as absent and is replaced.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use theseus::api::{DeploymentKey, DeploymentStatus};
-use theseus::store::{KeyPath, Layout};
-use tokio::time::Instant;
+use theseus::store::{Entry, KeyPath, Layout};
 use tracing::warn;
 
 use crate::runtime::fence::{FenceError, FencedStore};
@@ -28,16 +28,12 @@ pub struct Statuses {
 }
 
 impl Statuses {
-    /// Reads every status under the layout's `/observed/` (one list).
-    pub async fn load(fenced: FencedStore, metrics: Arc<Metrics>) -> Result<Self, FenceError> {
-        let store = fenced.store();
-        let layout = store.layout().clone();
-        let started = Instant::now();
-        let listing = store.list(&layout.observed_root()).await;
-        let result = if listing.is_ok() { "ok" } else { "error" };
-        metrics.etcd_request("list", result, started.elapsed());
+    /// The statuses in `entries` (the status entries of one list of the layout's
+    /// `/observed/`); other entries are ignored.
+    pub fn new(fenced: FencedStore, entries: Vec<Entry>, metrics: Arc<Metrics>) -> Self {
+        let layout = fenced.store().layout().clone();
         let mut written = HashMap::new();
-        for entry in listing?.entries {
+        for entry in entries {
             let Some(KeyPath::Status(key)) = layout.parse(&entry.key) else {
                 continue;
             };
@@ -50,12 +46,12 @@ impl Statuses {
                 }
             }
         }
-        Ok(Self {
+        Self {
             fenced,
             layout,
             written: Mutex::new(written),
             metrics,
-        })
+        }
     }
 
     fn written(&self) -> MutexGuard<'_, HashMap<DeploymentKey, DeploymentStatus>> {

@@ -1,7 +1,9 @@
 //! Keeping the snapshot fresh from Marathon's event stream: events name the apps to re-read,
 //! and every (re)connection relists, since Marathon does not replay what was missed.
 //!
-//! What it promises: an event about an app in scope marks it dirty; dirty apps are re-read
+//! What it promises: a task or health event is applied in place when the snapshot embeds
+//! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
+//! marks it dirty, as does a task event the picture cannot take; dirty apps are re-read
 //! one `GET /v2/apps/{id}` each, or by one relist when many are dirty at once; a re-read that
 //! fails is retried after a pause even if no further event comes. The stream is reconnected
 //! with backoff, and Marathon is reported unreachable while it cannot be.
@@ -14,7 +16,8 @@ use theseus::marathon::{AppId, Event, EventKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{MarathonSnapshot, Reachability, RelistReason};
+use super::task_events::{self, Applied};
+use super::{Change, MarathonSnapshot, Reachability, RelistReason};
 
 /// Above this many dirty apps, one relist is cheaper than reading each.
 const RELIST_ABOVE_DIRTY: usize = 16;
@@ -107,8 +110,28 @@ impl MarathonSnapshot {
         }
     }
 
-    fn on_event(&self, event: &Event) {
+    pub(super) fn on_event(&self, event: &Event) {
         self.metrics.marathon_event();
+        if self.tracks_tasks()
+            && let Some(app) = task_events::task_event_app(event)
+        {
+            if !(self.config.in_scope)(app) {
+                return;
+            }
+            let applied = task_events::apply(&mut self.state(), event);
+            if let Some(applied) = applied {
+                self.metrics.snapshot_task_event(applied.label());
+                match applied {
+                    Applied::Changed(app) => self.publish(Change::Apps(vec![app])),
+                    Applied::Unchanged => {}
+                    Applied::Reread(app) => {
+                        self.state().dirty.insert(app);
+                        self.dirty_added.notify_one();
+                    }
+                }
+                return;
+            }
+        }
         let mut apps: Vec<AppId> = event
             .affected_apps()
             .into_iter()

@@ -5,10 +5,14 @@
 //! - [`MarathonSnapshot::relist`] makes exactly one `GET /v2/apps?label=…&embed=…` call. A
 //!   periodic resync of converged deployments therefore costs one Marathon call in all, not
 //!   one per app.
-//! - Events are triggers only: an event about an app in scope marks it dirty, and
+//! - Events about apps (deployments, API changes, terminations) mark the app dirty, and
 //!   [`MarathonSnapshot::follow_events`] re-reads dirty apps (one `GET /v2/apps/{id}` each,
 //!   or one relist when many are dirty at once). Marathon does not replay events, so the
 //!   snapshot is relisted every time the stream (re)connects.
+//! - When the snapshot embeds tasks, task and health events are applied in place
+//!   ([`task_events`]): a task starting, running, failing or turning healthy costs no
+//!   Marathon call. A list or read that began before such an event keeps what the event
+//!   said about its task; an event the picture cannot take makes the app dirty instead.
 //! - The controller's own writes are applied from Marathon's answers ([`record_created`],
 //!   [`record_updated`], …) before the write's reconcile ends. Reads are applied in the order
 //!   they began, and one that began before such a write replaces what the write recorded only
@@ -32,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::{
     App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, MarathonClient,
+    TaskId,
 };
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -39,11 +44,13 @@ use tracing::{debug, info, warn};
 use crate::runtime::metrics::Metrics;
 
 mod events;
+mod task_events;
 
 /// Whether Marathon answered the last attempt to list its apps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Reachability {
     /// Never listed yet.
+    #[default]
     Unknown,
     /// The last list succeeded.
     Reachable,
@@ -58,6 +65,10 @@ pub enum Change {
     Apps(Vec<AppId>),
     /// Marathon became reachable or unreachable: everything may read differently.
     Reachability(Reachability),
+    /// The controller itself created, updated, scaled or deleted this app, and the picture
+    /// now says what the write did. Whoever made the write knows; others (the task records
+    /// of a deleted app, say) may have work to do.
+    Written(AppId),
 }
 
 /// Why a relist happened, for metrics and logs.
@@ -118,6 +129,11 @@ struct Entry {
     written: Option<Option<Version>>,
     /// Read individually although the selector does not match it (someone else's app).
     foreign: bool,
+    /// Tasks changed in place by events, with the clock when each was: a read that began
+    /// earlier shows them as they were before.
+    task_marks: HashMap<TaskId, u64>,
+    /// When an event last set the app's last task failure.
+    failure_mark: Option<u64>,
 }
 
 impl Entry {
@@ -147,7 +163,7 @@ fn version_before(a: &Version, b: &Version) -> bool {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     entries: HashMap<AppId, Entry>,
     /// Ticks at the start of every read and at every recorded write; orders them.
@@ -183,13 +199,7 @@ impl MarathonSnapshot {
         Self {
             client,
             config,
-            state: Mutex::new(State {
-                entries: HashMap::new(),
-                clock: 0,
-                stale: HashSet::new(),
-                dirty: HashSet::new(),
-                reachability: Reachability::Unknown,
-            }),
+            state: Mutex::new(State::default()),
             dirty_added: Notify::new(),
             subscribers: RwLock::new(Vec::new()),
             metrics,
@@ -241,6 +251,11 @@ impl MarathonSnapshot {
             }
             self.publish(Change::Reachability(reachability));
         }
+    }
+
+    /// Whether the snapshot holds every app's tasks (its embeds include `Embed::Tasks`).
+    pub fn tracks_tasks(&self) -> bool {
+        self.config.embeds.contains(&Embed::Tasks)
     }
 
     /// The client the snapshot reads with.
@@ -399,6 +414,10 @@ impl MarathonSnapshot {
     /// Records an app the controller created.
     pub fn record_created(&self, created: &AppCreated) {
         let mut app = created.app.clone();
+        if self.tracks_tasks() && app.tasks.is_none() {
+            // A new app has no task yet; its first events can then be applied in place.
+            app.tasks = Some(Vec::new());
+        }
         if let Some(id) = &created.deployment_id {
             add_deployment(&mut app, id);
         }
@@ -454,12 +473,19 @@ impl MarathonSnapshot {
             stamp,
             written: None,
             foreign: false,
+            task_marks: HashMap::new(),
+            failure_mark: None,
         });
         entry.stamp = stamp;
         entry.written = Some(None);
     }
 
     fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
+        self.record_locked(id.clone(), app, version);
+        self.publish(Change::Written(id));
+    }
+
+    fn record_locked(&self, id: AppId, app: Option<App>, version: Option<Version>) {
         let mut state = self.state();
         let stamp = state.tick();
         state.stale.remove(&id);
@@ -474,6 +500,12 @@ impl MarathonSnapshot {
         if read_newer {
             return;
         }
+        // What events said about tasks stays newer than any read that began before them.
+        let (task_marks, failure_mark) = state
+            .entries
+            .remove(&id)
+            .map(|entry| (entry.task_marks, entry.failure_mark))
+            .unwrap_or_default();
         state.entries.insert(
             id,
             Entry {
@@ -481,6 +513,8 @@ impl MarathonSnapshot {
                 stamp,
                 written: Some(version),
                 foreign: false,
+                task_marks,
+                failure_mark,
             },
         );
     }
@@ -502,6 +536,14 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
     match state.entries.get_mut(&id) {
         Some(entry) if !entry.accepts(started, Some(&app)) => None,
         Some(entry) => {
+            let mut app = app;
+            task_events::merge_marked(
+                &mut app,
+                entry.app.as_deref(),
+                &mut entry.task_marks,
+                &mut entry.failure_mark,
+                started,
+            );
             entry.foreign = foreign;
             entry.stamp = entry.stamp.max(started);
             entry.written = None;
@@ -519,6 +561,8 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                     stamp: started,
                     written: None,
                     foreign,
+                    task_marks: HashMap::new(),
+                    failure_mark: None,
                 },
             );
             Some(id)
@@ -854,6 +898,63 @@ mod tests {
             4,
             "one call per relist"
         );
+    }
+
+    #[tokio::test]
+    async fn a_list_that_began_before_a_task_event_keeps_what_the_event_said() {
+        let marathon = Arc::new(Scripted::default());
+        let mut app = managed("/a/x", "h");
+        app["tasks"] = json!([]);
+        app["tasksRunning"] = json!(0);
+        app["tasksStaged"] = json!(0);
+        *marathon.listed.lock().unwrap() = vec![app];
+        let client = start(Arc::clone(&marathon)).await;
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            client,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Initial).await.unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        snapshot.subscribe({
+            let heard = Arc::clone(&heard);
+            move |change| heard.lock().unwrap().push(change.clone())
+        });
+
+        let listing = tokio::spawn({
+            let snapshot = Arc::clone(&snapshot);
+            async move { snapshot.relist(RelistReason::Resync).await }
+        });
+        while marathon.lists.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The task starts while the list is in flight; the list will not show it.
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000]
+        })));
+        assert_eq!(*heard.lock().unwrap(), [Change::Apps(vec![id("/a/x")])]);
+        marathon.gate.add_permits(1);
+        listing.await.unwrap().unwrap();
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        assert_eq!(
+            x.tasks.as_ref().unwrap().len(),
+            1,
+            "the list turned the task back"
+        );
+        assert_eq!(x.tasks_running, Some(1));
+
+        // A list that begins after the event is the truth again.
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Resync).await.unwrap();
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        assert!(x.tasks.as_ref().unwrap().is_empty());
+        assert_eq!(x.tasks_running, Some(0));
     }
 
     #[tokio::test]

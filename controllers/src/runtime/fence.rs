@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::{MetricLabel, Metrics};
 
+/// The most operations one transaction may hold: etcd's default `--max-txn-ops` (128). The
+/// fence adds a compare, which counts against a separate limit of the same size.
+pub const MAX_TXN_OPERATIONS: usize = 128;
+
 /// Why a fenced write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum FenceError {
@@ -223,6 +227,12 @@ impl FencedStore {
     pub async fn delete_prefix(&self, prefix: &str) -> Result<Revision, FenceError> {
         self.run(prefix, "delete", Txn::new().delete_prefix(prefix))
             .await
+    }
+
+    /// Applies `txn` (puts and deletes, at most [`MAX_TXN_OPERATIONS`]) atomically, fenced;
+    /// `what` names its keys for errors (e.g. a prefix). Returns the revision of the write.
+    pub async fn txn(&self, what: &str, txn: Txn) -> Result<Revision, FenceError> {
+        self.run(what, "txn", txn).await
     }
 
     async fn run(

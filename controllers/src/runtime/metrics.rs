@@ -76,6 +76,11 @@ struct ActionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -100,10 +105,12 @@ pub struct Metrics {
     marathon_writes: Family<ActionLabels, Counter>,
     snapshot_relists: Family<ReasonLabels, Counter>,
     snapshot_refreshes: Counter,
+    snapshot_task_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
+    observed_records: Family<ActionLabels, Counter>,
     leader: Gauge,
     leadership_terms: Counter,
     leadership_losses: Family<ReasonLabels, Counter>,
@@ -137,10 +144,12 @@ impl Metrics {
             marathon_writes: Family::default(),
             snapshot_relists: Family::default(),
             snapshot_refreshes: Counter::default(),
+            snapshot_task_events: Family::default(),
             marathon_events: Counter::default(),
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
+            observed_records: Family::default(),
             leader: Gauge::default(),
             leadership_terms: Counter::default(),
             leadership_losses: Family::default(),
@@ -196,6 +205,12 @@ impl Metrics {
             metrics.snapshot_refreshes.clone(),
         );
         registry.register(
+            "marathon_snapshot_task_events",
+            "Task and health events, by what they did to the snapshot: applied in place, \
+             unchanged (already known), or reread (the app had to be re-read)",
+            metrics.snapshot_task_events.clone(),
+        );
+        registry.register(
             "marathon_events",
             "Events received on Marathon's event stream",
             metrics.marathon_events.clone(),
@@ -214,6 +229,11 @@ impl Metrics {
             "status_writes",
             "Status keys written (put) or removed (delete)",
             metrics.status_writes.clone(),
+        );
+        registry.register(
+            "observed_records",
+            "Task records written (put) or removed (delete) under /observed",
+            metrics.observed_records.clone(),
         );
         registry.register(
             "leader",
@@ -296,6 +316,14 @@ impl Metrics {
         self.snapshot_refreshes.inc();
     }
 
+    /// A task or health event was applied to the snapshot (`applied`), changed nothing
+    /// (`unchanged`), or made its app be re-read (`reread`).
+    pub fn snapshot_task_event(&self, outcome: &'static str) {
+        self.snapshot_task_events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
     /// An event arrived on Marathon's event stream.
     pub fn marathon_event(&self) {
         self.marathon_events.inc();
@@ -314,6 +342,13 @@ impl Metrics {
     /// A status key was written (`put`) or removed (`delete`).
     pub fn status_written(&self, action: &'static str) {
         self.status_writes
+            .get_or_create(&ActionLabels { action })
+            .inc();
+    }
+
+    /// A task record was written (`put`) or removed (`delete`).
+    pub fn observed_record_written(&self, action: &'static str) {
+        self.observed_records
             .get_or_create(&ActionLabels { action })
             .inc();
     }

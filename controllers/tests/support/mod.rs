@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -14,9 +15,9 @@ use std::time::Duration;
 
 use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon, TaskSnapshot, TaskState};
 use serde_json::Value;
-use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
+use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TASK_RUNNING, TaskRecord};
 use theseus::marathon::{self, App, AppId, AppQuery, MarathonClient, MarathonConfig};
-use theseus::store::{EtcdConfig, Layout, Revision, Store};
+use theseus::store::{EtcdConfig, KeyPath, Layout, Revision, Store};
 use theseus_controllers::controller::{Controller, ControllerConfig};
 use theseus_controllers::runtime::queue::Backoff;
 use theseus_testkit::EtcdServer;
@@ -90,6 +91,14 @@ impl Marathon {
     /// Every active task.
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
         self.handle().tasks()
+    }
+
+    /// The tasks of app `id` in `state`.
+    pub fn tasks_of(&self, id: &str, state: TaskState) -> Vec<TaskSnapshot> {
+        self.tasks()
+            .into_iter()
+            .filter(|t| t.app_id.as_str() == id && t.state == state)
+            .collect()
     }
 
     /// Stops the HTTP API (tasks keep running), as a Marathon outage looks to clients.
@@ -272,6 +281,67 @@ impl Cluster {
             s.observed_revision == revision && s.phase == Phase::Running
         })
         .await
+    }
+
+    /// The task records under `/observed/<key>/tasks/`, by task id. A record that does not
+    /// decode fails the test: the controller only writes valid ones.
+    pub async fn records(&self, key: &str) -> BTreeMap<String, TaskRecord> {
+        let layout = self.store.layout();
+        self.store
+            .list(&layout.tasks(&Cluster::key(key)))
+            .await
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|entry| match layout.parse(&entry.key) {
+                Some(KeyPath::Task { task_id, .. }) => (task_id, entry.json().unwrap()),
+                _ => panic!("`{}` is not a task record's key", entry.key),
+            })
+            .collect()
+    }
+
+    /// Waits until the records of `key` are exactly the tasks of its app in localmarathon,
+    /// `running` of them, all running, each with its task's host and host ports; returns them.
+    pub async fn wait_tree_matches(
+        &self,
+        key: &str,
+        running: usize,
+    ) -> BTreeMap<String, TaskRecord> {
+        let app = format!("/{key}");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let records = self.records(key).await;
+            let tasks: Vec<TaskSnapshot> = self
+                .marathon
+                .tasks()
+                .into_iter()
+                .filter(|t| t.app_id.as_str() == app)
+                .collect();
+            let matches = tasks.len() == running
+                && records.len() == running
+                && tasks.iter().all(|task| {
+                    task.state == TaskState::Running
+                        && records.get(&task.id).is_some_and(|record| {
+                            let mut ports: Vec<u16> =
+                                record.ports.values().map(|p| p.host).collect();
+                            let mut expected = task.ports.clone();
+                            ports.sort_unstable();
+                            expected.sort_unstable();
+                            record.state == TASK_RUNNING
+                                && record.host == task.host
+                                && ports == expected
+                        })
+                });
+            if matches {
+                return records;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until the records of {key} are its {running} running tasks;\n\
+                 records: {records:#?}\ntasks: {tasks:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The app `id` as Marathon reports it, or `None`.

@@ -1,0 +1,409 @@
+//! The controller's copy of the task records under `<p>/observed/`: one resumable watch
+//! keeps it current, and the controller's own writes enter it as soon as etcd accepts them.
+//!
+//! What it promises:
+//! - After [`ObservedTree::wait_synced`], the copy holds the task records etcd held at some
+//!   revision R, every later change the watch has delivered, and every write the controller
+//!   reported ([`ObservedTree::written`], [`ObservedTree::removed`]). Changes are ordered by
+//!   etcd revision: the watch's echo of an older write never turns a newer one back, so a
+//!   reconcile right after a write compares with what it wrote.
+//! - A record that does not decode counts as present and unreadable: it differs from every
+//!   record the controller would write, so it is replaced.
+//! - A change the controller did not make (someone deleted or edited a record by hand) calls
+//!   `on_change` with the deployment's key, after the copy is updated.
+//! - The status entries of the first list are kept for [`ObservedTree::take_statuses`], so
+//!   the statuses and the task records load from one list of `/observed/`.
+//!
+//! Compactions, broken streams and etcd restarts are the watch's business
+//! ([`theseus::store::WatchStream`]): it relists and delivers the difference.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use theseus::api::{DeploymentKey, TaskRecord};
+use theseus::store::{Entry, KeyPath, Layout, Revision, WatchEvent, WatchStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::runtime::metrics::Metrics;
+
+/// A task record as the copy knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    /// `None`: the value does not decode.
+    record: Option<TaskRecord>,
+    /// The revision of the write that made it.
+    revision: Revision,
+}
+
+#[derive(Debug, Default)]
+struct TreeState {
+    /// Records by deployment, then by task id.
+    records: HashMap<DeploymentKey, BTreeMap<String, Known>>,
+    /// The controller's deletions the watch has not delivered yet, with their revisions.
+    removed: HashMap<(DeploymentKey, String), Revision>,
+    /// Status entries of the first list, until taken.
+    statuses: Vec<Entry>,
+    synced: bool,
+}
+
+/// The copy; cheap to clone, clones share it. See the module documentation.
+#[derive(Clone)]
+pub struct ObservedTree {
+    layout: Layout,
+    state: Arc<Mutex<TreeState>>,
+    synced: watch::Sender<bool>,
+}
+
+impl fmt::Debug for ObservedTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObservedTree")
+            .field("synced", &*self.synced.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedTree {
+    /// An empty copy of the task records of `layout`; fill it with [`ObservedTree::run`].
+    pub fn new(layout: Layout) -> ObservedTree {
+        ObservedTree {
+            layout,
+            state: Arc::default(),
+            synced: watch::Sender::new(false),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, TreeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `watch` (of the layout's `/observed/`) until `stop`, calling `on_change` with
+    /// the deployment of every record someone else changed.
+    pub async fn run(
+        &self,
+        mut watch: WatchStream,
+        metrics: Arc<Metrics>,
+        on_change: impl Fn(&DeploymentKey),
+        stop: CancellationToken,
+    ) {
+        loop {
+            let item = tokio::select! {
+                () = stop.cancelled() => return,
+                item = watch.next() => item,
+            };
+            match item {
+                Some(Ok(event)) => {
+                    if let Some(key) = self.apply(event) {
+                        on_change(&key);
+                    }
+                }
+                Some(Err(error)) => {
+                    // The watch recovers by itself (resume or relist); count and report.
+                    metrics.etcd_request("watch", error.metric_label(), Duration::ZERO);
+                    warn!(%error, "the watch of /observed was interrupted; recovering");
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Applies one watch event; the deployment whose records it changed, if any.
+    fn apply(&self, event: WatchEvent) -> Option<DeploymentKey> {
+        let mut state = self.state();
+        match event {
+            WatchEvent::Put { entry, .. } => {
+                prune_removed(&mut state, entry.mod_revision);
+                match self.layout.parse(&entry.key) {
+                    Some(KeyPath::Task { key, task_id }) => {
+                        let revision = entry.mod_revision;
+                        let record = match entry.json::<TaskRecord>() {
+                            Ok(record) => Some(record),
+                            Err(error) => {
+                                warn!(%error, "a task record does not decode; it will be rewritten");
+                                None
+                            }
+                        };
+                        put(&mut state, key, task_id, Known { record, revision })
+                    }
+                    Some(KeyPath::Status(_)) if !state.synced => {
+                        state.statuses.push(entry);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            WatchEvent::Delete { key, revision, .. } => {
+                prune_removed(&mut state, revision);
+                let Some(KeyPath::Task { key, task_id }) = self.layout.parse(&key) else {
+                    return None;
+                };
+                delete(&mut state, key, task_id, revision)
+            }
+            WatchEvent::Synced { revision } => {
+                debug!(revision, "the copy of /observed is synced");
+                // The copy is etcd's at `revision`: deletions up to it are settled.
+                state.removed.retain(|_, removed| *removed > revision);
+                state.synced = true;
+                drop(state);
+                self.synced.send_replace(true);
+                None
+            }
+        }
+    }
+
+    /// Waits until the first complete list has been applied; `false` if the copy stopped
+    /// being filled before that.
+    pub async fn wait_synced(&self) -> bool {
+        let mut synced = self.synced.subscribe();
+        synced.wait_for(|synced| *synced).await.is_ok()
+    }
+
+    /// The status entries of the first list (once; empty afterwards).
+    pub fn take_statuses(&self) -> Vec<Entry> {
+        std::mem::take(&mut self.state().statuses)
+    }
+
+    /// The records of `key` by task id; `None` for one that does not decode.
+    pub fn records(&self, key: &DeploymentKey) -> BTreeMap<String, Option<TaskRecord>> {
+        self.state()
+            .records
+            .get(key)
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .map(|(id, known)| (id.clone(), known.record.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every deployment with at least one record.
+    pub fn keys(&self) -> Vec<DeploymentKey> {
+        self.state().records.keys().cloned().collect()
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.state().records.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The controller wrote `record` for `task_id` of `key` at `revision`.
+    pub fn written(
+        &self,
+        key: &DeploymentKey,
+        task_id: &str,
+        record: TaskRecord,
+        revision: Revision,
+    ) {
+        let known = Known {
+            record: Some(record),
+            revision,
+        };
+        put(&mut self.state(), key.clone(), task_id.to_owned(), known);
+    }
+
+    /// The controller deleted the record of `task_id` of `key` at `revision`.
+    pub fn removed(&self, key: &DeploymentKey, task_id: &str, revision: Revision) {
+        let mut state = self.state();
+        delete(&mut state, key.clone(), task_id.to_owned(), revision);
+        state
+            .removed
+            .insert((key.clone(), task_id.to_owned()), revision);
+    }
+}
+
+/// Puts `known` unless a write at its revision or later is known; the key if the record
+/// changed.
+fn put(
+    state: &mut TreeState,
+    key: DeploymentKey,
+    task_id: String,
+    known: Known,
+) -> Option<DeploymentKey> {
+    let id = (key, task_id);
+    if let Some(&removed) = state.removed.get(&id) {
+        if removed >= known.revision {
+            return None;
+        }
+        state.removed.remove(&id);
+    }
+    let (key, task_id) = id;
+    let tasks = state.records.entry(key.clone()).or_default();
+    match tasks.get(&task_id) {
+        Some(old) if old.revision >= known.revision => None,
+        old => {
+            let changed = old.is_none_or(|old| old.record != known.record);
+            tasks.insert(task_id, known);
+            changed.then_some(key)
+        }
+    }
+}
+
+/// Deletes the record unless it was written after `revision`; the key if it was there.
+fn delete(
+    state: &mut TreeState,
+    key: DeploymentKey,
+    task_id: String,
+    revision: Revision,
+) -> Option<DeploymentKey> {
+    let tasks = state.records.get_mut(&key)?;
+    if tasks.get(&task_id)?.revision > revision {
+        return None;
+    }
+    tasks.remove(&task_id);
+    if tasks.is_empty() {
+        state.records.remove(&key);
+    }
+    Some(key)
+}
+
+/// Forgets the controller's deletions the watch has passed: it delivers changes in revision
+/// order, so one at `revision` means every change before it was delivered.
+fn prune_removed(state: &mut TreeState, revision: Revision) {
+    if !state.removed.is_empty() {
+        state.removed.retain(|_, removed| *removed >= revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use theseus::api::{Health, TASK_RUNNING};
+
+    use super::*;
+
+    fn key() -> DeploymentKey {
+        "web/dev".parse().unwrap()
+    }
+
+    fn record(host: &str) -> TaskRecord {
+        TaskRecord {
+            service: "web".into(),
+            deployment: "dev".into(),
+            task_id: "t1".into(),
+            app_id: "/web/dev".into(),
+            host: host.into(),
+            agent_id: None,
+            ip_addresses: vec![],
+            ports: BTreeMap::new(),
+            state: TASK_RUNNING.into(),
+            health: Health::Unknown,
+            health_checked: false,
+            staged_at: None,
+            started_at: None,
+            version: None,
+            labels: vec![],
+        }
+    }
+
+    fn put_event(tree: &ObservedTree, task: &str, value: &[u8], revision: Revision) -> WatchEvent {
+        WatchEvent::Put {
+            entry: Entry {
+                key: tree.layout.task(&key(), task),
+                value: value.to_vec(),
+                create_revision: revision,
+                mod_revision: revision,
+                version: 1,
+                lease: 0,
+            },
+            prev: None,
+        }
+    }
+
+    fn delete_event(tree: &ObservedTree, task: &str, revision: Revision) -> WatchEvent {
+        WatchEvent::Delete {
+            key: tree.layout.task(&key(), task),
+            revision,
+            prev: None,
+        }
+    }
+
+    fn json(record: &TaskRecord) -> Vec<u8> {
+        serde_json::to_vec(record).unwrap()
+    }
+
+    #[test]
+    fn the_echo_of_an_older_write_does_not_turn_a_newer_one_back() {
+        let tree = ObservedTree::new(Layout::default());
+        tree.apply(WatchEvent::Synced { revision: 1 });
+        tree.written(&key(), "t1", record("a"), 5);
+        tree.written(&key(), "t1", record("b"), 6);
+        assert_eq!(
+            tree.apply(put_event(&tree, "t1", &json(&record("a")), 5)),
+            None
+        );
+        assert_eq!(tree.records(&key())["t1"], Some(record("b")));
+        assert_eq!(
+            tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
+            None,
+            "its own echo is no change"
+        );
+
+        tree.removed(&key(), "t1", 7);
+        assert_eq!(
+            tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
+            None
+        );
+        assert!(
+            tree.records(&key()).is_empty(),
+            "a deleted record came back"
+        );
+        assert_eq!(tree.apply(delete_event(&tree, "t1", 7)), None);
+        assert!(tree.keys().is_empty());
+    }
+
+    #[test]
+    fn changes_made_by_someone_else_name_their_deployment() {
+        let tree = ObservedTree::new(Layout::default());
+        assert_eq!(
+            tree.apply(put_event(&tree, "t1", &json(&record("a")), 2)),
+            Some(key())
+        );
+        tree.apply(WatchEvent::Synced { revision: 2 });
+        assert_eq!(
+            tree.apply(put_event(&tree, "t1", b"{not json", 3)),
+            Some(key())
+        );
+        assert_eq!(tree.records(&key())["t1"], None, "present, unreadable");
+        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), Some(key()));
+        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), None);
+        assert!(tree.is_empty());
+    }
+
+    #[test]
+    fn the_first_lists_statuses_are_kept_once() {
+        let tree = ObservedTree::new(Layout::default());
+        let status = Entry {
+            key: tree.layout.status(&key()),
+            value: b"{}".to_vec(),
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            lease: 0,
+        };
+        tree.apply(WatchEvent::Put {
+            entry: status.clone(),
+            prev: None,
+        });
+        tree.apply(WatchEvent::Synced { revision: 2 });
+        tree.apply(WatchEvent::Put {
+            entry: Entry {
+                mod_revision: 3,
+                ..status.clone()
+            },
+            prev: None,
+        });
+        assert_eq!(tree.take_statuses(), [status]);
+        assert!(tree.take_statuses().is_empty());
+    }
+}
