@@ -110,10 +110,7 @@ pub async fn run(
     println!("{answer}");
 
     heading("what the watcher's hook logged");
-    print!(
-        "{}",
-        std::fs::read_to_string(addresses.state_dir.join("watch.log")).unwrap_or_default()
-    );
+    print!("{}", hook_log(&addresses.state_dir.join("watch.log")).await);
 
     let records = hello_records(&store).await?;
     let example = records
@@ -132,7 +129,7 @@ pub async fn run(
   theseus get                                      # desired vs observed
   theseus guest node-list hello --ports http      # host:port of every serving hello task
   theseus guest node-list hello --labels green --ports http
-  curl http://{example}/                       # a hello task says who it is
+  {curl:<49}# a hello task says who it is
   etcdctl get /observed --prefix --keys-only       # the mirror of what runs
   theseus watch --services hello --exec 'cat'      # follow changes as JSON
   etcdctl put /desired/hello/green '{{"cmd": "theseus-hello serve", "ports": {{"http": 8080}}, "instances": 3, "labels": ["green"]}}'
@@ -146,6 +143,7 @@ Logs: {logs}
 
 Press Ctrl-C to stop everything."#,
         bin = addresses.bin_dir.display(),
+        curl = format!("curl http://{example}/"),
         watch_log = addresses.state_dir.join("watch.log").display(),
         marathon = addresses.marathon,
         metrics = addresses.metrics,
@@ -255,4 +253,17 @@ fn client_outputs(sandboxes: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// The watcher's log once its hook has run (it runs a debounce period after the records
+/// change, so it may trail the chain by a moment), or as it is after a few seconds.
+async fn hook_log(path: &Path) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(" changed by ") || tokio::time::Instant::now() >= deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
