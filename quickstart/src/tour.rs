@@ -255,13 +255,17 @@ fn client_outputs(sandboxes: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The watcher's log once its hook has run (it runs a debounce period after the records
-/// change, so it may trail the chain by a moment), or as it is after a few seconds.
+/// The watcher's log once its hook has seen serving hello tasks (it runs a debounce period
+/// after the records change, so it may trail the chain by a moment), or as it is after a few
+/// seconds.
 async fn hook_log(path: &Path) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let log = std::fs::read_to_string(path).unwrap_or_default();
-        if log.contains(" changed by ") || tokio::time::Instant::now() >= deadline {
+        let saw_serving = log
+            .lines()
+            .any(|line| line.contains(" changed by ") && !line.ends_with("(0 serving)"));
+        if saw_serving || tokio::time::Instant::now() >= deadline {
             return log;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
