@@ -21,9 +21,7 @@
 //!    own `/metrics` counts them;
 //! 4. the controller's resident memory (VmRSS) with 1,000 keys.
 
-use std::collections::{BTreeMap, HashMap};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -34,181 +32,16 @@ use theseus::marathon::{
     App, AppId, AppQuery, EventKind, EventStream, MarathonClient, MarathonConfig,
 };
 use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent};
-use theseus_testkit::{EtcdServer, free_port};
+use theseus_testkit::EtcdServer;
+
+mod support;
+use support::{
+    ControllerProcess, delta, etcd_server_requests, marathon_calls, metric_sum, print_table,
+    summary,
+};
 
 const LATENCY_PUTS: usize = 200;
 const DEPLOYMENTS: usize = 1000;
-
-/// The controller binary, killed when dropped (and by the kernel if the benchmark dies).
-struct ControllerProcess {
-    child: Child,
-    http: String,
-}
-
-impl ControllerProcess {
-    fn spawn(etcd: &EtcdServer, marathon: &str, resync: &str) -> Self {
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_theseus-controller"));
-        command
-            .args(["--etcd-endpoints", &etcd.endpoint(), "--marathon", marathon])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--resync", resync, "--workers", "32", "--lease-ttl", "10s"])
-            .env("RUST_LOG", "warn")
-            .env_remove("THESEUS_PREFIX")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        // SAFETY: between fork and exec only the async-signal-safe prctl(2) runs. It makes
-        // the kernel kill the controller if the benchmark dies without dropping this.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = command
-            .spawn()
-            .expect("start theseus-controller (built by cargo bench)");
-        Self {
-            child,
-            http: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn metrics(&self) -> String {
-        match reqwest::get(format!("{}/metrics", self.http)).await {
-            Ok(response) => response.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
-    async fn wait_leading(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = reqwest::get(format!("{}/readyz", self.http))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success());
-            if let Some(response) = ready
-                && response.text().await.unwrap_or_default().contains("leader")
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the controller did not start leading"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Resident and peak resident memory, in MiB.
-    fn memory_mib(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map_or(f64::NAN, |kb| kb / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    fn terminate(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sum of every series of metric `name` whose line contains `labels`.
-fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|line| line.starts_with(name) && line.contains(labels))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Marathon calls by `METHOD route`, from the controller's metrics.
-fn marathon_calls(text: &str) -> BTreeMap<String, f64> {
-    let mut calls = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("theseus_controller_marathon_requests_total{") else {
-            continue;
-        };
-        let (labels, value) = rest.split_once("} ").unwrap();
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.trim_end_matches('"').to_owned())
-                .unwrap_or_default()
-        };
-        *calls
-            .entry(format!("{} {}", label("method"), label("route")))
-            .or_default() += value.parse::<f64>().unwrap();
-    }
-    calls
-}
-
-/// etcd's own count of finished unary requests by method (Range, Put, Txn, DeleteRange, …).
-async fn etcd_server_requests(etcd: &EtcdServer) -> BTreeMap<String, f64> {
-    let text = reqwest::get(format!("{}/metrics", etcd.endpoint()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut counts = BTreeMap::new();
-    for line in text.lines() {
-        if !line.starts_with("grpc_server_handled_total{") || !line.contains("grpc_type=\"unary\"")
-        {
-            continue;
-        }
-        let method = line
-            .split("grpc_method=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or("?")
-            .to_owned();
-        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        *counts.entry(method).or_default() += value;
-    }
-    counts
-}
-
-fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v != 0.0)
-        .collect()
-}
-
-/// Latencies, summarised as `p50 / p99 (max)`.
-fn summary(latencies: &mut [Duration]) -> String {
-    latencies.sort();
-    let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    format!(
-        "{} / {} (max {})",
-        ms(at(0.5)),
-        ms(at(0.99)),
-        ms(*latencies.last().unwrap())
-    )
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
 
 /// Waits for the first event naming `app` (its `api_post_event` when it was just created).
 async fn event_about(events: &mut EventStream, app: &AppId) {
@@ -508,7 +341,8 @@ async fn main() {
     loop {
         after = controller.metrics().await;
         if relists(&after) >= relists(&before) + 1.0
-            && reconciles(&after) >= reconciles(&before) + DEPLOYMENTS as f64
+            // Both reconcilers look at every key.
+            && reconciles(&after) >= reconciles(&before) + 2.0 * DEPLOYMENTS as f64
             && metric_sum(&after, "theseus_controller_queue_running_keys", "") == 0.0
         {
             break;
@@ -517,7 +351,7 @@ async fn main() {
     }
     let etcd_after = etcd_server_requests(&etcd).await;
     rows.push((
-        format!("idle resync of {DEPLOYMENTS} keys: reconciles"),
+        format!("idle resync of {DEPLOYMENTS} keys: reconciles (both reconcilers)"),
         format!("{}", reconciles(&after) - reconciles(&before)),
         "",
     ));
@@ -553,26 +387,10 @@ async fn main() {
     ));
     controller.terminate();
 
-    println!();
-    println!(
+    print_table(
         "theseus-controller benchmark: etcd 3.4, localmarathon (sim executor) in process, \
-         controller release binary as a child process, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+         controller release binary as a child process",
+        &rows,
     );
-    println!();
-    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap();
-    let value_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap();
-    println!(
-        "| {:<width$} | {:<value_width$} | {:<13} |",
-        "measurement", "result", "target"
-    );
-    println!(
-        "|-{}-|-{}-|---------------|",
-        "-".repeat(width),
-        "-".repeat(value_width)
-    );
-    for (what, value, target) in rows {
-        println!("| {what:<width$} | {value:<value_width$} | {target:<13} |");
-    }
     marathon.shutdown().await;
 }
