@@ -2,12 +2,16 @@
 #   etcd-server        the etcd the tests and the quick start run
 #   etcd-client        etcdctl, the user's path into etcd
 #   protobuf-compiler  protoc, which etcd-client's build script needs
+#   python3, python3-venv  the example watcher hook, task scripts in tests, and the test that
+#                      drives localmarathon with the Python Marathon client (in a venv)
 
 ensure_packages() {
     local missing=()
     command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
     command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
     command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
