@@ -37,7 +37,7 @@ use super::mapping::{DesiredApp, Mapping, Ownership};
 use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
 use super::statuses::Statuses;
-use crate::marathon_snapshot::{MarathonSnapshot, Reachability};
+use crate::marathon_snapshot::MarathonSnapshot;
 use crate::runtime::fence::{Fence, FenceError};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::reflector::Reflection;
@@ -237,7 +237,7 @@ impl Deployments {
             desired_instances: Some(spec.instances),
             health_checked: !spec.health_checks.is_empty(),
         };
-        let converged = match self.current_app(app_id).await {
+        let converged = match self.snapshot.current_app(app_id).await {
             Ok(app) => {
                 self.started.forget_finished(key, app.as_deref());
                 self.converge(key, &desired, app).await
@@ -267,7 +267,7 @@ impl Deployments {
         key: &DeploymentKey,
         app_id: &AppId,
     ) -> Result<Action, ReconcileError> {
-        let app = match self.current_app(app_id).await {
+        let app = match self.snapshot.current_app(app_id).await {
             Ok(app) => app,
             Err(message) => {
                 if self.statuses.get(key).is_some() {
@@ -326,26 +326,6 @@ impl Deployments {
                 source: Box::new(source),
             })?;
         Ok(Action::Done)
-    }
-
-    /// The app as the snapshot has it, re-read first if it is stale; the error text when
-    /// Marathon's picture cannot be trusted.
-    async fn current_app(&self, app_id: &AppId) -> Result<Option<Arc<App>>, String> {
-        match self.snapshot.reachability() {
-            Reachability::Reachable => {}
-            Reachability::Unknown => {
-                return Err("Marathon has not answered the controller's first list yet".into());
-            }
-            Reachability::Unreachable(error) => return Err(error),
-        }
-        if self.snapshot.is_stale(app_id) {
-            return self
-                .snapshot
-                .refresh(app_id)
-                .await
-                .map_err(|error| error.to_string());
-        }
-        Ok(self.snapshot.app(app_id))
     }
 
     async fn converge(

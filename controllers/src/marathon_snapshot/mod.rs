@@ -353,6 +353,22 @@ impl MarathonSnapshot {
         Ok(())
     }
 
+    /// The app as the snapshot has it, re-read first if it is stale; the error text when
+    /// Marathon's picture cannot be trusted (never listed yet, or unreachable).
+    pub async fn current_app(&self, id: &AppId) -> Result<Option<Arc<App>>, String> {
+        match self.reachability() {
+            Reachability::Reachable => {}
+            Reachability::Unknown => {
+                return Err("Marathon has not answered the controller's first list yet".into());
+            }
+            Reachability::Unreachable(error) => return Err(error),
+        }
+        if self.is_stale(id) {
+            return self.refresh(id).await.map_err(|error| error.to_string());
+        }
+        Ok(self.app(id))
+    }
+
     /// Re-reads one app (one call), whether or not the selector matches it. Tells
     /// subscribers if it changed; returns it.
     pub async fn refresh(&self, id: &AppId) -> Result<Option<Arc<App>>, Error> {

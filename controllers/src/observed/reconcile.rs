@@ -33,7 +33,7 @@ use super::record::{LaunchedFrom, TaskTemplate, launched_from};
 use super::tree::ObservedTree;
 use super::versions::AppVersions;
 use crate::deployments::mapping::{Mapping, Ownership};
-use crate::marathon_snapshot::{MarathonSnapshot, Reachability};
+use crate::marathon_snapshot::MarathonSnapshot;
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::runner::Action;
@@ -161,6 +161,7 @@ impl Observed {
     pub async fn reconcile(&self, key: DeploymentKey) -> Result<Action, ObservedError> {
         let app_id = self.mapping.app_id(&key);
         let app = self
+            .snapshot
             .current_app(&app_id)
             .await
             .map_err(|message| ObservedError::MarathonUnavailable {
@@ -207,26 +208,6 @@ impl Observed {
             Some(failure) => Err(failure),
             None => Ok(Action::Done),
         }
-    }
-
-    /// The app as the snapshot has it, re-read first if it is stale; the error text when
-    /// Marathon's picture cannot be trusted.
-    async fn current_app(&self, app_id: &AppId) -> Result<Option<Arc<App>>, String> {
-        match self.snapshot.reachability() {
-            Reachability::Reachable => {}
-            Reachability::Unknown => {
-                return Err("Marathon has not answered the controller's first list yet".into());
-            }
-            Reachability::Unreachable(error) => return Err(error),
-        }
-        if self.snapshot.is_stale(app_id) {
-            return self
-                .snapshot
-                .refresh(app_id)
-                .await
-                .map_err(|error| error.to_string());
-        }
-        Ok(self.snapshot.app(app_id))
     }
 
     /// The records the tasks of `app` (owned by `key`) call for.
