@@ -25,19 +25,15 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon};
 use serde_json::json;
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
-use theseus::marathon::{
-    App, AppId, AppQuery, EventKind, EventStream, MarathonClient, MarathonConfig,
-};
-use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent};
-use theseus_testkit::EtcdServer;
+use theseus::marathon::{App, AppId, AppQuery, EventKind, EventStream, MarathonClient};
+use theseus::store::{KeyPath, Store, WatchEvent};
 
 mod support;
 use support::{
-    ControllerProcess, delta, etcd_server_requests, marathon_calls, metric_sum, print_table,
-    summary,
+    ControllerProcess, Stack, delta, etcd_put_to_watch, etcd_server_requests, marathon_calls,
+    metric_sum, print_table, summary,
 };
 
 const LATENCY_PUTS: usize = 200;
@@ -117,37 +113,17 @@ fn deployment_key(i: usize) -> DeploymentKey {
 
 #[tokio::main]
 async fn main() {
-    let etcd = EtcdServer::start();
-    let marathon = LocalMarathon::builder()
-        .executor(ExecutorKind::Sim)
-        .agents((11..=14).map(|i| AgentSpec {
-            cpus: 100_000.0,
-            mem: 100_000_000.0,
-            disk: 100_000_000.0,
-            ..AgentSpec::new([127, 0, 0, i].into())
-        }))
-        .start()
-        .await
-        .unwrap();
-    let store = Store::connect(EtcdConfig::new(etcd.endpoints()), Layout::default())
-        .await
-        .unwrap();
+    let Stack {
+        etcd,
+        marathon,
+        store,
+        client,
+    } = Stack::start().await;
     let layout = store.layout().clone();
-    let client =
-        MarathonClient::new(MarathonConfig::new(vec![marathon.url().parse().unwrap()])).unwrap();
     let mut rows: Vec<(String, String, &str)> = Vec::new();
 
     eprintln!("0/4: baselines without the controller");
-    let mut watch = store.watch("/baseline/");
-    while !matches!(watch.next().await, Some(Ok(WatchEvent::Synced { .. }))) {}
-    let mut etcd_put = Vec::with_capacity(LATENCY_PUTS);
-    for i in 0..LATENCY_PUTS {
-        let started = Instant::now();
-        store.put(&format!("/baseline/{i}"), "x").await.unwrap();
-        while !matches!(watch.next().await, Some(Ok(WatchEvent::Put { .. }))) {}
-        etcd_put.push(started.elapsed());
-    }
-    drop(watch);
+    let mut etcd_put = etcd_put_to_watch(&store, LATENCY_PUTS).await;
     rows.push((
         "baseline: etcd put → watch event, p50 / p99".into(),
         summary(&mut etcd_put),

@@ -23,19 +23,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon};
 use serde_json::json;
 use theseus::api::{DeploymentKey, TASK_RUNNING, TaskRecord};
-use theseus::marathon::{
-    AppId, Event, EventKind, EventStream, MarathonClient, MarathonConfig, TaskId, TaskState,
-};
-use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent, WatchStream};
-use theseus_testkit::EtcdServer;
+use theseus::marathon::{AppId, Event, EventKind, EventStream, MarathonClient, TaskId, TaskState};
+use theseus::store::{KeyPath, Layout, Store, WatchEvent, WatchStream};
 
 mod support;
 use support::{
-    ControllerProcess, delta, etcd_server_requests, marathon_calls, metric_sum, print_table,
-    summary,
+    ControllerProcess, Stack, delta, etcd_put_to_watch, etcd_server_requests, marathon_calls,
+    metric_sum, print_table, summary,
 };
 
 const KILLS: usize = 200;
@@ -162,37 +158,17 @@ fn records_written(text: &str, action: &str) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let etcd = EtcdServer::start();
-    let marathon = LocalMarathon::builder()
-        .executor(ExecutorKind::Sim)
-        .agents((11..=14).map(|i| AgentSpec {
-            cpus: 100_000.0,
-            mem: 100_000_000.0,
-            disk: 100_000_000.0,
-            ..AgentSpec::new([127, 0, 0, i].into())
-        }))
-        .start()
-        .await
-        .unwrap();
-    let store = Store::connect(EtcdConfig::new(etcd.endpoints()), Layout::default())
-        .await
-        .unwrap();
+    let Stack {
+        etcd,
+        marathon,
+        store,
+        client,
+    } = Stack::start().await;
     let layout = store.layout().clone();
-    let client =
-        MarathonClient::new(MarathonConfig::new(vec![marathon.url().parse().unwrap()])).unwrap();
     let mut rows: Vec<(String, String, &str)> = Vec::new();
 
     eprintln!("0/4: etcd baseline");
-    let mut watch = store.watch("/baseline/");
-    while !matches!(watch.next().await, Some(Ok(WatchEvent::Synced { .. }))) {}
-    let mut etcd_put = Vec::with_capacity(KILLS);
-    for i in 0..KILLS {
-        let started = Instant::now();
-        store.put(&format!("/baseline/{i}"), "x").await.unwrap();
-        while !matches!(watch.next().await, Some(Ok(WatchEvent::Put { .. }))) {}
-        etcd_put.push(started.elapsed());
-    }
-    drop(watch);
+    let mut etcd_put = etcd_put_to_watch(&store, KILLS).await;
     rows.push((
         "baseline: etcd put → watch event, p50 / p99".into(),
         summary(&mut etcd_put),

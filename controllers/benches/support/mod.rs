@@ -8,7 +8,69 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use localmarathon::{AgentSpec, ExecutorKind, Handle, LocalMarathon};
+use theseus::marathon::{MarathonClient, MarathonConfig};
+use theseus::store::{EtcdConfig, Layout, Store, WatchEvent};
 use theseus_testkit::{EtcdServer, free_port};
+
+/// What every benchmark runs against: a real etcd and localmarathon in this process with its
+/// simulated executor, on four agents large enough that placement never limits.
+pub struct Stack {
+    /// The etcd server.
+    pub etcd: EtcdServer,
+    /// localmarathon.
+    pub marathon: Handle,
+    /// A store on the etcd, without prefix.
+    pub store: Store,
+    /// A client of localmarathon.
+    pub client: MarathonClient,
+}
+
+impl Stack {
+    /// Starts etcd and localmarathon and connects to both.
+    pub async fn start() -> Stack {
+        let etcd = EtcdServer::start();
+        let marathon = LocalMarathon::builder()
+            .executor(ExecutorKind::Sim)
+            .agents((11..=14).map(|i| AgentSpec {
+                cpus: 100_000.0,
+                mem: 100_000_000.0,
+                disk: 100_000_000.0,
+                ..AgentSpec::new([127, 0, 0, i].into())
+            }))
+            .start()
+            .await
+            .unwrap();
+        let store = Store::connect(EtcdConfig::new(etcd.endpoints()), Layout::default())
+            .await
+            .unwrap();
+        let client =
+            MarathonClient::new(MarathonConfig::new(vec![marathon.url().parse().unwrap()]))
+                .unwrap();
+        Stack {
+            etcd,
+            marathon,
+            store,
+            client,
+        }
+    }
+}
+
+/// etcd's own delay, the baseline of every latency here: `samples` puts one after another,
+/// each timed until a watch reports it.
+pub async fn etcd_put_to_watch(store: &Store, samples: usize) -> Vec<Duration> {
+    let mut watch = store.watch("/baseline/");
+    while !matches!(watch.next().await, Some(Ok(WatchEvent::Synced { .. }))) {}
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = Instant::now();
+        store.put(&format!("/baseline/{i}"), "x").await.unwrap();
+        while !matches!(watch.next().await, Some(Ok(WatchEvent::Put { .. }))) {}
+        latencies.push(started.elapsed());
+    }
+    latencies
+}
 
 /// The controller binary, killed when dropped (and by the kernel if the benchmark dies).
 pub struct ControllerProcess {
