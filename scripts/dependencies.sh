@@ -1,17 +1,41 @@
 # Sourced by the other scripts: installs what theseus needs from Debian when it is missing.
+# Each check tests for what the build or the tests read, not only for a program on the PATH:
+# a package's recommended packages are not installed with --no-install-recommends.
 #   etcd-server        the etcd the tests and the quick start run
 #   etcd-client        etcdctl, the user's path into etcd
-#   protobuf-compiler  protoc, which etcd-client's build script needs
+#   protobuf-compiler  protoc, which etcd-client's build script runs
+#   libprotobuf-dev    the well-known .proto files (google/protobuf/descriptor.proto) that
+#                      etcd's protos import; protobuf-compiler only recommends it
 #   python3, python3-venv  the example watcher hook, task scripts in tests, and the test that
 #                      drives localmarathon with the Python Marathon client (in a venv)
 
+# Succeeds when protoc can compile a file importing a well-known type, as etcd-client's
+# build script does.
+protoc_reads_well_known_types() {
+    command -v protoc >/dev/null 2>&1 || return 1
+    local dir
+    dir="$(mktemp -d)"
+    printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\n' >"$dir/probe.proto"
+    protoc --proto_path="$dir" --descriptor_set_out=/dev/null "$dir/probe.proto" >/dev/null 2>&1
+    local status=$?
+    rm -rf "$dir"
+    return $status
+}
+
+missing_packages() {
+    command -v etcd >/dev/null 2>&1 || echo etcd-server
+    command -v etcdctl >/dev/null 2>&1 || echo etcd-client
+    command -v protoc >/dev/null 2>&1 || echo protobuf-compiler
+    if ! protoc_reads_well_known_types; then
+        echo libprotobuf-dev
+    fi
+    command -v python3 >/dev/null 2>&1 || echo python3
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
+}
+
 ensure_packages() {
-    local missing=()
-    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-    command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
-    command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
-    command -v python3 >/dev/null 2>&1 || missing+=(python3)
-    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+    local missing
+    mapfile -t missing < <(missing_packages | sort -u)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
@@ -30,5 +54,13 @@ ensure_packages() {
     # run their own, so stop it when a service manager is there to do it.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
         "${sudo[@]}" systemctl stop etcd || true
+    fi
+    # Check again: an install that left something out must stop here, with its name, rather
+    # than as a build error far from its cause.
+    local still
+    mapfile -t still < <(missing_packages | sort -u)
+    if [ "${#still[@]}" -ne 0 ]; then
+        echo "error: still missing after installing: ${still[*]}" >&2
+        return 1
     fi
 }
