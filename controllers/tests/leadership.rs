@@ -261,3 +261,52 @@ async fn a_leader_that_cannot_reach_etcd_stops_before_its_lease_can_expire() {
     replica.stop.cancel();
     replica.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_right_after_a_term_began_is_recorded_as_a_shutdown() {
+    let etcd = EtcdServer::start();
+    let store = store(&etcd, "").await;
+    // A term that ends as soon as it is asked to, as a term still building its caches does:
+    // its end and the shutdown's signal arrive together, and the shutdown must win every time.
+    for attempt in 0..8 {
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
+        let terms = Arc::new(Terms::default());
+        let task = tokio::spawn(run_elections(
+            store.clone(),
+            ElectionConfig {
+                name: "/theseus/leader/shutdown".into(),
+                identity: format!("attempt-{attempt}"),
+                lease_ttl: Duration::from_secs(1),
+            },
+            Arc::new(Health::default()),
+            Arc::clone(&metrics),
+            stop.clone(),
+            {
+                let terms = Arc::clone(&terms);
+                move |term: Term| {
+                    let terms = Arc::clone(&terms);
+                    async move {
+                        terms.now.fetch_add(1, Ordering::SeqCst);
+                        term.stop.cancelled().await;
+                    }
+                }
+            },
+        ));
+        wait_until("the replica leads", || async {
+            terms.now.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        stop.cancel();
+        task.await.unwrap();
+        let text = metrics.encode();
+        assert!(
+            text.contains("leadership_losses_total{reason=\"shutdown\"} 1"),
+            "attempt {attempt}: the term's end was not recorded as a shutdown:\n{text}"
+        );
+        assert!(
+            !text.contains("leadership_losses_total{reason=\"error\"}"),
+            "attempt {attempt}: a shutdown was recorded as the term ending by itself:\n{text}"
+        );
+    }
+}

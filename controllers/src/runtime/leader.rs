@@ -308,15 +308,24 @@ where
             stop: term_stop.clone(),
         });
         tokio::pin!(work);
+        // Biased, stop first: a shutdown also cancels the term's own stop token, so the work
+        // may end in the same instant; that end is the shutdown's doing, not the term's.
         let loss = tokio::select! {
-            () = &mut work => Loss::Ended,
-            () = lost.cancelled() => Loss::from_lease(lease),
+            biased;
             () = self.stop.cancelled() => {
                 // Let the term drain, unless leadership goes meanwhile.
                 self.health.set(Role::Stopping);
                 tokio::select! {
                     () = &mut work => Loss::Shutdown,
                     () = lost.cancelled() => Loss::from_lease(lease),
+                }
+            }
+            () = lost.cancelled() => Loss::from_lease(lease),
+            () = &mut work => {
+                if self.stop.is_cancelled() {
+                    Loss::Shutdown
+                } else {
+                    Loss::Ended
                 }
             }
         };
