@@ -327,11 +327,7 @@ impl Cluster {
                             let mut expected = task.ports.clone();
                             ports.sort_unstable();
                             expected.sort_unstable();
-                            // Complete, as the controller leaves it: a record may be
-                            // written before its times are known, then completed.
                             record.state == TASK_RUNNING
-                                && record.staged_at.is_some()
-                                && record.started_at.is_some()
                                 && record.host == task.host
                                 && ports == expected
                         })
