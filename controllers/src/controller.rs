@@ -5,7 +5,7 @@
 //! - [`Controller::start`] returns once the HTTP endpoints listen; etcd and Marathon may still
 //!   be down (the controller waits for them and `/readyz` says so).
 //! - A term builds everything afresh: the `/desired` reflector, the copy of `/observed` (one
-//!   watch, whose first list also gives the statuses), the Marathon snapshot with tasks (one
+//!   watch, which also keeps the statuses current, whoever writes them), the Marathon snapshot with tasks (one
 //!   list, then its event stream), a work queue per reconciler; reconciles start only once
 //!   `/desired` and `/observed` are listed, so a key missing from an incomplete picture is
 //!   never taken for a deleted one. Every long-lived task belongs to the term and
@@ -257,18 +257,33 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     let fenced = FencedStore::new(store.clone(), term.fence.clone(), Arc::clone(metrics));
     let mut tasks = JoinSet::new();
 
-    // One watch of /observed/: the task records, and from its first list the statuses.
+    // One watch of /observed/: the task records, and every status from its first list on.
     let tree = ObservedTree::new(shared.layout.clone());
+    let statuses = Arc::new(Statuses::new(fenced.clone(), Arc::clone(metrics)));
+    let queue = WorkQueue::new(shared.config.backoff);
     let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(shared.config.backoff);
     tasks.spawn({
         let tree = tree.clone();
         let watch = store.watch(&shared.layout.observed_root());
-        let queue = observed_queue.clone();
+        let observed_queue = observed_queue.clone();
+        let statuses = Arc::clone(&statuses);
+        let queue = queue.clone();
         let metrics = Arc::clone(metrics);
         let stop = term.stop.clone();
         async move {
-            tree.run(watch, metrics, move |key| queue.trigger(key.clone()), stop)
-                .await
+            tree.run(
+                watch,
+                metrics,
+                move |key| observed_queue.trigger(key.clone()),
+                // A status someone else changed is put right by its deployment's reconcile.
+                move |change| {
+                    if let Some(key) = statuses.observe(change) {
+                        queue.trigger(key);
+                    }
+                },
+                stop,
+            )
+            .await
         }
     });
     // Until reconciles run, a shutdown need not wait for anything.
@@ -279,9 +294,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     if !synced {
         return;
     }
-    let statuses = Statuses::new(fenced.clone(), tree.take_statuses(), Arc::clone(metrics));
 
-    let queue = WorkQueue::new(shared.config.backoff);
     let mapping = shared.mapping.clone();
     let snapshot = Arc::new(MarathonSnapshot::new(
         shared.client.clone(),

@@ -416,3 +416,84 @@ async fn a_newer_spec_overrides_the_controllers_own_deployment_in_progress() {
     );
     controller.shutdown().await;
 }
+
+/// The status of `key` if it decodes (someone else may have written garbage there).
+async fn readable_status(cluster: &Cluster, key: &str) -> Option<theseus::api::DeploymentStatus> {
+    let entry = cluster
+        .store
+        .get(&format!("/observed/{key}/status"))
+        .await
+        .unwrap()?;
+    entry.json().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_written_by_someone_else_are_put_right_within_the_term() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let revision = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 1}))
+        .await;
+    let running = cluster.wait_running(KEY, revision).await;
+    let status_key = |key: &str| format!("/observed/{key}/status");
+
+    // Garbage over the status: replaced by the status it should be.
+    cluster
+        .store
+        .put(&status_key(KEY), "[1,2,3]")
+        .await
+        .unwrap();
+    wait_until("the garbage is replaced", || async {
+        readable_status(&cluster, KEY)
+            .await
+            .is_some_and(|status| status.same_report(&running))
+    })
+    .await;
+
+    // A plausible but wrong status: replaced too.
+    let mut wrong = running.clone();
+    wrong.phase = Phase::Failed;
+    wrong.observed_revision = 1;
+    cluster
+        .store
+        .put_json(&status_key(KEY), &wrong)
+        .await
+        .unwrap();
+    cluster.wait_running(KEY, revision).await;
+
+    // The status deleted: written again.
+    cluster.store.delete(&status_key(KEY)).await.unwrap();
+    cluster.wait_running(KEY, revision).await;
+
+    // A status for a deployment that has no /desired key: removed.
+    cluster
+        .store
+        .put_json(&status_key("ghost/dev"), &running)
+        .await
+        .unwrap();
+    wait_until("the ghost's status is removed", || async {
+        cluster.status("ghost/dev").await.is_none()
+    })
+    .await;
+
+    let repairs = |reason: &str| {
+        metric_sum(
+            &controller.metrics().encode(),
+            "theseus_controller_status_repairs_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(repairs("unreadable"), 1.0);
+    assert_eq!(
+        repairs("foreign_write"),
+        2.0,
+        "the wrong status and the ghost's"
+    );
+    assert_eq!(repairs("deleted"), 1.0);
+    assert_eq!(
+        writes(&controller, ""),
+        1.0,
+        "only the create reached Marathon"
+    );
+    controller.shutdown().await;
+}

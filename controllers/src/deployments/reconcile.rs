@@ -148,7 +148,7 @@ pub struct Deployments {
     mapping: Mapping,
     desired: Reflection<DeploymentKey>,
     snapshot: Arc<MarathonSnapshot>,
-    statuses: Statuses,
+    statuses: Arc<Statuses>,
     fence: Fence,
     /// Deployments this term started, by key.
     started: StartedDeployments,
@@ -161,7 +161,7 @@ impl Deployments {
         mapping: Mapping,
         desired: Reflection<DeploymentKey>,
         snapshot: Arc<MarathonSnapshot>,
-        statuses: Statuses,
+        statuses: Arc<Statuses>,
         fence: Fence,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -270,7 +270,7 @@ impl Deployments {
         let app = match self.snapshot.current_app(app_id).await {
             Ok(app) => app,
             Err(message) => {
-                if self.statuses.get(key).is_some() {
+                if self.statuses.contains(key) {
                     let status = report(
                         removed(app_id),
                         self.snapshot.app(app_id).as_deref(),

@@ -11,8 +11,10 @@
 //!   record the controller would write, so it is replaced.
 //! - A change the controller did not make (someone deleted or edited a record by hand) calls
 //!   `on_change` with the deployment's key, after the copy is updated.
-//! - The status entries of the first list are kept for [`ObservedTree::take_statuses`], so
-//!   the statuses and the task records load from one list of `/observed/`.
+//! - Every change of a status (`/observed/<service>/<name>/status`), from the first list on,
+//!   is handed to `on_status` as a [`StatusChange`], so the statuses and the task records load
+//!   from one list of `/observed/` and whoever keeps the statuses sees every later write to
+//!   them, the controller's own and anyone else's. The copy keeps no statuses itself.
 //!
 //! Compactions, broken streams and etcd restarts are the watch's business
 //! ([`theseus::store::WatchStream`]): it relists and delivers the difference.
@@ -40,14 +42,36 @@ struct Known {
     revision: Revision,
 }
 
+/// A change of a deployment's status under `/observed/`, as the watch delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The deployment whose status changed.
+    pub key: DeploymentKey,
+    /// The new entry; `None` when the status was deleted.
+    pub entry: Option<Entry>,
+    /// The revision of the change.
+    pub revision: Revision,
+    /// Part of the first list (what the previous terms left), not a change made since.
+    pub listed: bool,
+}
+
+/// What one watch event changed.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    /// The task records of a deployment, changed by someone else.
+    Records(DeploymentKey),
+    /// A status.
+    Status(StatusChange),
+    /// Nothing the copy's users need to hear of.
+    Nothing,
+}
+
 #[derive(Debug, Default)]
 struct TreeState {
     /// Records by deployment, then by task id.
     records: HashMap<DeploymentKey, BTreeMap<String, Known>>,
     /// The controller's deletions the watch has not delivered yet, with their revisions.
     removed: HashMap<(DeploymentKey, String), Revision>,
-    /// Status entries of the first list, until taken.
-    statuses: Vec<Entry>,
     synced: bool,
 }
 
@@ -82,12 +106,14 @@ impl ObservedTree {
     }
 
     /// Applies `watch` (of the layout's `/observed/`) until `stop`, calling `on_change` with
-    /// the deployment of every record someone else changed.
+    /// the deployment of every record someone else changed and `on_status` with every change
+    /// of a status.
     pub async fn run(
         &self,
         mut watch: WatchStream,
         metrics: Arc<Metrics>,
         on_change: impl Fn(&DeploymentKey),
+        on_status: impl Fn(StatusChange),
         stop: CancellationToken,
     ) {
         loop {
@@ -96,11 +122,11 @@ impl ObservedTree {
                 item = watch.next() => item,
             };
             match item {
-                Some(Ok(event)) => {
-                    if let Some(key) = self.apply(event) {
-                        on_change(&key);
-                    }
-                }
+                Some(Ok(event)) => match self.apply(event) {
+                    Applied::Records(key) => on_change(&key),
+                    Applied::Status(change) => on_status(change),
+                    Applied::Nothing => {}
+                },
                 Some(Err(error)) => {
                     // The watch recovers by itself (resume or relist); count and report.
                     metrics.etcd_request("watch", error.metric_label(), Duration::ZERO);
@@ -111,10 +137,10 @@ impl ObservedTree {
         }
     }
 
-    /// Applies one watch event; the deployment whose records it changed, if any.
-    fn apply(&self, event: WatchEvent) -> Option<DeploymentKey> {
+    /// Applies one watch event; what it changed.
+    fn apply(&self, event: WatchEvent) -> Applied {
         let mut state = self.state();
-        match event {
+        let records = match event {
             WatchEvent::Put { entry, .. } => {
                 prune_removed(&mut state, entry.mod_revision);
                 match self.layout.parse(&entry.key) {
@@ -129,19 +155,33 @@ impl ObservedTree {
                         };
                         put(&mut state, key, task_id, Known { record, revision })
                     }
-                    Some(KeyPath::Status(_)) if !state.synced => {
-                        state.statuses.push(entry);
-                        None
+                    Some(KeyPath::Status(key)) => {
+                        return Applied::Status(StatusChange {
+                            key,
+                            revision: entry.mod_revision,
+                            listed: !state.synced,
+                            entry: Some(entry),
+                        });
                     }
                     _ => None,
                 }
             }
             WatchEvent::Delete { key, revision, .. } => {
                 prune_removed(&mut state, revision);
-                let Some(KeyPath::Task { key, task_id }) = self.layout.parse(&key) else {
-                    return None;
-                };
-                delete(&mut state, key, task_id, revision)
+                match self.layout.parse(&key) {
+                    Some(KeyPath::Task { key, task_id }) => {
+                        delete(&mut state, key, task_id, revision)
+                    }
+                    Some(KeyPath::Status(key)) => {
+                        return Applied::Status(StatusChange {
+                            key,
+                            revision,
+                            listed: !state.synced,
+                            entry: None,
+                        });
+                    }
+                    _ => None,
+                }
             }
             WatchEvent::Synced { revision } => {
                 debug!(revision, "the copy of /observed is synced");
@@ -152,7 +192,8 @@ impl ObservedTree {
                 self.synced.send_replace(true);
                 None
             }
-        }
+        };
+        records.map_or(Applied::Nothing, Applied::Records)
     }
 
     /// Waits until the first complete list has been applied; `false` if the copy stopped
@@ -160,11 +201,6 @@ impl ObservedTree {
     pub async fn wait_synced(&self) -> bool {
         let mut synced = self.synced.subscribe();
         synced.wait_for(|synced| *synced).await.is_ok()
-    }
-
-    /// The status entries of the first list (once; empty afterwards).
-    pub fn take_statuses(&self) -> Vec<Entry> {
-        std::mem::take(&mut self.state().statuses)
     }
 
     /// The records of `key` by task id; `None` for one that does not decode.
@@ -340,25 +376,25 @@ mod tests {
         tree.written(&key(), "t1", record("b"), 6);
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("a")), 5)),
-            None
+            Applied::Nothing
         );
         assert_eq!(tree.records(&key())["t1"], Some(record("b")));
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
-            None,
+            Applied::Nothing,
             "its own echo is no change"
         );
 
         tree.removed(&key(), "t1", 7);
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
-            None
+            Applied::Nothing
         );
         assert!(
             tree.records(&key()).is_empty(),
             "a deleted record came back"
         );
-        assert_eq!(tree.apply(delete_event(&tree, "t1", 7)), None);
+        assert_eq!(tree.apply(delete_event(&tree, "t1", 7)), Applied::Nothing);
         assert!(tree.keys().is_empty());
     }
 
@@ -367,21 +403,24 @@ mod tests {
         let tree = ObservedTree::new(Layout::default());
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("a")), 2)),
-            Some(key())
+            Applied::Records(key())
         );
         tree.apply(WatchEvent::Synced { revision: 2 });
         assert_eq!(
             tree.apply(put_event(&tree, "t1", b"{not json", 3)),
-            Some(key())
+            Applied::Records(key())
         );
         assert_eq!(tree.records(&key())["t1"], None, "present, unreadable");
-        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), Some(key()));
-        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), None);
+        assert_eq!(
+            tree.apply(delete_event(&tree, "t1", 4)),
+            Applied::Records(key())
+        );
+        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), Applied::Nothing);
         assert!(tree.is_empty());
     }
 
     #[test]
-    fn the_first_lists_statuses_are_kept_once() {
+    fn every_status_change_is_handed_out_with_whether_it_was_listed() {
         let tree = ObservedTree::new(Layout::default());
         let status = Entry {
             key: tree.layout.status(&key()),
@@ -391,19 +430,48 @@ mod tests {
             version: 1,
             lease: 0,
         };
-        tree.apply(WatchEvent::Put {
-            entry: status.clone(),
-            prev: None,
-        });
+        assert_eq!(
+            tree.apply(WatchEvent::Put {
+                entry: status.clone(),
+                prev: None,
+            }),
+            Applied::Status(StatusChange {
+                key: key(),
+                entry: Some(status.clone()),
+                revision: 2,
+                listed: true,
+            })
+        );
         tree.apply(WatchEvent::Synced { revision: 2 });
-        tree.apply(WatchEvent::Put {
-            entry: Entry {
-                mod_revision: 3,
-                ..status.clone()
-            },
-            prev: None,
-        });
-        assert_eq!(tree.take_statuses(), [status]);
-        assert!(tree.take_statuses().is_empty());
+        let later = Entry {
+            mod_revision: 3,
+            ..status.clone()
+        };
+        assert_eq!(
+            tree.apply(WatchEvent::Put {
+                entry: later.clone(),
+                prev: None,
+            }),
+            Applied::Status(StatusChange {
+                key: key(),
+                entry: Some(later),
+                revision: 3,
+                listed: false,
+            })
+        );
+        assert_eq!(
+            tree.apply(WatchEvent::Delete {
+                key: status.key,
+                revision: 4,
+                prev: None,
+            }),
+            Applied::Status(StatusChange {
+                key: key(),
+                entry: None,
+                revision: 4,
+                listed: false,
+            })
+        );
+        assert!(tree.is_empty(), "statuses are not task records");
     }
 }

@@ -110,6 +110,7 @@ pub struct Metrics {
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
+    status_repairs: Family<ReasonLabels, Counter>,
     observed_records: Family<ActionLabels, Counter>,
     leader: Gauge,
     leadership_terms: Counter,
@@ -149,6 +150,7 @@ impl Metrics {
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
+            status_repairs: Family::default(),
             observed_records: Family::default(),
             leader: Gauge::default(),
             leadership_terms: Counter::default(),
@@ -229,6 +231,11 @@ impl Metrics {
             "status_writes",
             "Status keys written (put) or removed (delete)",
             metrics.status_writes.clone(),
+        );
+        registry.register(
+            "status_repairs",
+            "Statuses changed by someone else during a term and put right, by what was found",
+            metrics.status_repairs.clone(),
         );
         registry.register(
             "observed_records",
@@ -343,6 +350,14 @@ impl Metrics {
     pub fn status_written(&self, action: &'static str) {
         self.status_writes
             .get_or_create(&ActionLabels { action })
+            .inc();
+    }
+
+    /// A status changed by someone else was found (`reason`: foreign_write, unreadable,
+    /// deleted); the controller puts it right.
+    pub fn status_repaired(&self, reason: &'static str) {
+        self.status_repairs
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
