@@ -421,3 +421,28 @@ fn schema_prints_the_published_file() {
     .unwrap();
     assert_eq!(succeeded(&out), published);
 }
+
+#[test]
+fn get_lists_every_deployment_whatever_the_size_of_the_specs() {
+    let etcd = EtcdServer::start();
+    // 500 specs of about 10 kB each: one page of 500 keys would be more than gRPC's default
+    // 4 MiB message.
+    let environment: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("SETTING_{i:03}"), Value::String("v".repeat(96))))
+        .collect();
+    let store_put = |key: String, value: String| {
+        expect_success(&etcd.etcdctl(&["put", &key, &value]), "etcdctl put");
+    };
+    for i in 0..500 {
+        let spec = json!({"cmd": "sleep 1000", "environment": environment});
+        store_put(format!("/desired/big/n{i:03}"), spec.to_string());
+    }
+    let out = succeeded(&theseus(&etcd, &["get", "big"]));
+    let rows = out.lines().filter(|l| l.starts_with("big/")).count();
+    assert_eq!(
+        rows,
+        500,
+        "{}",
+        out.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}

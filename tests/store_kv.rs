@@ -256,3 +256,77 @@ async fn compacting_a_revision_twice_is_refused_naming_the_endpoint() {
     assert!(message.contains(&etcd.endpoint()), "{message}");
     assert!(message.contains("compact"), "{message}");
 }
+
+#[tokio::test]
+async fn list_reads_values_of_any_size_etcd_accepts() {
+    let etcd = EtcdServer::start();
+    let store = connect(&etcd, "").await;
+    // 600 values of 10 kB: 6 MB, more than gRPC's default 4 MiB in one page of 500.
+    let ten_kb = "x".repeat(10_000);
+    for i in 0..600 {
+        store
+            .put(&format!("/desired/s/n{i:04}"), ten_kb.as_str())
+            .await
+            .unwrap();
+    }
+    // A few values near etcd's own request limit (1.5 MiB by default).
+    let near_limit = "y".repeat(1_400_000);
+    for i in 0..3 {
+        store
+            .put(&format!("/desired/t/big{i}"), near_limit.as_str())
+            .await
+            .unwrap();
+    }
+    let listing = store.list("/desired/").await.unwrap();
+    assert_eq!(listing.entries.len(), 603);
+    assert!(
+        listing
+            .entries
+            .iter()
+            .all(|entry| entry.value.len() == 10_000 || entry.value.len() == 1_400_000)
+    );
+    let mut keys: Vec<&str> = listing.entries.iter().map(|e| e.key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 603, "no key twice across pages");
+    assert_eq!(
+        store
+            .get("/desired/t/big1")
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .len(),
+        1_400_000
+    );
+}
+
+#[tokio::test]
+async fn a_value_beyond_what_can_be_read_is_reported_with_its_key() {
+    let etcd = EtcdServer::start();
+    let store = connect(&etcd, "").await;
+    store.put("/big/a", "small").await.unwrap();
+    store.put("/big/b", "z".repeat(200_000)).await.unwrap();
+    store.put("/big/c", "small").await.unwrap();
+    let limited = store.with_max_response_bytes(100_000);
+
+    let error = limited.list("/big/").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::ValueTooLarge { key, .. } if key == "/big/b"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("/big/b"), "{error}");
+    let error = limited.get("/big/b").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::ValueTooLarge { key, .. } if key == "/big/b"),
+        "{error}"
+    );
+    // Under the limit, a listing still reads everything, in smaller pages.
+    store.delete("/big/b").await.unwrap();
+    for i in 0..40 {
+        store
+            .put(&format!("/big/m{i:02}"), "m".repeat(20_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(limited.list("/big/").await.unwrap().entries.len(), 42);
+}

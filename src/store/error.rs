@@ -105,6 +105,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A value is larger than this client decodes.
+    #[error(
+        "etcd key `{key}` holds a value too large to read from {endpoint} ({reason}); etcd \
+         accepted it, so shrink or delete it with etcdctl"
+    )]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// The endpoint that sent it.
+        endpoint: String,
+        /// The decoder's message, with the sizes.
+        reason: String,
+    },
+
     /// A value is not UTF-8 text.
     #[error("etcd key `{key}` holds a value that is not UTF-8 text")]
     NotUtf8 {
@@ -173,6 +187,7 @@ impl Error {
             Error::TlsFile { .. } => "tls_file",
             Error::InvalidPrefix { .. } => "invalid_prefix",
             Error::Unreachable { .. } => "unreachable",
+            Error::ValueTooLarge { .. } => "value_too_large",
             Error::Auth { .. } => "auth",
             Error::AuthRequired { .. } => "auth_required",
             Error::Refused { .. } => "refused",

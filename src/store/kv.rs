@@ -12,13 +12,23 @@ use super::members::Members;
 use super::watch::WatchStream;
 use super::{Entry, Error, EtcdConfig, Layout, Listing, Revision, Txn, TxnOutcome};
 
-/// How many keys one page of a listing holds: large listings stay under gRPC's message size.
+/// The most keys one page of a listing holds.
 const LIST_PAGE: i64 = 500;
+/// The keys of a listing's first page, before the size of the values is known.
+const FIRST_PAGE: i64 = 64;
+/// The size a page of a listing aims at: pages hold as many keys as fit, judged by the
+/// values of the page before.
+const PAGE_BYTES: usize = 2 << 20;
+/// The largest response this client decodes: the most etcd sends (its gRPC server's default
+/// send limit is 2 GiB − 1), so no value etcd accepted is unreadable here.
+pub const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
 
 /// A connection to etcd under one key layout. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// The largest response decoded.
+    max_response: usize,
 }
 
 struct Inner {
@@ -46,7 +56,23 @@ impl Store {
             .await?;
         Ok(Store {
             inner: Arc::new(Inner { layout, members }),
+            max_response: MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// The same connections with a lower limit on the size of one response (default
+    /// [`MAX_RESPONSE_BYTES`]): listings read smaller pages under it, and a single value
+    /// beyond it is an [`Error::ValueTooLarge`] naming its key.
+    pub fn with_max_response_bytes(&self, bytes: usize) -> Store {
+        Store {
+            inner: Arc::clone(&self.inner),
+            max_response: bytes.max(1),
+        }
+    }
+
+    /// The largest response this store decodes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response
     }
 
     /// The key layout this store was opened with.
@@ -64,11 +90,16 @@ impl Store {
         let (_, entry) = self
             .inner
             .members
-            .call(&format!("get `{key}`"), |mut client| async move {
-                let response = client.get(key, None).await?;
+            .call(&format!("get `{key}`"), |client| async move {
+                let response = client
+                    .kv_client()
+                    .max_decoding_message_size(self.max_response)
+                    .get(key, None)
+                    .await?;
                 Ok(response.kvs().first().map(Entry::from))
             })
-            .await?;
+            .await
+            .map_err(|error| too_large(error, key))?;
         Ok(entry)
     }
 
@@ -84,7 +115,9 @@ impl Store {
     }
 
     /// Every entry whose key starts with `prefix`, as of one revision. Large listings are
-    /// read in pages, all at the revision of the first page.
+    /// read in pages, all at the revision of the first page, each holding as many keys as fit
+    /// in about [`PAGE_BYTES`] judged by the page before: values of any size etcd accepts
+    /// are listed, and a page that still comes back too large is read again in halves.
     pub async fn list(&self, prefix: &str) -> Result<Listing, Error> {
         let operation = format!("list `{prefix}`");
         let range_end = prefix_range_end(prefix.as_bytes());
@@ -95,31 +128,47 @@ impl Store {
             prefix.as_bytes().to_vec()
         };
         let mut revision: Revision = 0;
+        let mut limit = FIRST_PAGE;
         let mut entries = Vec::new();
         loop {
-            let (_, (page, more, page_revision)) = self
+            let read = self
                 .inner
                 .members
-                .call(&operation, |mut client| {
+                .call(&operation, |client| {
                     let from = from.clone();
                     let range_end = range_end.clone();
                     async move {
-                        let mut options = GetOptions::new()
-                            .with_range(range_end)
-                            .with_limit(LIST_PAGE);
+                        let mut options = GetOptions::new().with_range(range_end).with_limit(limit);
                         if revision != 0 {
                             options = options.with_revision(revision);
                         }
-                        let response = client.get(from, Some(options)).await?;
+                        let response = client
+                            .kv_client()
+                            .max_decoding_message_size(self.max_response)
+                            .get(from, Some(options))
+                            .await?;
                         let page: Vec<Entry> = response.kvs().iter().map(Entry::from).collect();
                         let page_revision = response.header().map_or(0, |h| h.revision());
                         Ok((page, response.more(), page_revision))
                     }
                 })
-                .await?;
+                .await;
+            let (page, more, page_revision) = match read {
+                Ok((_, page)) => page,
+                Err(error) if is_too_large(&error) && limit > 1 => {
+                    limit /= 2;
+                    continue;
+                }
+                Err(error) if is_too_large(&error) => {
+                    let key = self.first_key(&from, &range_end, revision).await?;
+                    return Err(too_large(error, &key.unwrap_or_else(|| prefix.to_owned())));
+                }
+                Err(error) => return Err(error),
+            };
             if revision == 0 {
                 revision = page_revision;
             }
+            limit = next_page_limit(&page, self.max_response);
             let last = page.last().map(|entry| entry.key.clone());
             entries.extend(page);
             match last {
@@ -131,6 +180,35 @@ impl Store {
             }
         }
         Ok(Listing { entries, revision })
+    }
+
+    /// The first key in `[from, range_end)` at `revision`, without its value.
+    async fn first_key(
+        &self,
+        from: &[u8],
+        range_end: &[u8],
+        revision: Revision,
+    ) -> Result<Option<String>, Error> {
+        let (_, key) = self
+            .inner
+            .members
+            .call("find the key of a value too large to read", |mut client| {
+                let from = from.to_vec();
+                let range_end = range_end.to_vec();
+                async move {
+                    let mut options = GetOptions::new()
+                        .with_range(range_end)
+                        .with_limit(1)
+                        .with_keys_only();
+                    if revision != 0 {
+                        options = options.with_revision(revision);
+                    }
+                    let response = client.get(from, Some(options)).await?;
+                    Ok(response.kvs().first().map(|kv| Entry::from(kv).key))
+                }
+            })
+            .await?;
+        Ok(key)
     }
 
     /// Writes `value` at `key`; returns the revision of the write.
@@ -263,6 +341,38 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How many keys the page after `page` may hold: as many as fit in [`PAGE_BYTES`] (and in
+/// `max_response`) if they are as large as the largest of `page`.
+fn next_page_limit(page: &[Entry], max_response: usize) -> i64 {
+    let largest = page
+        .iter()
+        .map(|entry| entry.key.len() + entry.value.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let fit = PAGE_BYTES.min(max_response) / largest;
+    i64::try_from(fit).unwrap_or(LIST_PAGE).clamp(1, LIST_PAGE)
+}
+
+/// Whether etcd's answer was larger than the client may decode.
+fn is_too_large(error: &Error) -> bool {
+    matches!(error, Error::Refused { reason, .. } if reason.contains("message length too large"))
+}
+
+/// `error`, as a [`Error::ValueTooLarge`] of `key` when the answer was too large to decode.
+fn too_large(error: Error, key: &str) -> Error {
+    match error {
+        Error::Refused {
+            endpoint, reason, ..
+        } if reason.contains("message length too large") => Error::ValueTooLarge {
+            key: key.to_owned(),
+            endpoint,
+            reason,
+        },
+        other => other,
+    }
+}
+
 /// The end of the key range of every key that starts with `prefix` (etcd's convention: the
 /// prefix with its last byte below 0xff incremented; `"\0"`, meaning "to the end", if there
 /// is none).
@@ -280,6 +390,31 @@ pub(crate) fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_hold_as_many_keys_as_fit_judged_by_the_largest_value() {
+        let entry = |size: usize| Entry {
+            key: "/desired/a/b".into(),
+            value: vec![b'x'; size],
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+            lease: 0,
+        };
+        assert_eq!(next_page_limit(&[], MAX_RESPONSE_BYTES), LIST_PAGE);
+        assert_eq!(
+            next_page_limit(&[entry(100)], MAX_RESPONSE_BYTES),
+            LIST_PAGE
+        );
+        let ten_kb = next_page_limit(&[entry(100), entry(10_000)], MAX_RESPONSE_BYTES);
+        assert!((100..LIST_PAGE).contains(&ten_kb), "{ten_kb}");
+        assert_eq!(next_page_limit(&[entry(1_500_000)], MAX_RESPONSE_BYTES), 1);
+        assert_eq!(
+            next_page_limit(&[entry(100)], 1_000),
+            8,
+            "within a lower limit"
+        );
+    }
 
     #[test]
     fn prefix_range_end_covers_exactly_the_prefix() {

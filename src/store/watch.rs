@@ -253,12 +253,13 @@ impl Watcher {
     async fn open(&self) -> Result<(etcd_client::WatchStream, usize), Error> {
         let start = self.revision + 1;
         let prefix = self.prefix.as_str();
+        let max_response = self.store.max_response_bytes();
         let (member, stream) = self
             .store
             .members()
             .call(
                 &format!("watch `{prefix}` from revision {start}"),
-                |mut client| async move {
+                |client| async move {
                     let mut options = WatchOptions::new()
                         .with_start_revision(start)
                         .with_progress_notify();
@@ -267,7 +268,12 @@ impl Watcher {
                     } else {
                         options.with_prefix()
                     };
-                    let mut stream = client.watch(prefix, Some(options)).await?;
+                    // One response may carry a whole transaction's values.
+                    let mut stream = client
+                        .watch_client()
+                        .max_decoding_message_size(max_response)
+                        .watch(prefix, Some(options))
+                        .await?;
                     // etcd answers a create request first; a watch it refuses (permission)
                     // comes back created and cancelled at once.
                     match stream.message().await? {
