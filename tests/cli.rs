@@ -446,3 +446,30 @@ fn get_lists_every_deployment_whatever_the_size_of_the_specs() {
         out.lines().take(3).collect::<Vec<_>>().join("\n")
     );
 }
+
+#[test]
+fn get_lists_keys_under_desired_that_name_no_deployment() {
+    let etcd = EtcdServer::start();
+    let spec = json!({"cmd": "sleep 1000"}).to_string();
+    for key in [
+        "/desired/web/dev",
+        "/desired/UPPER/x",
+        "/desired/a/b/c",
+        "/desired/a",
+    ] {
+        expect_success(&etcd.etcdctl(&["put", key, &spec]), "etcdctl put");
+    }
+    let output = theseus(&etcd, &["get"]);
+    assert!(
+        !output.status.success(),
+        "a key that names nothing is a problem"
+    );
+    let out = stdout(&output);
+    assert!(out.contains("web/dev"), "{out}");
+    assert!(out.contains("NOT A VALID KEY"), "{out}");
+    let err = stderr(&output);
+    for key in ["/desired/UPPER/x", "/desired/a/b/c", "/desired/a"] {
+        assert!(out.contains(key), "{key} listed:\n{out}");
+        assert!(err.contains(key), "{key} named on stderr:\n{err}");
+    }
+}

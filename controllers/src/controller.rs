@@ -22,7 +22,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
-use theseus::store::{self, EtcdConfig, KeyPath, Layout, Store};
+use theseus::store::{self, EtcdConfig, Layout, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -316,10 +316,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         Arc::clone(metrics),
     ));
     let layout = shared.layout.clone();
-    let (reflector, desired) = Reflector::new("desired", move |key| match layout.parse(key) {
-        Some(KeyPath::Desired(key)) => Some(key),
-        _ => None,
-    });
+    let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
     let deployments = Arc::new(Deployments::new(
         mapping.clone(),
         desired.clone(),

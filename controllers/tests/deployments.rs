@@ -497,3 +497,34 @@ async fn statuses_written_by_someone_else_are_put_right_within_the_term() {
     );
     controller.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_under_desired_that_name_no_deployment_are_counted_and_change_nothing() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let spec = json!({"cmd": "sleep 1000"});
+    for key in ["/desired/UPPER/x", "/desired/a/b/c", "/desired/a"] {
+        cluster.store.put_json(key, &spec).await.unwrap();
+    }
+    let revision = cluster.put_spec(KEY, &spec).await;
+    cluster.wait_running(KEY, revision).await;
+    let invalid = || {
+        support::metric(
+            &controller.metrics().encode(),
+            "theseus_controller_invalid_keys{reflector=\"desired\"}",
+        )
+    };
+    wait_until("the three keys are counted", || async {
+        invalid() == Some(3.0)
+    })
+    .await;
+    cluster.store.delete("/desired/a").await.unwrap();
+    wait_until("a deleted one is not", || async { invalid() == Some(2.0) }).await;
+    assert_eq!(
+        cluster.apps().await.len(),
+        1,
+        "only the valid key has an app"
+    );
+    assert_eq!(writes(&controller, ""), 1.0);
+    controller.shutdown().await;
+}

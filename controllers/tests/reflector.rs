@@ -25,7 +25,7 @@ struct Running {
 fn reflect(store: &Store) -> Running {
     let layout: Layout = store.layout().clone();
     let (reflector, reflection) = Reflector::new("desired", move |key| match layout.parse(key) {
-        Some(KeyPath::Desired(key)) => Some(key),
+        Some(KeyPath::Desired(key)) => Some(Ok(key)),
         _ => None,
     });
     let changed = Arc::new(Mutex::new(BTreeSet::new()));

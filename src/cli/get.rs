@@ -5,8 +5,9 @@
 //! phase the controller last reported and the revision it reported it for).
 //!
 //! A value under `/desired` that is not a valid spec, or a status that does not decode, is
-//! shown as such and named on stderr with its key; the command then exits non-zero, but still
-//! lists everything else.
+//! shown as such and named on stderr with its key; so is a key under `/desired` that names no
+//! deployment (`/desired/UPPER/x`, `/desired/a/b/c`), listed below the table as not a valid
+//! key. The command then exits non-zero, but still lists everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +17,9 @@ use serde_json::Value;
 
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
-use crate::api::{DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, Phase, parse_spec};
+use crate::api::{
+    DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase, parse_spec,
+};
 use crate::store::{Entry, KeyPath, Revision, Store};
 
 /// Arguments of `theseus get`.
@@ -69,7 +72,7 @@ struct Row {
 pub async fn run(args: GetArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result<(), Failure> {
     let selector = Selector::parse(args.selector.as_deref())?;
     let store = etcd.connect().await?;
-    let rows = read_rows(&store, &selector).await?;
+    let (rows, invalid_keys) = read_rows(&store, &selector).await?;
     if let Selector::One(key) = &selector
         && rows.is_empty()
     {
@@ -79,10 +82,18 @@ pub async fn run(args: GetArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result
         )));
     }
     match output {
-        OutputFormat::Table => print_table(&rows)?,
+        OutputFormat::Table => print_table(&rows, &invalid_keys)?,
         format => print_structured(format, &rows)?,
     }
-    let errors: Vec<String> = rows.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    let errors: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.errors.iter().cloned())
+        .chain(
+            invalid_keys
+                .iter()
+                .map(|(key, error)| format!("{key}: not a deployment key: {error}")),
+        )
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -90,7 +101,12 @@ pub async fn run(args: GetArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result
     }
 }
 
-async fn read_rows(store: &Store, selector: &Selector) -> Result<Vec<Row>, Failure> {
+/// The rows of the deployments `selector` names, and the keys under `/desired` among them
+/// that name no deployment, with why.
+async fn read_rows(
+    store: &Store,
+    selector: &Selector,
+) -> Result<(Vec<Row>, Vec<(String, KeyError)>), Failure> {
     let layout = store.layout();
     let (desired, observed): (Vec<Entry>, Vec<Entry>) = match selector {
         Selector::One(key) => {
@@ -108,9 +124,14 @@ async fn read_rows(store: &Store, selector: &Selector) -> Result<Vec<Row>, Failu
         ),
     };
     let mut desired_by_key = BTreeMap::new();
+    let mut invalid_keys = Vec::new();
     for entry in desired {
-        if let Some(KeyPath::Desired(key)) = layout.parse(&entry.key) {
-            desired_by_key.insert(key, entry);
+        match layout.desired_key(&entry.key) {
+            Some(Ok(key)) => {
+                desired_by_key.insert(key, entry);
+            }
+            Some(Err(error)) => invalid_keys.push((entry.key, error)),
+            None => {}
         }
     }
     let mut status_by_key = BTreeMap::new();
@@ -121,10 +142,11 @@ async fn read_rows(store: &Store, selector: &Selector) -> Result<Vec<Row>, Failu
     }
     let keys: BTreeSet<&DeploymentKey> =
         desired_by_key.keys().chain(status_by_key.keys()).collect();
-    Ok(keys
+    let rows = keys
         .into_iter()
         .map(|key| row(key, desired_by_key.get(key), status_by_key.get(key)))
-        .collect())
+        .collect();
+    Ok((rows, invalid_keys))
 }
 
 fn row(key: &DeploymentKey, desired: Option<&Entry>, status: Option<&Entry>) -> Row {
@@ -157,7 +179,7 @@ fn row(key: &DeploymentKey, desired: Option<&Entry>, status: Option<&Entry>) -> 
     }
 }
 
-fn print_table(rows: &[Row]) -> std::io::Result<()> {
+fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Result<()> {
     let mut table = Table::new(&[
         "DEPLOYMENT",
         "DESIRED",
@@ -188,9 +210,18 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
     }
     if table.is_empty() {
         println!("no deployments");
-        return Ok(());
+    } else {
+        table.print()?;
     }
-    table.print()
+    if !invalid_keys.is_empty() {
+        let mut keys = Table::new(&["NOT A VALID KEY", "WHY"]);
+        for (key, error) in invalid_keys {
+            keys.row(vec![key.clone(), error.to_string()]);
+        }
+        println!();
+        keys.print()?;
+    }
+    Ok(())
 }
 
 /// The phase to show: the status's when it describes the current spec, `Pending` while the

@@ -11,7 +11,7 @@
 //! reads or writes is built here, and [`Layout::parse`] is the exact inverse, so no other
 //! code splits keys by hand.
 
-use crate::api::{DeploymentKey, DnsLabel};
+use crate::api::{DeploymentKey, DnsLabel, KeyError};
 
 use super::Error;
 
@@ -122,6 +122,19 @@ impl Layout {
         format!("{}/theseus/leader/", self.prefix)
     }
 
+    /// The deployment a key under `<p>/desired/` names; `None` for a key elsewhere, and
+    /// why it names none for a key under `<p>/desired/` of another shape than
+    /// `<service>/<name>` or whose labels are not DNS labels.
+    pub fn desired_key(&self, key: &str) -> Option<Result<DeploymentKey, KeyError>> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("/desired/")?;
+        Some(match rest.split('/').collect::<Vec<_>>()[..] {
+            [service, name] => DeploymentKey::new(service, name),
+            _ => Err(KeyError::NotAKey {
+                value: rest.to_owned(),
+            }),
+        })
+    }
+
     /// What `key` names, if it is a desired spec, a status or a task record of this layout.
     pub fn parse(&self, key: &str) -> Option<KeyPath> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
@@ -147,6 +160,30 @@ mod tests {
 
     fn key() -> DeploymentKey {
         "ingestor/dev".parse().unwrap()
+    }
+
+    #[test]
+    fn keys_under_desired_of_the_wrong_shape_say_why() {
+        let layout = Layout::new("/p").unwrap();
+        assert_eq!(
+            layout.desired_key("/p/desired/ingestor/dev"),
+            Some(Ok(key()))
+        );
+        assert_eq!(layout.desired_key("/p/observed/ingestor/dev/status"), None);
+        assert_eq!(layout.desired_key("/desired/ingestor/dev"), None);
+        for bad in [
+            "/p/desired/UPPER/x",
+            "/p/desired/a/b/c",
+            "/p/desired/a",
+            "/p/desired/a/",
+        ] {
+            let error = layout.desired_key(bad).unwrap().unwrap_err();
+            assert!(!error.to_string().is_empty(), "{bad}");
+        }
+        assert!(matches!(
+            layout.desired_key("/p/desired/a/b/c"),
+            Some(Err(KeyError::NotAKey { value })) if value == "a/b/c"
+        ));
     }
 
     #[test]

@@ -81,6 +81,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReflectorLabels {
+    reflector: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -111,6 +116,7 @@ pub struct Metrics {
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
     status_repairs: Family<ReasonLabels, Counter>,
+    invalid_keys: Family<ReflectorLabels, Gauge>,
     observed_records: Family<ActionLabels, Counter>,
     leader: Gauge,
     leadership_terms: Counter,
@@ -151,6 +157,7 @@ impl Metrics {
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
             status_repairs: Family::default(),
+            invalid_keys: Family::default(),
             observed_records: Family::default(),
             leader: Gauge::default(),
             leadership_terms: Counter::default(),
@@ -236,6 +243,11 @@ impl Metrics {
             "status_repairs",
             "Statuses changed by someone else during a term and put right, by what was found",
             metrics.status_repairs.clone(),
+        );
+        registry.register(
+            "invalid_keys",
+            "Keys under a watched prefix that name no deployment (wrong shape or labels), by reflector",
+            metrics.invalid_keys.clone(),
         );
         registry.register(
             "observed_records",
@@ -359,6 +371,13 @@ impl Metrics {
         self.status_repairs
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// `count` keys watched by `reflector` name no deployment.
+    pub fn invalid_keys(&self, reflector: &'static str, count: usize) {
+        self.invalid_keys
+            .get_or_create(&ReflectorLabels { reflector })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// A task record was written (`put`) or removed (`delete`).
