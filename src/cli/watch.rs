@@ -38,7 +38,7 @@ pub struct WatchArgs {
     pub exec: Option<String>,
 
     /// Instead of running a command, print each change as one line of JSON on stdout (the
-    /// document --exec gets on stdin); exits once stdout is closed.
+    /// document --exec gets on stdin); a write to a closed stdout ends the watcher.
     #[arg(long, conflicts_with_all = ["exec", "once"])]
     pub json_lines: bool,
 
