@@ -6,8 +6,10 @@
 #   protobuf-compiler  protoc, which etcd-client's build script runs
 #   libprotobuf-dev    the well-known .proto files (google/protobuf/descriptor.proto) that
 #                      etcd's protos import; protobuf-compiler only recommends it
-#   python3, python3-venv  the example watcher hook, task scripts in tests, and the test that
-#                      drives localmarathon with the Python Marathon client (in a venv)
+#   python3, python3-venv  the example watcher hook, task scripts in tests (the Python shim
+#                      for old images among them), and the tests that drive localmarathon
+#                      with the Python Marathon client and check the shim's Python 2.7
+#                      syntax (each with a package from PyPI in a venv)
 
 # Succeeds when protoc can compile a file importing a well-known type, as etcd-client's
 # build script does.

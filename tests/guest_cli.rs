@@ -485,3 +485,86 @@ fn an_unreachable_etcd_fails_with_one_line_naming_the_endpoint() {
     assert!(stderr.contains(&endpoint), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test]
+async fn a_failed_json_call_prints_the_error_kind_and_message_on_stdout() {
+    let etcd = EtcdServer::start();
+    write_ingestor(&etcd).await;
+    let env = task_env(&etcd);
+    let output = run(
+        &vars(&env),
+        &[
+            "guest",
+            "specific-port",
+            "ingestor",
+            "ingestor_dev.a",
+            "web",
+            "--json",
+        ],
+    );
+    let stderr = failure(&output);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "no_such_port");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("container `ingestor_dev.a` of service `ingestor` has no port `web`"),
+        "{message}"
+    );
+    assert_eq!(stderr.trim_end(), format!("error: {message}"));
+
+    let output = run(&[], &["guest", "container", "--json"]);
+    failure(&output);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "missing_variable");
+
+    let endpoint = format!("http://127.0.0.1:{}", theseus_testkit::free_port());
+    let output = run(
+        &[("ETCD_ENDPOINTS", &endpoint)],
+        &["guest", "node-list", "x", "--etcd-timeout", "1s", "--json"],
+    );
+    failure(&output);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "unreachable");
+}
+
+#[test]
+fn install_python_writes_the_shim_and_keeps_a_changed_file_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("guestutils");
+    let target_text = target.to_str().unwrap();
+    let out = success(&run(&[], &["guest", "install-python", target_text]));
+    assert_eq!(
+        lines(&out),
+        [
+            format!("created {target_text}/guestutils.py"),
+            format!("created {target_text}/watcher.py")
+        ]
+    );
+    for file in theseus::guest::python::FILES {
+        assert_eq!(
+            std::fs::read_to_string(target.join(file.name)).unwrap(),
+            file.contents
+        );
+    }
+    std::fs::write(target.join("guestutils.py"), "# patched by hand\n").unwrap();
+    let stderr = failure(&run(&[], &["guest", "install-python", target_text]));
+    assert!(
+        stderr.contains("guestutils.py exists and differs") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("guestutils.py")).unwrap(),
+        "# patched by hand\n"
+    );
+    let out = success(&run(
+        &[],
+        &["guest", "install-python", target_text, "--force"],
+    ));
+    assert_eq!(
+        lines(&out),
+        [
+            format!("replaced {target_text}/guestutils.py"),
+            format!("unchanged {target_text}/watcher.py")
+        ]
+    );
+}

@@ -307,3 +307,94 @@ async fn the_watcher_waits_for_an_etcd_that_is_not_up_yet() {
     let first = wait_for_runs(dir.path(), "web", 1);
     assert_eq!(first[0].0, "web 1");
 }
+
+/// The changes a `--json-lines` watcher printed so far, one per line.
+fn printed_changes(watch: &Background) -> Vec<Change> {
+    watch
+        .stdout()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn json_lines_prints_every_change_as_one_json_object_per_line() {
+    let etcd = EtcdServer::start();
+    let store = connect(etcd.endpoints(), "").await;
+    let a = task(
+        "web",
+        "dev",
+        "web_dev.a",
+        "10.0.0.1",
+        &[("http", 31080, 80)],
+        &[],
+    );
+    put_task(&store, &a).await;
+    let endpoint = etcd.endpoint();
+    let watch = Background::start(theseus(
+        &[("ETCD_ENDPOINTS", &endpoint), ("WATCHES", "web,db")],
+        &["watch", "--json-lines", "--debounce", "20ms"],
+    ));
+    let wait_for = |what: &str, done: &dyn Fn(&[Change]) -> bool| {
+        wait_until(task_harness::DEADLINE, what, || {
+            done(&printed_changes(&watch))
+        });
+        printed_changes(&watch)
+    };
+    let first = wait_for("both services' first changes are printed", &|c| {
+        c.len() >= 2
+    });
+    let of = |changes: &[Change], service: &str| -> Vec<Change> {
+        changes
+            .iter()
+            .filter(|c| c.service == service)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(of(&first, "db")[0].delta, 0);
+    assert_eq!(of(&first, "web")[0].delta, 1);
+    assert_eq!(ids(&of(&first, "web")[0].added), ["web_dev.a"]);
+
+    delete_task(&store, &a).await;
+    let all = wait_for("the removal is printed", &|c| c.len() >= 3);
+    let web = of(&all, "web");
+    assert_eq!(web.len(), 2, "{all:?}");
+    assert_eq!(web[1].delta, -1);
+    assert_eq!(ids(&web[1].removed), ["web_dev.a"]);
+    assert!(
+        watch.stderr().lines().all(|line| !line.starts_with('{')),
+        "logs stay on stderr"
+    );
+}
+
+#[tokio::test]
+async fn a_json_lines_watcher_whose_reader_is_gone_exits_non_zero() {
+    let etcd = EtcdServer::start();
+    let endpoint = etcd.endpoint();
+    let mut command = theseus(
+        &[("ETCD_ENDPOINTS", &endpoint)],
+        &["watch", "--services", "web", "--json-lines"],
+    );
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: the first change (at start) cannot be written.
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + task_harness::DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the watcher did not exit after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stdout was closed"), "{stderr}");
+}

@@ -5,18 +5,23 @@
 //! service, container or port, and what exists instead) and exits non-zero. The task's
 //! environment (`SERVICE_NAME`, `DEPLOYMENT_NAME`, `MESOS_TASK_ID`, `HOST`, `ETCD_ENDPOINTS`,
 //! `THESEUS_PREFIX`; the old `CONTAINER_NAME` and `CONTAINER_HOST_ADDRESS` too) says who the
-//! task is and where etcd is. See [`crate::guest`] for where every answer comes from.
+//! task is and where etcd is. See [`crate::guest`] for where every answer comes from. With
+//! `--json` a failed call also prints `{"error": {"kind": ..., "message": ...}}` on stdout,
+//! the kind being the error's metric label (`no_such_port`, `unreachable`, ...).
+//!
+//! `install-python DIR` writes the Python shim ([`crate::guest::python`]) for old images.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use serde_json::json;
 
 use super::output::{OutputFormat, print_structured};
 use super::{EtcdArgs, Failure};
 use crate::api::DnsLabel;
-use crate::guest::{Discovery, NodeQuery, TaskEnvironment, ThisTask};
+use crate::guest::{Discovery, NodeQuery, TaskEnvironment, ThisTask, python};
+use crate::store::{Layout, Store};
 
 /// Arguments of `theseus guest`.
 #[derive(Debug, Args)]
@@ -76,6 +81,24 @@ pub enum GuestCall {
         /// The port's name.
         port: String,
     },
+    /// Write guestutils.py and watcher.py, the drop-in Python modules for old images, into
+    /// DIR (created if missing).
+    ///
+    /// They keep the old functions' names and meanings and answer through this binary
+    /// (`$THESEUS_BIN`, else `theseus` on PATH). A file already there with other contents is
+    /// an error and nothing is written, unless --force.
+    InstallPython(InstallPythonArgs),
+}
+
+/// Arguments of `theseus guest install-python`.
+#[derive(Debug, Args)]
+pub struct InstallPythonArgs {
+    /// The directory to write into, e.g. the image's `guestutils/`.
+    pub dir: PathBuf,
+
+    /// Replace files that exist with other contents.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `theseus guest node-list`.
@@ -108,9 +131,28 @@ pub async fn run(args: GuestArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
         (true, _) => OutputFormat::Json,
         (false, format) => format,
     };
+    if let GuestCall::InstallPython(install) = args.call {
+        return install_python(install, format);
+    }
     // A `--prefix` flag names the installation as much as the variable does.
     let env = TaskEnvironment::from_process().with_var("THESEUS_PREFIX", etcd.prefix.clone());
-    let answer = answer(args.call, env, etcd).await?;
+    let answer = match answer(args.call, env, etcd).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            if format != OutputFormat::Table {
+                // Callers of --json (guestutils.py) tell a miss from a failure by its kind.
+                let document = json!({"error": {
+                    "kind": error.metric_label(),
+                    "message": error.to_string(),
+                }});
+                print_structured(format, &document)?;
+            }
+            return Err(match error {
+                crate::guest::Error::Store(error) => Failure::Store(error),
+                other => Failure::problem(other.to_string()),
+            });
+        }
+    };
     if format == OutputFormat::Table {
         for line in &answer.lines {
             println!("{line}");
@@ -134,36 +176,37 @@ fn structured(text: impl ToString, document: serde_json::Value) -> Answer {
     }
 }
 
-async fn answer(call: GuestCall, env: TaskEnvironment, etcd: &EtcdArgs) -> Result<Answer, Failure> {
-    let failed = |error: crate::guest::Error| Failure::problem(error.to_string());
-    let service_label = |service: &str| {
-        DnsLabel::parse("service", service).map_err(|e| Failure::problem(e.to_string()))
-    };
+async fn answer(
+    call: GuestCall,
+    env: TaskEnvironment,
+    etcd: &EtcdArgs,
+) -> Result<Answer, crate::guest::Error> {
+    let service_label = |service: &str| DnsLabel::parse("service", service);
     Ok(match call {
         GuestCall::Env => {
             let name = env.environment_name();
             structured(&name, json!({ "environment": name }))
         }
         GuestCall::Service => {
-            let service = env.service_name().map_err(failed)?;
+            let service = env.service_name()?;
             structured(&service, json!({ "service": service }))
         }
         GuestCall::Container => {
-            let container = env.container_name().map_err(failed)?;
+            let container = env.container_name()?;
             structured(&container, json!({ "container": container }))
         }
         GuestCall::Host => {
-            let host = env.host_address().map_err(failed)?;
+            let host = env.host_address()?;
             structured(&host, json!({ "host": host }))
         }
         GuestCall::InternalAddress => {
-            let task = ThisTask::new(env, etcd.connect().await?);
-            let address = task.internal_address().await.map_err(failed)?;
+            let task = ThisTask::new(env, connect(etcd).await?);
+            let address = task.internal_address().await?;
             structured(address, json!({ "internal_address": address.to_string() }))
         }
         GuestCall::Port { name } => {
-            let task = ThisTask::new(env, etcd.connect().await?);
-            let port = task.port(&name).await.map_err(failed)?;
+            let task = ThisTask::new(env, connect(etcd).await?);
+            let port = task.port(&name).await?;
             structured(port, json!({ "name": name, "port": port }))
         }
         GuestCall::NodeList(args) => {
@@ -173,24 +216,20 @@ async fn answer(call: GuestCall, env: TaskEnvironment, etcd: &EtcdArgs) -> Resul
                 labels: args.labels,
                 minimum: args.minimum,
             };
-            let discovery = Discovery::new(etcd.connect().await?);
+            let discovery = Discovery::new(connect(etcd).await?);
             let listed = match args.wait {
                 Some(wait) => discovery.wait_for_node_list(&service, &query, wait).await,
                 None => discovery.node_list(&service, &query).await,
-            }
-            .map_err(failed)?;
+            }?;
             Answer {
                 lines: listed.iter().map(|l| l.address.clone()).collect(),
-                document: to_value(&listed)?,
+                document: json!(listed),
             }
         }
         GuestCall::SpecificHost { service, container } => {
             let label = service_label(&service)?;
-            let discovery = Discovery::new(etcd.connect().await?);
-            let host = discovery
-                .specific_host(&label, &container)
-                .await
-                .map_err(failed)?;
+            let discovery = Discovery::new(connect(etcd).await?);
+            let host = discovery.specific_host(&label, &container).await?;
             structured(
                 &host,
                 json!({ "service": service, "container": container, "host": host }),
@@ -202,11 +241,8 @@ async fn answer(call: GuestCall, env: TaskEnvironment, etcd: &EtcdArgs) -> Resul
             port,
         } => {
             let label = service_label(&service)?;
-            let discovery = Discovery::new(etcd.connect().await?);
-            let host_port = discovery
-                .specific_port(&label, &container, &port)
-                .await
-                .map_err(failed)?;
+            let discovery = Discovery::new(connect(etcd).await?);
+            let host_port = discovery.specific_port(&label, &container, &port).await?;
             structured(
                 host_port,
                 json!({ "service": service, "container": container, "port": port, "host_port": host_port }),
@@ -218,20 +254,37 @@ async fn answer(call: GuestCall, env: TaskEnvironment, etcd: &EtcdArgs) -> Resul
             port,
         } => {
             let label = service_label(&service)?;
-            let discovery = Discovery::new(etcd.connect().await?);
+            let discovery = Discovery::new(connect(etcd).await?);
             let container_port = discovery
                 .specific_exposed_port(&label, &container, &port)
-                .await
-                .map_err(failed)?;
+                .await?;
             structured(
                 container_port,
                 json!({ "service": service, "container": container, "port": port, "container_port": container_port }),
             )
         }
+        GuestCall::InstallPython(_) => unreachable!("install-python is answered before"),
     })
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(value)
-        .map_err(|error| Failure::problem(format!("cannot encode the answer as JSON: {error}")))
+async fn connect(etcd: &EtcdArgs) -> Result<Store, crate::guest::Error> {
+    let layout = Layout::new(&etcd.prefix)?;
+    Ok(Store::connect(etcd.config(), layout).await?)
+}
+
+fn install_python(args: InstallPythonArgs, format: OutputFormat) -> Result<(), Failure> {
+    let installed = python::install(&args.dir, args.force)
+        .map_err(|error| Failure::problem(error.to_string()))?;
+    if format != OutputFormat::Table {
+        return Ok(print_structured(format, &installed)?);
+    }
+    for file in installed {
+        let action = match file.action {
+            python::Action::Created => "created",
+            python::Action::Replaced => "replaced",
+            python::Action::Unchanged => "unchanged",
+        };
+        println!("{action} {}", file.path.display());
+    }
+    Ok(())
 }

@@ -4,7 +4,8 @@
 //! Waits for etcd when it is not reachable yet (a container may start before etcd answers);
 //! a configuration etcd refuses (bad credentials, TLS files, endpoints) fails at once. Every
 //! hook run, failure and etcd interruption is logged to stderr (`RUST_LOG` tunes it). With
-//! `--once` it prints the endpoints of every watched service and exits, running nothing. See
+//! `--once` it prints the endpoints of every watched service and exits, running nothing; with
+//! `--json-lines` it prints every change as a line of JSON instead of running a command. See
 //! [`crate::guest::watcher`] for the hook's contract.
 
 use std::io::IsTerminal;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
 use crate::api::DnsLabel;
-use crate::guest::watcher::{Change, Debounce, ShellHook, Watcher, WatcherConfig};
+use crate::guest::watcher::{Change, Debounce, JsonLinesHook, ShellHook, Watcher, WatcherConfig};
 use crate::store::Store;
 
 /// Arguments of `theseus watch`.
@@ -33,8 +34,13 @@ pub struct WatchArgs {
 
     /// Shell command run (`sh -c`) on each change, with THESEUS_SERVICE, THESEUS_DELTA and
     /// THESEUS_REVISION set and the change as JSON on stdin.
-    #[arg(long, required_unless_present = "once")]
+    #[arg(long, required_unless_present_any = ["once", "json_lines"])]
     pub exec: Option<String>,
+
+    /// Instead of running a command, print each change as one line of JSON on stdout (the
+    /// document --exec gets on stdin); a write to a closed stdout ends the watcher.
+    #[arg(long, conflicts_with_all = ["exec", "once"])]
+    pub json_lines: bool,
 
     /// Run the hook once changes have been quiet this long.
     #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
@@ -85,20 +91,42 @@ pub async fn run(args: WatchArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
         let current = watcher.current().await.map_err(guest_failure)?;
         return print_current(&current, output);
     }
-    let Some(command) = args.exec else {
-        return Err(Failure::problem(
-            "--exec CMD is required unless --once is given",
-        ));
+    let command = match (args.exec, args.json_lines) {
+        (Some(command), false) => Some(command),
+        (None, true) => None,
+        _ => {
+            return Err(Failure::problem(
+                "give one of --exec CMD, --json-lines or --once",
+            ));
+        }
     };
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
     let Some(store) = connect_when_reachable(etcd, &shutdown).await? else {
         return Ok(());
     };
-    let hook = ShellHook::new(command).with_stop_grace(args.stop_grace);
-    new_watcher(store, config)?.run(hook, shutdown).await;
+    let watcher = new_watcher(store, config)?;
+    let result = match command {
+        Some(command) => {
+            let hook = ShellHook::new(command).with_stop_grace(args.stop_grace);
+            watcher.run(hook, shutdown).await;
+            Ok(())
+        }
+        None => {
+            let hook = JsonLinesHook::new(tokio::io::stdout(), shutdown.clone());
+            let closed = hook.closed();
+            watcher.run(hook, shutdown).await;
+            if closed.is_cancelled() {
+                Err(Failure::problem(
+                    "stdout was closed: nothing reads the --json-lines output any more",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    };
     signals.abort();
-    Ok(())
+    result
 }
 
 fn guest_failure(error: crate::guest::Error) -> Failure {

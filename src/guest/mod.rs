@@ -17,6 +17,9 @@
 //! | `get_specific_exposed_port(service, container, port)` | [`Discovery::specific_exposed_port`] (container port) | `specific-exposed-port` |
 //! | watcher.py | [`watcher::Watcher`] | `theseus watch` |
 //!
+//! For images that keep calling the old Python functions, [`python`] ships a drop-in
+//! `guestutils.py` and `watcher.py` over the `theseus` binary (`theseus guest install-python`).
+//!
 //! Peers are read from the task records the controller writes under
 //! `<p>/observed/<service>/<deployment>/tasks/<task-id>`; a service spans all its
 //! deployments. A node is a *serving* task (running, and healthy where the app has health
@@ -28,6 +31,7 @@ mod environment;
 mod error;
 mod node;
 mod observed;
+pub mod python;
 mod service_tasks;
 mod this_task;
 pub mod watcher;

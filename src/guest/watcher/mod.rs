@@ -47,11 +47,15 @@
 //! `revision` is the etcd revision the state is current at; `nodes` is every endpoint,
 //! sorted by host then task id.
 //!
+//! Instead of a command, [`JsonLinesHook`] prints the same document as one line on the
+//! watcher's stdout (`theseus watch --json-lines`), for a program that reads the stream.
+//!
 //! [`TaskRecord::is_serving`]: crate::api::TaskRecord::is_serving
 
 mod change;
 mod delivery;
 mod hook;
+mod lines;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +67,7 @@ use tokio_util::sync::CancellationToken;
 pub use change::{Change, Endpoints};
 pub use delivery::{DEFAULT_DEBOUNCE, Debounce};
 pub use hook::{DEFAULT_STOP_GRACE, Hook, HookOutcome, ShellHook};
+pub use lines::JsonLinesHook;
 
 use super::Error;
 use super::observed::ObservedTasks;
