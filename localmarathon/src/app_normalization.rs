@@ -252,9 +252,6 @@ fn validate(app: &AppDefinition, rules: &mut Violations) {
             "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.",
         );
     }
-    if app.cpus < 0.001 {
-        rules.add("/cpus", "is less than 0.001");
-    }
     let port_count = match app.network_mode() {
         NetworkMode::Host => app.port_definitions.as_ref().map_or(0, Vec::len),
         _ => app
@@ -357,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_are_invalid_json_and_rule_breaks_are_invalid_objects() {
+    fn what_the_readers_reject_is_invalid_json_and_rule_breaks_are_invalid_objects() {
         match create(json!({"id": "/a", "cmd": "x", "cpus": "lots"})) {
             Err(AppBodyError::InvalidJson(v)) => {
                 assert_eq!(v.into_details()[0].path, "/cpus")
@@ -367,15 +364,21 @@ mod tests {
         match create(
             json!({"id": "/a", "cmd": "x", "upgradeStrategy": {"minimumHealthCapacity": 2}}),
         ) {
-            Err(AppBodyError::Invalid(v)) => {
+            Err(AppBodyError::InvalidJson(v)) => {
                 let d = v.into_details();
                 assert_eq!(d[0].path, "/upgradeStrategy/minimumHealthCapacity");
-                assert_eq!(d[0].errors, ["is greater than 1"]);
+                assert_eq!(d[0].errors, ["error.max"]);
             }
             other => panic!("{other:?}"),
         }
         match create(json!({"id": "/Bad_Id", "cmd": "x"})) {
-            Err(AppBodyError::Invalid(v)) => assert_eq!(v.into_details()[0].path, "/id"),
+            Err(AppBodyError::InvalidJson(v)) => {
+                let d = v.into_details();
+                assert_eq!(
+                    (d[0].path.as_str(), d[0].errors.as_slice()),
+                    ("/id", &["error.pattern".to_string()][..])
+                );
+            }
             other => panic!("{other:?}"),
         }
         match create(json!({"id": "/a"})) {

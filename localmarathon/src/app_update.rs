@@ -1,9 +1,13 @@
 //! Request bodies (`POST`/`PUT`/`PATCH` of apps) read into an [`AppUpdate`].
 //!
 //! [`AppUpdate::parse`] reads a JSON body leniently (unknown and read-only fields are ignored,
-//! `null` means absent) and reports wrong JSON types as Marathon's `400 Invalid JSON`, and
-//! out-of-range values found while reading as `422 Object is not valid`. Turning an update into
-//! a complete definition is `app_normalization.rs`; service ports are assigned when the change
+//! `null` means absent). It follows Marathon 1.10, whose generated RAML readers check types,
+//! `minimum`/`maximum`, `pattern`, `minLength` and enum values while reading: a body that is not
+//! JSON is `400 Invalid JSON` with the parser's message as `details`; a reader failure is
+//! `422 Invalid JSON` with Play-JSON keys (`error.expected.jsnumber`, `error.min`,
+//! `error.pattern`) per path; rules the readers do not know are `422 Object is not valid`.
+//! (Marathon's `MarathonExceptionMapper`: a Jackson parse error is 400, a Play `JsResultException`
+//! 422.) Turning an update into a complete definition is `app_normalization.rs`; service ports are assigned when the change
 //! is applied (`changes.rs`), where all apps are known.
 
 use std::collections::BTreeMap;
@@ -22,10 +26,14 @@ use crate::validation::{Reader, Violations};
 /// Why a body could not become an app.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AppBodyError {
-    /// Not JSON, or fields of the wrong JSON type (HTTP 400).
+    /// Not JSON at all (HTTP 400); the parser's message.
+    #[error("Invalid JSON: {0}")]
+    Malformed(String),
+    /// JSON the readers reject: a wrong type, a value out of range, not matching its pattern or
+    /// not one of its enum values (HTTP 422 `Invalid JSON`).
     #[error("Invalid JSON")]
     InvalidJson(Violations),
-    /// Well-formed but breaking a rule (HTTP 422).
+    /// Read, but breaking a rule (HTTP 422 `Object is not valid`).
     #[error("Object is not valid")]
     Invalid(Violations),
 }
@@ -76,37 +84,36 @@ pub struct AppUpdate {
     pub(crate) written: usize,
 }
 
-fn non_negative(r: &mut Reader<'_>, key: &str, rules: &mut Violations) -> Option<u32> {
+fn non_negative(r: &mut Reader<'_>, key: &str) -> Option<u32> {
     let v = r.integer(key)?;
     if v < 0 {
-        rules.add(r.path(key), "is less than 0");
+        let path = r.path(key);
+        r.errors().add(path, "error.min");
         return None;
     }
     Some(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
-fn bounded_number(
-    r: &mut Reader<'_>,
-    key: &str,
-    min: f64,
-    max: Option<f64>,
-    rules: &mut Violations,
-) -> Option<f64> {
+/// A number with the RAML type's `minimum` (and `maximum`): Play's `error.min`/`error.max`.
+fn bounded_number(r: &mut Reader<'_>, key: &str, min: f64, max: Option<f64>) -> Option<f64> {
     let v = r.number(key)?;
     let path = r.path(key);
-    rules.at_least(&path, v, min);
-    if let Some(max) = max {
-        rules.at_most(&path, v, max);
+    if v < min {
+        r.errors().add(path, "error.min");
+    } else if max.is_some_and(|max| v > max) {
+        r.errors().add(path, "error.max");
     }
     Some(v)
 }
 
-fn port_number(r: &mut Reader<'_>, key: &str, rules: &mut Violations) -> Option<u16> {
+fn port_number(r: &mut Reader<'_>, key: &str) -> Option<u16> {
     let v = r.integer(key)?;
     match u16::try_from(v) {
         Ok(p) => Some(p),
         Err(_) => {
-            rules.add(r.path(key), "is not a port number between 0 and 65535");
+            let path = r.path(key);
+            r.errors()
+                .add(path, if v < 0 { "error.min" } else { "error.max" });
             None
         }
     }
@@ -121,21 +128,25 @@ fn valid_port_name(name: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn read_port_name(r: &mut Reader<'_>, rules: &mut Violations) -> Option<String> {
+fn read_port_name(r: &mut Reader<'_>) -> Option<String> {
     let name = r.string("name")?;
     if !valid_port_name(&name) {
-        rules.add(
-            r.path("name"),
-            "must fully match regular expression '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'",
-        );
+        let path = r.path("name");
+        r.errors().add(path, "error.pattern");
     }
     Some(name)
 }
 
-fn read_protocol(r: &mut Reader<'_>, rules: &mut Violations) -> String {
+/// Records Play's key for a string that is none of its enum's values.
+fn not_in_enum(r: &mut Reader<'_>, key: &str) {
+    let path = r.path(key);
+    r.errors().add(path, "error.expected.validenumvalue");
+}
+
+fn read_protocol(r: &mut Reader<'_>) -> String {
     let p = r.string("protocol").unwrap_or_else(|| "tcp".to_string());
     if !matches!(p.as_str(), "tcp" | "udp" | "udp,tcp") {
-        rules.add(r.path("protocol"), "error.expected.validenumvalue");
+        not_in_enum(r, "protocol");
     }
     p
 }
@@ -150,7 +161,7 @@ fn read_health_check(r: &mut Reader<'_>, rules: &mut Violations) -> HealthCheck 
         Some("MESOS_HTTPS") => HealthProtocol::MesosHttps,
         Some("MESOS_TCP") => HealthProtocol::MesosTcp,
         Some(_) => {
-            rules.add(r.path("protocol"), "error.expected.validenumvalue");
+            not_in_enum(r, "protocol");
             HealthProtocol::Http
         }
     };
@@ -165,8 +176,8 @@ fn read_health_check(r: &mut Reader<'_>, rules: &mut Violations) -> HealthCheck 
             | HealthProtocol::MesosHttp
             | HealthProtocol::MesosHttps
     );
-    let port = port_number(r, "port", rules);
-    let mut port_index = non_negative(r, "portIndex", rules);
+    let port = port_number(r, "port");
+    let mut port_index = non_negative(r, "portIndex");
     if protocol == HealthProtocol::Command {
         if command.is_none() {
             rules.add(
@@ -179,14 +190,14 @@ fn read_health_check(r: &mut Reader<'_>, rules: &mut Violations) -> HealthCheck 
     }
     HealthCheck {
         command,
-        grace_period_seconds: non_negative(r, "gracePeriodSeconds", rules).unwrap_or(300),
+        grace_period_seconds: non_negative(r, "gracePeriodSeconds").unwrap_or(300),
         ignore_http1xx: r.boolean("ignoreHttp1xx").or(matches!(
             protocol,
             HealthProtocol::Http | HealthProtocol::Https
         )
         .then_some(false)),
-        interval_seconds: non_negative(r, "intervalSeconds", rules).unwrap_or(60),
-        max_consecutive_failures: non_negative(r, "maxConsecutiveFailures", rules).unwrap_or(3),
+        interval_seconds: non_negative(r, "intervalSeconds").unwrap_or(60),
+        max_consecutive_failures: non_negative(r, "maxConsecutiveFailures").unwrap_or(3),
         path: r
             .string("path")
             .or(is_http.then(|| "/".to_string()))
@@ -195,19 +206,19 @@ fn read_health_check(r: &mut Reader<'_>, rules: &mut Violations) -> HealthCheck 
         port,
         protocol,
         ip_protocol: r.string("ipProtocol"),
-        timeout_seconds: non_negative(r, "timeoutSeconds", rules).unwrap_or(20),
-        delay_seconds: non_negative(r, "delaySeconds", rules).unwrap_or(15),
+        timeout_seconds: non_negative(r, "timeoutSeconds").unwrap_or(20),
+        delay_seconds: non_negative(r, "delaySeconds").unwrap_or(15),
     }
 }
 
-fn read_port_mapping(r: &mut Reader<'_>, rules: &mut Violations) -> PortMapping {
+fn read_port_mapping(r: &mut Reader<'_>) -> PortMapping {
     PortMapping {
-        container_port: port_number(r, "containerPort", rules).unwrap_or(0),
-        host_port: port_number(r, "hostPort", rules),
+        container_port: port_number(r, "containerPort").unwrap_or(0),
+        host_port: port_number(r, "hostPort"),
         labels: r.string_map("labels").unwrap_or_default(),
-        name: read_port_name(r, rules),
-        protocol: read_protocol(r, rules),
-        service_port: port_number(r, "servicePort", rules).unwrap_or(0),
+        name: read_port_name(r),
+        protocol: read_protocol(r),
+        service_port: port_number(r, "servicePort").unwrap_or(0),
         network_names: r.strings("networkNames").unwrap_or_default(),
     }
 }
@@ -218,7 +229,7 @@ fn read_container(r: &mut Reader<'_>, rules: &mut Violations) -> (Container, Opt
         None | Some("DOCKER") => ContainerKind::Docker,
         Some("MESOS") => ContainerKind::Mesos,
         Some(_) => {
-            rules.add(r.path("type"), "error.expected.validenumvalue");
+            not_in_enum(r, "type");
             ContainerKind::Docker
         }
     };
@@ -226,7 +237,7 @@ fn read_container(r: &mut Reader<'_>, rules: &mut Violations) -> (Container, Opt
     let mut legacy_mappings = None;
     let docker = r.nested("docker", |d| {
         legacy_network = d.string("network");
-        legacy_mappings = d.each("portMappings", |m| read_port_mapping(m, rules));
+        legacy_mappings = d.each("portMappings", read_port_mapping);
         let image = d.string("image");
         if image.as_deref().is_none_or(str::is_empty) {
             rules.add(d.path("image"), "must not be empty");
@@ -252,7 +263,7 @@ fn read_container(r: &mut Reader<'_>, rules: &mut Violations) -> (Container, Opt
         );
     }
     let mappings = r
-        .each("portMappings", |m| read_port_mapping(m, rules))
+        .each("portMappings", read_port_mapping)
         .or(legacy_mappings);
     let container = Container {
         kind,
@@ -301,14 +312,11 @@ fn normalise_fetch(item: &Value) -> Value {
 }
 
 impl AppUpdate {
-    /// Reads a request body. Wrong JSON types are `InvalidJson`; range violations found while
-    /// reading are `Invalid`.
+    /// Reads a request body: not JSON is `Malformed`; what the RAML readers reject is
+    /// `InvalidJson`; other rule breaks found while reading are `Invalid`.
     pub fn parse(body: &[u8]) -> Result<AppUpdate, AppBodyError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            let mut v = Violations::default();
-            v.add("/", format!("Unexpected JSON: {e}"));
-            AppBodyError::InvalidJson(v)
-        })?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| AppBodyError::Malformed(e.to_string()))?;
         Self::from_value(&value)
     }
 
@@ -367,7 +375,7 @@ impl AppUpdate {
                 Some("container/bridge") => NetworkMode::ContainerBridge,
                 None | Some("container") => NetworkMode::Container,
                 Some(_) => {
-                    rules.add(n.path("mode"), "error.expected.validenumvalue");
+                    not_in_enum(n, "mode");
                     NetworkMode::Host
                 }
             },
@@ -375,9 +383,9 @@ impl AppUpdate {
         });
         let port_definitions = r
             .each("portDefinitions", |p| PortDefinition {
-                port: port_number(p, "port", rules).unwrap_or(0),
-                protocol: read_protocol(p, rules),
-                name: read_port_name(p, rules),
+                port: port_number(p, "port").unwrap_or(0),
+                protocol: read_protocol(p),
+                name: read_port_name(p),
                 labels: p.string_map("labels").unwrap_or_default(),
             })
             .or_else(|| {
@@ -403,16 +411,10 @@ impl AppUpdate {
                 )
             });
         let upgrade_strategy = r.nested("upgradeStrategy", |u| UpgradeStrategy {
-            maximum_over_capacity: bounded_number(u, "maximumOverCapacity", 0.0, Some(1.0), rules)
+            maximum_over_capacity: bounded_number(u, "maximumOverCapacity", 0.0, Some(1.0))
                 .unwrap_or(1.0),
-            minimum_health_capacity: bounded_number(
-                u,
-                "minimumHealthCapacity",
-                0.0,
-                Some(1.0),
-                rules,
-            )
-            .unwrap_or(1.0),
+            minimum_health_capacity: bounded_number(u, "minimumHealthCapacity", 0.0, Some(1.0))
+                .unwrap_or(1.0),
         });
         let unreachable_strategy = match r.raw("unreachableStrategy") {
             None => None,
@@ -434,10 +436,7 @@ impl AppUpdate {
                 }
             }),
             Some(_) => {
-                rules.add(
-                    r.path("unreachableStrategy"),
-                    "error.expected.validenumvalue",
-                );
+                not_in_enum(r, "unreachableStrategy");
                 None
             }
         };
@@ -446,7 +445,7 @@ impl AppUpdate {
             Some("YOUNGEST_FIRST") => Some(KillSelection::YoungestFirst),
             Some("OLDEST_FIRST") => Some(KillSelection::OldestFirst),
             Some(_) => {
-                rules.add(r.path("killSelection"), "error.expected.validenumvalue");
+                not_in_enum(r, "killSelection");
                 None
             }
         };
@@ -462,13 +461,15 @@ impl AppUpdate {
             });
         let cmd = r.string("cmd");
         if cmd.as_deref() == Some("") {
-            rules.add(r.path("cmd"), "must not be empty");
+            let path = r.path("cmd");
+            r.errors().add(path, "error.minLength");
         }
         let executor = r.string("executor");
         if let Some(e) = &executor
             && !(e.is_empty() || e == "//cmd" || !e.contains("//"))
         {
-            rules.add(r.path("executor"), "must be empty, //cmd or a path");
+            let path = r.path("executor");
+            r.errors().add(path, "error.pattern");
         }
         let written = [
             "id",
@@ -517,24 +518,24 @@ impl AppUpdate {
             version: r.string("version"),
             accepted_resource_roles: r.strings("acceptedResourceRoles"),
             args: r.strings("args"),
-            backoff_factor: bounded_number(r, "backoffFactor", 1.0, None, rules),
-            backoff_seconds: non_negative(r, "backoffSeconds", rules),
+            backoff_factor: bounded_number(r, "backoffFactor", 1.0, None),
+            backoff_seconds: non_negative(r, "backoffSeconds"),
             cmd,
             constraints,
             container,
             legacy_docker_network,
-            cpus: bounded_number(r, "cpus", 0.0, None, rules),
+            cpus: bounded_number(r, "cpus", 0.001, None),
             dependencies: r.strings("dependencies"),
-            disk: bounded_number(r, "disk", 0.0, None, rules),
+            disk: bounded_number(r, "disk", 0.0, None),
             env: read_env(r),
             executor,
             fetch,
             health_checks: r.each("healthChecks", |h| read_health_check(h, rules)),
-            instances: non_negative(r, "instances", rules),
+            instances: non_negative(r, "instances"),
             labels: r.string_map("labels"),
-            max_launch_delay_seconds: non_negative(r, "maxLaunchDelaySeconds", rules),
-            mem: bounded_number(r, "mem", 0.0, None, rules),
-            gpus: non_negative(r, "gpus", rules),
+            max_launch_delay_seconds: non_negative(r, "maxLaunchDelaySeconds"),
+            mem: bounded_number(r, "mem", 0.0, None),
+            gpus: non_negative(r, "gpus"),
             ip_address: r.raw("ipAddress").cloned(),
             networks,
             port_definitions,
@@ -544,7 +545,7 @@ impl AppUpdate {
             secrets: r
                 .object("secrets")
                 .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            task_kill_grace_period_seconds: non_negative(r, "taskKillGracePeriodSeconds", rules),
+            task_kill_grace_period_seconds: non_negative(r, "taskKillGracePeriodSeconds"),
             upgrade_strategy,
             user: r.string("user"),
             kill_selection,
@@ -579,13 +580,21 @@ impl AppUpdate {
 pub fn create_id(update: &AppUpdate) -> Result<AppId, AppBodyError> {
     let mut v = Violations::default();
     match update.id.as_deref() {
+        // `id` is a required `PathId` in the RAML `App` type: its reader rejects a missing id
+        // and one off the pattern; the root group is refused later, by validation.
         None => {
             v.add("/id", "error.path.missing");
-            Err(AppBodyError::Invalid(v))
+            Err(AppBodyError::InvalidJson(v))
         }
-        Some(raw) => AppId::parse(raw).map_err(|e: AppIdError| {
-            v.add("/id", e.to_string());
-            AppBodyError::Invalid(v)
+        Some(raw) => AppId::parse(raw).map_err(|e: AppIdError| match e {
+            AppIdError::InvalidSegment { .. } => {
+                v.add("/id", "error.pattern");
+                AppBodyError::InvalidJson(v)
+            }
+            AppIdError::Root => {
+                v.add("/id", e.to_string());
+                AppBodyError::Invalid(v)
+            }
         }),
     }
 }

@@ -42,17 +42,13 @@ pub struct HealthRecord {
     pub alive: bool,
     /// Failures since the last success.
     pub consecutive_failures: u32,
-    /// First success.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// First success; `null` until there is one (Marathon always writes all seven keys).
     pub first_success: Option<Timestamp>,
     /// Last failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<Timestamp>,
     /// Last success.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success: Option<Timestamp>,
     /// Why the last probe failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure_cause: Option<String>,
     /// The instance.
     pub instance_id: InstanceId,
@@ -346,5 +342,37 @@ mod tests {
             );
             assert_ne!(v, Verdict::Kill);
         }
+    }
+
+    #[test]
+    fn a_never_healthy_record_still_writes_all_seven_keys_with_nulls() {
+        let instance = InstanceId::new(&AppId::parse("/a").unwrap());
+        let mut slot = None;
+        HealthRecord::record(
+            &mut slot,
+            &instance,
+            &check(0, 3),
+            &Err("refused".into()),
+            Duration::from_secs(1),
+            Timestamp::from_millis(0),
+        );
+        let json = serde_json::to_value(slot.unwrap()).unwrap();
+        let object = json.as_object().unwrap();
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "alive",
+                "consecutiveFailures",
+                "firstSuccess",
+                "instanceId",
+                "lastFailure",
+                "lastFailureCause",
+                "lastSuccess"
+            ]
+        );
+        assert!(object["firstSuccess"].is_null() && object["lastSuccess"].is_null());
+        assert_eq!(object["lastFailureCause"], "refused");
     }
 }

@@ -133,6 +133,7 @@ impl LocalMarathon {
             sandbox_root: None,
             heartbeat: Duration::from_secs(10),
             state_dir: None,
+            docker_host: None,
         }
     }
 }
@@ -146,6 +147,7 @@ pub struct Builder {
     sandbox_root: Option<PathBuf>,
     heartbeat: Duration,
     state_dir: Option<PathBuf>,
+    docker_host: Option<String>,
 }
 
 impl Builder {
@@ -165,6 +167,13 @@ impl Builder {
     /// Chooses the executor.
     pub fn executor(mut self, executor: ExecutorKind) -> Self {
         self.executor = executor;
+        self
+    }
+
+    /// The Docker engine Docker-image tasks run on (`DOCKER_HOST` syntax, e.g.
+    /// `unix:///var/run/docker.sock`); by default the one the `docker` CLI reaches.
+    pub fn docker_host(mut self, host: impl Into<String>) -> Self {
+        self.docker_host = Some(host.into());
         self
     }
 
@@ -250,7 +259,11 @@ impl Builder {
         }
         let (update_tx, update_rx) = mpsc::unbounded_channel();
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
-        let executor = Arc::new(Executor::start(self.executor, update_tx)?);
+        let executor = Arc::new(Executor::start(
+            self.executor,
+            self.docker_host.clone(),
+            update_tx,
+        )?);
         let stop = CancellationToken::new();
         let probes = TaskTracker::new();
         let scheduler = tokio::spawn(scheduler::run(

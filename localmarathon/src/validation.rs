@@ -1,9 +1,10 @@
 //! Reading untyped JSON request bodies into typed values while collecting Marathon-style errors.
 //!
-//! Marathon answers a body whose fields have the wrong JSON type with `400 Invalid JSON` and
-//! Play-JSON error keys (`error.expected.jsnumber`), and a well-typed body that breaks a rule with
-//! `422 Object is not valid`; both carry `details: [{path, errors}]` with JSON-pointer-like paths.
-//! [`Reader`] collects the first kind, [`Violations`] the second.
+//! Marathon 1.10 answers a body its readers reject (a wrong JSON type, a value outside the RAML
+//! type's limits) with `422 Invalid JSON` and Play-JSON error keys (`error.expected.jsnumber`,
+//! `error.min`), and a readable body that breaks a rule with `422 Object is not valid`; both
+//! carry `details: [{path, errors}]` with JSON-pointer-like paths. [`Reader`] collects the first
+//! kind; [`Violations`] holds either.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -43,20 +44,6 @@ impl Violations {
     /// The collected details.
     pub fn into_details(self) -> Vec<ErrorDetail> {
         self.0
-    }
-
-    /// Checks `value >= min`.
-    pub fn at_least(&mut self, path: &str, value: f64, min: f64) {
-        if value < min {
-            self.add(path, format!("is less than {}", number_text(min)));
-        }
-    }
-
-    /// Checks `value <= max`.
-    pub fn at_most(&mut self, path: &str, value: f64, max: f64) {
-        if value > max {
-            self.add(path, format!("is greater than {}", number_text(max)));
-        }
     }
 }
 

@@ -56,7 +56,8 @@ async fn creating_an_app_answers_201_with_location_deployment_id_and_the_normali
     let app: Value = response.json().await.unwrap();
     assert_eq!(app["id"], "/web/api");
     assert_eq!(app["deployments"], json!([{ "id": deployment }]));
-    assert_eq!(app["tasks"], json!([]));
+    // Marathon 1.10's create answer has counts and deployments, but no `tasks` key.
+    assert!(app.get("tasks").is_none(), "{app:#}");
     for count in [
         "tasksStaged",
         "tasksRunning",
@@ -185,6 +186,25 @@ async fn the_app_answer_validates_against_marathons_app_schema_and_example_keys(
         assert_eq!(task["state"], "TASK_RUNNING");
         let health = &task["healthCheckResults"][0];
         assert_eq!(health["alive"], true);
+        // Marathon writes all seven keys, `null` for what has not happened yet.
+        assert_eq!(
+            keys(health),
+            [
+                "alive",
+                "consecutiveFailures",
+                "firstSuccess",
+                "instanceId",
+                "lastFailure",
+                "lastFailureCause",
+                "lastSuccess",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>(),
+            "{health:#}"
+        );
+        assert_eq!(health["lastFailure"], Value::Null);
+        assert_eq!(health["lastFailureCause"], Value::Null);
         assert!(
             health["instanceId"]
                 .as_str()
@@ -231,18 +251,35 @@ async fn errors_carry_marathons_status_codes_and_bodies() {
             json!({"id": "/x", "cmd": "y", "upgradeStrategy": {"minimumHealthCapacity": 1.5}}),
         )
         .await;
-    assert_eq!(status, 422);
+    // Marathon 1.10's RAML readers check limits and patterns while reading the JSON.
     assert_eq!(
-        body,
-        json!({"message": "Object is not valid", "details": [
-            {"path": "/upgradeStrategy/minimumHealthCapacity", "errors": ["is greater than 1"]}]})
+        (status, body),
+        (
+            422,
+            json!({"message": "Invalid JSON", "details": [
+                {"path": "/upgradeStrategy/minimumHealthCapacity", "errors": ["error.max"]}]})
+        )
     );
-
+    let (status, body) = lm
+        .post("/v2/apps", json!({"id": "/x", "cmd": "y", "cpus": -1}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"message": "Invalid JSON", "details": [{"path": "/cpus", "errors": ["error.min"]}]})
+        )
+    );
     let (status, body) = lm
         .post("/v2/apps", json!({"id": "/Upper", "cmd": "y"}))
         .await;
-    assert_eq!(status, 422);
-    assert_eq!(body["details"][0]["path"], "/id");
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"message": "Invalid JSON", "details": [{"path": "/id", "errors": ["error.pattern"]}]})
+        )
+    );
 
     let (status, body) = lm.post("/v2/apps", json!({"id": "/x"})).await;
     assert_eq!(status, 422);
@@ -257,10 +294,12 @@ async fn errors_carry_marathons_status_codes_and_bodies() {
             json!({"id": "/x", "cmd": "y", "instances": "two"}),
         )
         .await;
-    assert_eq!(status, 400);
     assert_eq!(
-        body,
-        json!({"message": "Invalid JSON", "details": [{"path": "/instances", "errors": ["error.expected.jsnumber"]}]})
+        (status, body),
+        (
+            422,
+            json!({"message": "Invalid JSON", "details": [{"path": "/instances", "errors": ["error.expected.jsnumber"]}]})
+        )
     );
     let raw = lm
         .http
@@ -271,6 +310,15 @@ async fn errors_carry_marathons_status_codes_and_bodies() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 400);
+    // Not JSON at all: `details` is the parser's message, a string.
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["message"], "Invalid JSON");
+    assert!(
+        body["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("line 1")),
+        "{body}"
+    );
 
     let (status, body) = lm.delete("/v2/apps/dup/tasks/nope").await;
     assert_eq!(

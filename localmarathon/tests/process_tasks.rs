@@ -358,11 +358,12 @@ async fn an_upgrade_waits_for_new_tasks_to_pass_their_health_checks() {
 
 #[tokio::test]
 async fn a_docker_image_app_fails_with_a_clear_message_without_an_engine() {
-    if common::docker_engine_present().await {
-        eprintln!("a Docker engine answers here; the no-engine path is not observable");
-        return;
-    }
-    let lm = start(ExecutorKind::Process).await;
+    let lm = common::start_with(
+        localmarathon::LocalMarathon::builder()
+            .executor(ExecutorKind::Process)
+            .docker_host("unix:///nonexistent/docker.sock"),
+    )
+    .await;
     let events = lm.events().await;
     create(
         &lm,

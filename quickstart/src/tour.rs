@@ -81,9 +81,9 @@ pub async fn run(
     heading("the deployments and their status");
     theseus(addresses, &["get"])?;
     println!(
-        "(ingestor/dev is the old system's example: its image needs a Docker engine, which this \
-         machine does not run, so its tasks fail with a message saying so; `theseus get -o json \
-         ingestor/dev` shows it.)"
+        "(ingestor/dev is the old system's example: its image cannot run here, because its \
+         registry cannot be reached or no Docker engine runs, so its tasks fail with a message \
+         saying which; `theseus get -o json ingestor/dev` shows it.)"
     );
 
     heading("the endpoints of the hello service, from /observed");

@@ -279,7 +279,7 @@ impl fmt::Display for Target {
 struct ErrorBody {
     #[serde(default)]
     message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "details_list_or_text")]
     details: Vec<ErrorDetail>,
     #[serde(default)]
     deployments: Option<Vec<DeploymentRef>>,
@@ -296,6 +296,27 @@ impl ErrorBody {
     fn message(&self) -> String {
         self.message.clone().unwrap_or_default()
     }
+}
+
+/// Marathon's `details`: a list of `{path, errors}`, or (for a body that is not JSON, 400
+/// `Invalid JSON`) the parser's message as one string, read as a detail at `/`.
+fn details_list_or_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ErrorDetail>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Details {
+        List(Vec<ErrorDetail>),
+        Text(String),
+    }
+    Ok(match Option::<Details>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(Details::List(list)) => list,
+        Some(Details::Text(text)) => vec![ErrorDetail {
+            path: "/".to_owned(),
+            errors: vec![text],
+        }],
+    })
 }
 
 /// The start of a body, as text, for messages.
@@ -466,6 +487,20 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("/upgradeStrategy/minimumHealthCapacity: is greater than 1"));
         assert!(message.contains("app `/foo`"));
+    }
+
+    #[test]
+    fn a_parser_message_as_details_is_read_as_one_detail() {
+        let body = br#"{"message":"Invalid JSON","details":"Unexpected end-of-input at line 1"}"#;
+        let error = from_status(&app(false), &url(), StatusCode::BAD_REQUEST, body);
+        let Error::Invalid {
+            message, details, ..
+        } = &error
+        else {
+            panic!("expected Invalid, got {error:?}");
+        };
+        assert_eq!(message, "Invalid JSON");
+        assert_eq!(details[0].errors, ["Unexpected end-of-input at line 1"]);
     }
 
     #[test]

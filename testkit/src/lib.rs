@@ -16,6 +16,9 @@
 //! - [`etcdctl`] and [`EtcdServer::etcdctl`]: run `etcdctl` (API v3) the way a user would.
 //! - [`free_port`], [`free_ports`], [`wait_until`] and [`wait_until_async`]: wait on a
 //!   condition with a deadline instead of sleeping a fixed time.
+//! - [`image`]: Docker images of the workspace's own binaries (`FROM scratch`, tagged by a
+//!   content hash and reused while unchanged), whether an engine answers, and a guard that
+//!   removes a test's containers.
 //!
 //! # Requirements
 //!
@@ -51,6 +54,7 @@
 
 mod cluster;
 mod etcdctl;
+pub mod image;
 mod member;
 mod ports;
 mod process;

@@ -2,7 +2,8 @@
 //! uses, so that the examples need nothing from outside this repository.
 //!
 //! - `theseus-hello serve [--port-name http]` listens on `$HOST:$PORT_<NAME>` (Marathon's
-//!   variables for a command app's named port) and answers every request with one JSON line
+//!   variables for a command app's named port), or on `--listen ADDRESS:PORT` (a container on
+//!   a bridge network listens on its container port on every address), and answers every request with one JSON line
 //!   saying which task answered: service, deployment, task id, labels, host and port.
 //! - `theseus-hello fetch URL` makes one HTTP GET and prints the answer, so a shell loop in a
 //!   task can call the servers it found with `theseus guest node-list`.
@@ -30,6 +31,9 @@ enum Command {
         /// The name of the port in the deployment's spec.
         #[arg(long, default_value = "http")]
         port_name: String,
+        /// Listen here instead, e.g. `0.0.0.0:8080` inside a container.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// GET a URL and print the answer's body.
     Fetch {
@@ -43,7 +47,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { port_name } => serve(&port_name),
+        Command::Serve { port_name, listen } => serve(&port_name, listen),
         Command::Fetch {
             url,
             timeout_seconds,
@@ -59,14 +63,22 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
 }
 
-fn serve(port_name: &str) -> anyhow::Result<()> {
-    let variable = format!("PORT_{}", port_name.to_ascii_uppercase().replace('-', "_"));
-    let port: u16 = std::env::var(&variable)
-        .or_else(|_| std::env::var("PORT0"))
-        .with_context(|| format!("neither {variable} nor PORT0 is set: run me as a Marathon task"))?
-        .parse()
-        .with_context(|| format!("{variable} is not a port number"))?;
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+fn serve(port_name: &str, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let (host, port) = match listen {
+        Some(address) => (address.ip().to_string(), address.port()),
+        None => {
+            let variable = format!("PORT_{}", port_name.to_ascii_uppercase().replace('-', "_"));
+            let port: u16 = std::env::var(&variable)
+                .or_else(|_| std::env::var("PORT0"))
+                .with_context(|| {
+                    format!("neither {variable} nor PORT0 is set: run me as a Marathon task")
+                })?
+                .parse()
+                .with_context(|| format!("{variable} is not a port number"))?;
+            let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+            (host, port)
+        }
+    };
     let listener = TcpListener::bind((host.as_str(), port))
         .with_context(|| format!("listen on {host}:{port}"))?;
     let answer = serde_json::json!({

@@ -209,9 +209,10 @@ pub async fn create(
         let record = st
             .app(&id)
             .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
+        // Marathon 1.10 answers a create with counts and deployments but no `tasks` key.
         let embed = Embed {
             counts: true,
-            tasks: true,
+            tasks: false,
             deployments: true,
             last_task_failure: false,
             readiness: false,

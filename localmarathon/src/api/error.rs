@@ -26,7 +26,10 @@ pub enum ApiError {
         /// The deployments holding it.
         deployments: Vec<DeploymentId>,
     },
-    /// 400 `Invalid JSON`.
+    /// 400 `Invalid JSON`: the body is not JSON; `details` is the parser's message.
+    #[error("Invalid JSON: {0}")]
+    MalformedJson(String),
+    /// 422 `Invalid JSON`: JSON that Marathon's readers reject, `details` per path.
     #[error("Invalid JSON")]
     InvalidJson(Vec<ErrorDetail>),
     /// 422 `Object is not valid`.
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Locked { .. } => "locked",
+            ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::Invalid(_) => "invalid",
             ApiError::BadRequest(_) => "bad_request",
@@ -62,6 +66,7 @@ impl ApiError {
 impl From<AppBodyError> for ApiError {
     fn from(e: AppBodyError) -> Self {
         match e {
+            AppBodyError::Malformed(m) => ApiError::MalformedJson(m),
             AppBodyError::InvalidJson(v) => ApiError::InvalidJson(v.into_details()),
             AppBodyError::Invalid(v) => ApiError::Invalid(v.into_details()),
         }
@@ -106,8 +111,12 @@ impl IntoResponse for ApiError {
                     "deployments": deployments.iter().map(|d| json!({"id": d})).collect::<Vec<_>>(),
                 }),
             ),
-            ApiError::InvalidJson(details) => (
+            ApiError::MalformedJson(message) => (
                 StatusCode::BAD_REQUEST,
+                json!({ "message": "Invalid JSON", "details": message }),
+            ),
+            ApiError::InvalidJson(details) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
                 json!({ "message": "Invalid JSON", "details": details }),
             ),
             ApiError::Invalid(details) => (

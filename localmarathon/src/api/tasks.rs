@@ -67,8 +67,8 @@ pub async fn delete_many(
     let scale = q.flag("scale", false)?;
     let wipe = q.flag("wipe", false)?;
     let force = q.flag("force", false)?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let ids: Vec<String> = value
         .get("ids")
         .and_then(|v| v.as_array())

@@ -1,11 +1,15 @@
-//! The safety net that kills task process groups if localmarathon itself dies.
+//! The safety net that kills task process groups, and removes task containers, if localmarathon
+//! itself dies.
 //!
 //! `PR_SET_PDEATHSIG` on each child only reaches the direct child, and only fires when the
 //! spawning *thread* exits. The guardian covers the rest: a small `sh` loop in its own process
 //! group reads `+PGID` / `-PGID` lines from a pipe whose only writer is localmarathon. When
 //! localmarathon exits for any reason, even SIGKILL, the kernel closes the pipe, the guardian
-//! reads end-of-file and sends SIGKILL to every process group still registered. On a graceful
-//! shutdown every group is already gone and the guardian exits having killed nothing.
+//! reads end-of-file and sends SIGKILL to every process group still registered. A `=INSTANCE`
+//! line registers an executor instance that runs containers: at end-of-file the guardian also
+//! removes every container labelled with it (`docker rm --force`), those still being created
+//! included. On a graceful shutdown every group and container is already gone and the guardian
+//! exits having killed nothing.
 
 use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -13,8 +17,11 @@ use std::sync::Mutex;
 
 const SCRIPT: &str = r#"
 groups=" "
+instance=""
 while IFS= read -r line; do
   case "$line" in
+    =*) instance="${line#=}" ;;
+    @*) DOCKER_HOST="${line#@}"; export DOCKER_HOST ;;
     +*) groups="$groups${line#+} " ;;
     -*) kept=" "
         for g in $groups; do [ "$g" = "${line#-}" ] || kept="$kept$g "; done
@@ -22,12 +29,17 @@ while IFS= read -r line; do
   esac
 done
 for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
+if [ -n "$instance" ]; then
+  ids=$(docker ps --all --quiet --filter "label=localmarathon.instance=$instance" 2>/dev/null)
+  [ -z "$ids" ] || docker rm --force --volumes $ids >/dev/null 2>&1
+fi
 "#;
 
 /// The running guardian.
 #[derive(Debug)]
 pub struct Guardian {
     inner: Mutex<Option<(Child, ChildStdin)>>,
+    containers: std::sync::atomic::AtomicBool,
 }
 
 impl Guardian {
@@ -49,6 +61,7 @@ impl Guardian {
             .ok_or_else(|| std::io::Error::other("guardian has no stdin"))?;
         Ok(Guardian {
             inner: Mutex::new(Some((child, stdin))),
+            containers: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -64,6 +77,24 @@ impl Guardian {
     /// Registers a task's process group.
     pub fn watch(&self, pgid: u32) {
         self.send(&format!("+{pgid}"));
+    }
+
+    /// Registers the executor instance whose containers (label
+    /// [`super::docker::INSTANCE_LABEL`]) are removed should localmarathon die. Only the first
+    /// call writes to the guardian.
+    pub fn watch_containers(&self, instance: &str, docker_host: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        if !self.containers.swap(true, Ordering::SeqCst) {
+            if let Some(host) = docker_host {
+                self.send(&format!("@{host}"));
+            }
+            self.send(&format!("={instance}"));
+        }
+    }
+
+    /// Whether an instance's containers were registered.
+    pub fn runs_containers(&self) -> bool {
+        self.containers.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Forgets a process group that has ended.

@@ -5,6 +5,7 @@
 //! everything they spawn (a `TaskTracker` plus a cancellation token), so [`Executor::shutdown`]
 //! returns only when every task has ended.
 
+mod container;
 pub mod docker;
 pub mod guardian;
 pub mod process;
@@ -105,12 +106,16 @@ pub enum Executor {
 
 impl Executor {
     /// Starts an executor of `kind` reporting on `updates`.
+    /// `docker_host` is the engine Docker-image tasks use (`None`: the `docker` CLI's own).
     pub fn start(
         kind: ExecutorKind,
+        docker_host: Option<String>,
         updates: mpsc::UnboundedSender<ExecutorUpdate>,
     ) -> Result<Executor, Error> {
         Ok(match kind {
-            ExecutorKind::Process => Executor::Process(process::ProcessExecutor::start(updates)?),
+            ExecutorKind::Process => {
+                Executor::Process(process::ProcessExecutor::start(docker_host, updates)?)
+            }
             ExecutorKind::Sim => Executor::Sim(sim::SimExecutor::new(updates)),
         })
     }

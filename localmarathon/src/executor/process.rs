@@ -5,7 +5,8 @@
 //! `PR_SET_PDEATHSIG=SIGKILL`. Killing a task sends SIGTERM to its process group and SIGKILL
 //! after the app's `taskKillGracePeriodSeconds`; when the main process ends, whatever is left of
 //! its group is killed too, as Mesos tears down a container. The [`Guardian`] kills every group
-//! should localmarathon die without cleaning up.
+//! should localmarathon die without cleaning up. Docker-image tasks run as containers on the
+//! local engine instead ([`super::container`]), under the same kill token and guardian.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,8 +19,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::container::ContainerTask;
+use super::docker::Engine;
 use super::guardian::Guardian;
-use super::{Error, ExecutorUpdate, LaunchSpec, TaskCommand, docker};
+use super::{Error, ExecutorUpdate, LaunchSpec, TaskCommand};
 use crate::task::{ExitStatus, TaskEvent, TaskId};
 
 #[derive(Debug)]
@@ -36,6 +39,7 @@ pub struct ProcessExecutor {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     guardian: Arc<Guardian>,
+    engine: Arc<Engine>,
 }
 
 fn signal_group(pgid: u32, signal: Signal) {
@@ -86,13 +90,21 @@ async fn finish_group(pgid: u32) {
 
 impl ProcessExecutor {
     /// Starts the executor and its guardian.
-    pub fn start(updates: mpsc::UnboundedSender<ExecutorUpdate>) -> Result<Self, Error> {
+    pub fn start(
+        docker_host: Option<String>,
+        updates: mpsc::UnboundedSender<ExecutorUpdate>,
+    ) -> Result<Self, Error> {
         Ok(ProcessExecutor {
             updates,
             running: Arc::default(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             guardian: Arc::new(Guardian::start().map_err(Error::Guardian)?),
+            // Unique per executor, so that this one only ever touches its own containers.
+            engine: Arc::new(Engine::new(
+                uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+                docker_host,
+            )),
         })
     }
 
@@ -113,6 +125,7 @@ impl ProcessExecutor {
             updates: self.updates.clone(),
             running: self.running.clone(),
             guardian: self.guardian.clone(),
+            engine: self.engine.clone(),
             kill,
         };
         self.tracker.spawn(supervisor.run(spec));
@@ -151,6 +164,9 @@ impl ProcessExecutor {
                 signal_group(pgid, Signal::SIGKILL);
             }
         }
+        if self.guardian.runs_containers() {
+            self.engine.remove_all_blocking();
+        }
     }
 }
 
@@ -158,6 +174,7 @@ struct Supervisor {
     updates: mpsc::UnboundedSender<ExecutorUpdate>,
     running: Arc<Mutex<HashMap<TaskId, Running>>>,
     guardian: Arc<Guardian>,
+    engine: Arc<Engine>,
     kill: CancellationToken,
 }
 
@@ -202,10 +219,19 @@ impl Supervisor {
             TaskCommand::Shell(cmd) => vec!["sh".into(), "-c".into(), cmd.clone()],
             TaskCommand::Argv(argv) => argv.clone(),
             TaskCommand::Docker(run) => {
-                if !docker::engine_answers(Path::new(docker::DOCKER_SOCKET)).await {
-                    return self.fail(&task, docker::no_engine_message(&run.image));
-                }
-                run.argv(task.as_str(), &spec.host.to_string(), &spec.env)
+                let run = run.clone();
+                let container = ContainerTask {
+                    updates: self.updates.clone(),
+                    engine: self.engine.clone(),
+                    guardian: self.guardian.clone(),
+                    kill: self.kill.clone(),
+                };
+                container.run(spec, run).await;
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&task);
+                return;
             }
         };
         let (stdout, stderr) = match (

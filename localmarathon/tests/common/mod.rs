@@ -241,9 +241,6 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Whether a Docker engine answers on this machine.
-pub async fn docker_engine_present() -> bool {
-    localmarathon::executor::docker::engine_answers(std::path::Path::new(
-        localmarathon::executor::docker::DOCKER_SOCKET,
-    ))
-    .await
+pub fn docker_engine_present() -> bool {
+    theseus_testkit::image::DockerEngine::probe().is_ok()
 }
