@@ -527,8 +527,17 @@ async fn a_relist_with_nothing_changed_writes_nothing() {
 async fn a_running_task_costs_no_marathon_call() {
     let cluster = Cluster::start().await;
     let controller = cluster.controller().await;
-    cluster.put_spec(KEY, &sleeping(1)).await;
+    let revision = cluster.put_spec(KEY, &sleeping(1)).await;
     let before = cluster.wait_tree_matches(KEY, 1).await;
+    // The app's own Marathon deployment ends with events that re-read the app: the counts
+    // start once it has ended and the controller has seen it end.
+    cluster
+        .wait_status(KEY, "runs with no Marathon deployment left", |status| {
+            status.observed_revision == revision
+                && status.phase == theseus::api::Phase::Running
+                && status.deployment_ids.is_empty()
+        })
+        .await;
     let calls = |controller: &Controller, route: &str| {
         metric_sum(
             &controller.metrics().encode(),
