@@ -6,8 +6,11 @@
 //!   the task, updates its state, host, ports, addresses and version, or removes it once its
 //!   state is terminal, exactly as Marathon's own list would show it; the app's task counts
 //!   are recounted the way Marathon counts them, and a failure becomes its last task failure.
-//!   `stagedAt`, `startedAt` and health results are left as they were: events do not carry
-//!   them, and the next read brings them.
+//!   A task first seen staging gets the event's time as its `stagedAt`, and one reaching
+//!   `TASK_RUNNING` the event's time as its `startedAt` (Marathon sets both when it handles
+//!   those status updates, which is also when it emits the event); times already known are
+//!   kept. Health results are left as they were: events do not carry them, and the next
+//!   read brings them.
 //! - `instance_changed_event` with a terminal condition removes the instance's tasks; its
 //!   other conditions repeat what the status update that comes with them says.
 //! - `instance_health_changed_event`, and `health_status_changed_event` of an app with one
@@ -179,11 +182,21 @@ fn update(task: &mut Task, e: &StatusUpdate) -> bool {
     if e.version.is_some() {
         task.version = e.version.clone();
     }
+    stamp_times(task, e);
     *task != before
 }
 
+/// Sets the task's staged or started time from the event that reports it, unless known.
+fn stamp_times(task: &mut Task, e: &StatusUpdate) {
+    match e.task_status {
+        TaskState::Staging if task.staged_at.is_none() => task.staged_at = e.timestamp,
+        TaskState::Running if task.started_at.is_none() => task.started_at = e.timestamp,
+        _ => {}
+    }
+}
+
 fn new_task(e: &StatusUpdate) -> Task {
-    Task {
+    let mut task = Task {
         id: e.task_id.clone(),
         app_id: e.app_id.clone(),
         host: e.host.clone().unwrap_or_default(),
@@ -202,7 +215,9 @@ fn new_task(e: &StatusUpdate) -> Task {
         zone: None,
         role: None,
         extra: Default::default(),
-    }
+    };
+    stamp_times(&mut task, e);
+    task
 }
 
 /// Whether `task` belongs to `instance`: Marathon's task ids are `<instance id>.<suffix>`.
@@ -513,6 +528,37 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("Failed to launch")
+        );
+    }
+
+    #[test]
+    fn a_task_takes_its_staged_and_started_times_from_the_events_that_report_them() {
+        let mut state = state_with(running_app());
+        let staging = event(
+            "event-status_update_event.json",
+            json!({"taskId": TASK, "taskStatus": "TASK_STAGING",
+                   "timestamp": "2026-01-02T03:04:05.000Z"}),
+        );
+        apply(&mut state, &staging);
+        let running = event(
+            "event-status_update_event.json",
+            json!({"taskId": TASK, "taskStatus": "TASK_RUNNING",
+                   "timestamp": "2026-01-02T03:04:07.000Z"}),
+        );
+        apply(&mut state, &running);
+        let again = event(
+            "event-status_update_event.json",
+            json!({"taskId": TASK, "taskStatus": "TASK_RUNNING",
+                   "timestamp": "2026-01-02T03:09:00.000Z"}),
+        );
+        apply(&mut state, &again);
+        let task = &app_of(&state, "/my-app").tasks.as_ref().unwrap()[0];
+        let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(task.staged_at, time("2026-01-02T03:04:05Z"));
+        assert_eq!(
+            task.started_at,
+            time("2026-01-02T03:04:07Z"),
+            "the first report stands"
         );
     }
 

@@ -198,7 +198,7 @@ impl Observed {
             .into_iter()
             .filter(|(id, record)| {
                 have.get(id)
-                    .is_none_or(|have| have.as_ref() != Some(record))
+                    .is_none_or(|have| !have.as_ref().is_some_and(|have| same_record(have, record)))
             })
             .map(|(id, record)| Change::Put(id, Box::new(record)))
             .collect();
@@ -291,5 +291,69 @@ impl Observed {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the record written says what `wanted` says. A staged or started time, once
+/// written, stands: the one taken from the event that reported the change and the one a later
+/// read of Marathon gives may differ by a few milliseconds, and rewriting every record for
+/// that would double the writes of every task start.
+fn same_record(written: &TaskRecord, wanted: &TaskRecord) -> bool {
+    let settled = |written: &Option<String>, wanted: &Option<String>| match (written, wanted) {
+        (Some(_), Some(_)) => written.clone(),
+        _ => wanted.clone(),
+    };
+    let wanted = TaskRecord {
+        staged_at: settled(&written.staged_at, &wanted.staged_at),
+        started_at: settled(&written.started_at, &wanted.started_at),
+        ..wanted.clone()
+    };
+    *written == wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use theseus::api::{Health, TASK_RUNNING};
+
+    use super::*;
+
+    fn record(started_at: Option<&str>, host: &str) -> TaskRecord {
+        TaskRecord {
+            service: "web".into(),
+            deployment: "dev".into(),
+            task_id: "t1".into(),
+            app_id: "/web/dev".into(),
+            host: host.into(),
+            agent_id: None,
+            ip_addresses: vec![],
+            ports: BTreeMap::new(),
+            state: TASK_RUNNING.into(),
+            health: Health::Unknown,
+            health_checked: false,
+            staged_at: None,
+            started_at: started_at.map(str::to_owned),
+            version: None,
+            labels: vec![],
+        }
+    }
+
+    #[test]
+    fn a_written_time_stands_but_a_missing_one_or_any_other_change_is_written() {
+        let written = record(Some("2026-01-02T03:04:07.000Z"), "a");
+        assert!(same_record(
+            &written,
+            &record(Some("2026-01-02T03:04:07.004Z"), "a")
+        ));
+        assert!(!same_record(
+            &written,
+            &record(Some("2026-01-02T03:04:07.004Z"), "b")
+        ));
+        assert!(
+            !same_record(&record(None, "a"), &written),
+            "a time learnt is written"
+        );
+        assert!(!same_record(&written, &record(None, "a")));
     }
 }
