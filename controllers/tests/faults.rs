@@ -230,3 +230,141 @@ async fn a_controller_stopped_with_sigterm_hands_leadership_over_without_waiting
         .await;
     cluster.wait_running(KEY, revision).await;
 }
+
+/// Marathon requests the controller made, by route template (`/v2/events`, ...).
+fn requests_by_route(
+    controller: &theseus_controllers::controller::Controller,
+) -> Vec<(String, f64)> {
+    let text = controller.metrics().encode();
+    let mut routes: std::collections::BTreeMap<String, f64> = Default::default();
+    for line in text
+        .lines()
+        .filter(|line| line.starts_with("theseus_controller_marathon_requests_total{"))
+    {
+        let Some(route) = line
+            .split("route=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *routes.entry(route.to_owned()).or_default() += value;
+    }
+    routes.into_iter().collect()
+}
+
+fn minus(after: &[(String, f64)], before: &[(String, f64)]) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .map(|(route, count)| {
+            let was = before
+                .iter()
+                .find(|(r, _)| r == route)
+                .map_or(0.0, |(_, c)| *c);
+            (route.clone(), count - was)
+        })
+        .filter(|(_, count)| *count > 0.0)
+        .collect()
+}
+
+/// During an outage the only requests are the event stream's reconnection attempts, however
+/// many keys wait; when Marathon answers again every waiting key converges at once, each
+/// created once. (`THESEUS_OUTAGE_KEYS` sets how many keys change during the outage, and
+/// `THESEUS_OUTAGE_SECONDS` how long it lasts at least, for measuring.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_costs_only_reconnection_attempts_and_every_waiting_key_converges_after_it() {
+    let keys: usize = std::env::var("THESEUS_OUTAGE_KEYS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(200);
+    let cluster = Cluster::start_with(ExecutorKind::Sim).await;
+    let controller = cluster.controller().await;
+    let first = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 1}))
+        .await;
+    cluster.wait_running(KEY, first).await;
+
+    cluster.marathon.stop_api().await;
+    let canary = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 2}))
+        .await;
+    cluster
+        .wait_status(KEY, "says Marathon is unavailable", |s| {
+            s.observed_revision == canary
+                && s.condition("Progressing")
+                    .is_some_and(|c| c.reason == "MarathonUnavailable")
+        })
+        .await;
+    let outage_began = tokio::time::Instant::now();
+    let before = requests_by_route(&controller);
+    for i in 0..keys {
+        cluster
+            .put_spec(
+                &format!("outage/n{i:04}"),
+                &json!({"cmd": "sleep 1000", "instances": 1}),
+            )
+            .await;
+    }
+    wait_until("every changed key says Marathon is unavailable", || async {
+        let listed = cluster.store.list("/observed/outage/").await.unwrap();
+        listed
+            .entries
+            .iter()
+            .filter_map(|entry| entry.json::<theseus::api::DeploymentStatus>().ok())
+            .filter(|s| {
+                s.condition("Progressing")
+                    .is_some_and(|c| c.reason == "MarathonUnavailable")
+            })
+            .count()
+            == keys
+    })
+    .await;
+    // For measuring: hold the outage this long (`THESEUS_OUTAGE_SECONDS`, default 0).
+    let hold = std::env::var("THESEUS_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    tokio::time::sleep_until(outage_began + hold).await;
+    let during = minus(&requests_by_route(&controller), &before);
+    let outage = outage_began.elapsed();
+
+    cluster.marathon.start_api().await.unwrap();
+    let returned = tokio::time::Instant::now();
+    cluster.wait_running(KEY, canary).await;
+    wait_until("every changed key runs", || async {
+        cluster.apps().await.len() == keys + 1
+            && cluster
+                .store
+                .list("/observed/outage/")
+                .await
+                .unwrap()
+                .entries
+                .iter()
+                .filter_map(|entry| entry.json::<theseus::api::DeploymentStatus>().ok())
+                .filter(|s| s.phase == theseus::api::Phase::Running)
+                .count()
+                == keys
+    })
+    .await;
+    eprintln!(
+        "{keys} keys changed during a {outage:?} outage: requests {during:?}; \
+         all converged {:?} after Marathon returned",
+        returned.elapsed()
+    );
+    assert!(
+        during.iter().all(|(route, _)| route == "/v2/events"),
+        "only reconnection attempts while Marathon is down: {during:?}"
+    );
+    let metrics = controller.metrics().encode();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "theseus_controller_marathon_writes_total",
+            "action=\"create\""
+        ),
+        keys as f64 + 1.0,
+        "each app created once"
+    );
+    controller.shutdown().await;
+}

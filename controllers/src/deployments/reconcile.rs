@@ -496,17 +496,21 @@ impl Deployments {
                 },
             ),
             // Nothing reached Marathon.
-            E::Connect { .. } | E::Config { .. } | E::CaFile { .. } => Converged::failed(
-                Situation::MarathonUnavailable(message.clone()),
-                ReconcileError::MarathonUnavailable {
-                    key: key.clone(),
-                    message,
-                },
-            ),
+            E::Connect { .. } | E::Config { .. } | E::CaFile { .. } => {
+                self.snapshot.note_failure(&error);
+                Converged::failed(
+                    Situation::MarathonUnavailable(message.clone()),
+                    ReconcileError::MarathonUnavailable {
+                        key: key.clone(),
+                        message,
+                    },
+                )
+            }
             // Marathon may or may not have acted, or its state is not what the picture says:
             // re-read the app before deciding again.
             _ => {
                 self.snapshot.mark_stale(app);
+                self.snapshot.note_failure(&error);
                 let situation = if matches!(
                     error,
                     E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. }

@@ -5,8 +5,11 @@
 //! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
 //! marks it dirty, as does a task event the picture cannot take; dirty apps are re-read
 //! one `GET /v2/apps/{id}` each, or by one relist when many are dirty at once; a re-read that
-//! fails is retried after a pause even if no further event comes. The stream is reconnected
-//! with backoff, and Marathon is reported unreachable while it cannot be.
+//! fails is retried after a pause even if no further event comes, or, while Marathon is
+//! unreachable, once it is reachable again. The stream is reconnected with a backoff capped
+//! at [`PROBE_MAX_DELAY`], and Marathon is reported unreachable while it cannot be: during an
+//! outage those connection attempts are the only requests, however many apps or keys wait,
+//! and Marathon's return is noticed within about that delay.
 
 use std::time::Duration;
 
@@ -23,8 +26,11 @@ use super::{Change, MarathonSnapshot, Reachability, RelistReason};
 const RELIST_ABOVE_DIRTY: usize = 16;
 /// Apps re-read at once after events.
 const CONCURRENT_REFRESHES: usize = 8;
-/// Pause before re-reading apps whose re-read failed.
+/// Pause before re-reading apps whose re-read failed while Marathon was reachable.
 const REFRESH_RETRY: Duration = Duration::from_millis(500);
+/// The longest pause between attempts to reconnect the event stream: while Marathon is
+/// down, about one request a second, and its return is seen within about a second.
+pub(super) const PROBE_MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// The event types that can change what the snapshot holds.
 const EVENT_KINDS: &[EventKind] = &[
@@ -49,14 +55,55 @@ impl MarathonSnapshot {
     /// apps events name as dirty, and re-reads dirty apps. Reconnects with backoff; marks
     /// Marathon unreachable while it cannot connect.
     pub async fn follow_events(&self, stop: CancellationToken) {
-        tokio::join!(self.read_events(stop.clone()), self.refresh_dirty(stop));
+        tokio::join!(
+            self.read_events(stop.clone()),
+            self.refresh_dirty(stop.clone()),
+            self.probe(stop)
+        );
+    }
+
+    /// While Marathon is unreachable and the event stream stays connected (a Marathon whose
+    /// API fails while its open stream lingers), relists with a backoff capped at
+    /// [`PROBE_MAX_DELAY`] until one succeeds. With the stream disconnected, its own
+    /// reconnection attempts are the probe.
+    async fn probe(&self, stop: CancellationToken) {
+        let mut reachable = self.reachable.subscribe();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                unreachable = reachable.wait_for(|reachable| !*reachable) => {
+                    if unreachable.is_err() {
+                        return;
+                    }
+                }
+            }
+            let mut delays = ExponentialBuilder::new()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(PROBE_MAX_DELAY)
+                .without_max_times()
+                .build();
+            while self.reachability() != Reachability::Reachable {
+                let delay = delays.next().unwrap_or(PROBE_MAX_DELAY);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                if self
+                    .stream_connected
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    && self.reachability() != Reachability::Reachable
+                    && let Err(error) = self.relist(RelistReason::Probe).await
+                {
+                    debug!(%error, ?delay, "Marathon still does not answer");
+                }
+            }
+        }
     }
 
     async fn read_events(&self, stop: CancellationToken) {
         let backoff_policy = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(10))
-            .with_jitter()
+            .with_max_delay(PROBE_MAX_DELAY)
             .without_max_times();
         let mut backoff = backoff_policy.build();
         loop {
@@ -70,7 +117,7 @@ impl MarathonSnapshot {
                 Ok(events) => events,
                 Err(error) => {
                     self.set_reachability(Reachability::Unreachable(error.to_string()));
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    let delay = backoff.next().unwrap_or(PROBE_MAX_DELAY);
                     debug!(%error, ?delay, "cannot connect to Marathon's event stream");
                     tokio::select! {
                         () = stop.cancelled() => return,
@@ -79,6 +126,8 @@ impl MarathonSnapshot {
                 }
             };
             info!(url = %events.url(), "following Marathon's event stream");
+            self.stream_connected
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             // Events before this point are lost for good: only a fresh list tells the truth.
             if let Err(error) = self.relist(RelistReason::Reconnect).await {
                 warn!(%error, "cannot list Marathon's apps after connecting to its events");
@@ -102,7 +151,9 @@ impl MarathonSnapshot {
                     }
                 }
             }
-            let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+            self.stream_connected
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let delay = backoff.next().unwrap_or(PROBE_MAX_DELAY);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
@@ -189,6 +240,7 @@ impl MarathonSnapshot {
                         Ok(_) => None,
                         Err(error) => {
                             debug!(app = %id, %error, "cannot re-read an app after an event");
+                            self.note_failure(&error);
                             Some(id)
                         }
                     }
@@ -204,12 +256,15 @@ impl MarathonSnapshot {
     }
 
     /// Keeps `apps` dirty and reads them again after a pause, whether or not more events
-    /// come (no event may come again for them).
+    /// come (no event may come again for them); while Marathon is unreachable, only once it
+    /// is reachable again, so an outage costs no re-read per app.
     async fn retry_later(&self, apps: Vec<AppId>, stop: &CancellationToken) {
         self.state().dirty.extend(apps);
+        let unreachable = self.reachability() != Reachability::Reachable;
         tokio::select! {
             () = stop.cancelled() => {}
-            () = tokio::time::sleep(REFRESH_RETRY) => self.dirty_added.notify_one(),
+            () = self.wait_reachable(), if unreachable => self.dirty_added.notify_one(),
+            () = tokio::time::sleep(REFRESH_RETRY), if !unreachable => self.dirty_added.notify_one(),
         }
     }
 }

@@ -82,6 +82,9 @@ pub enum RelistReason {
     Reconnect,
     /// Many apps were dirty at once.
     Events,
+    /// A request failed as if Marathon were down while the event stream stayed connected:
+    /// a probe of whether it answers.
+    Probe,
 }
 
 impl RelistReason {
@@ -91,6 +94,7 @@ impl RelistReason {
             RelistReason::Resync => "resync",
             RelistReason::Reconnect => "reconnect",
             RelistReason::Events => "events",
+            RelistReason::Probe => "probe",
         }
     }
 }
@@ -181,6 +185,11 @@ pub struct MarathonSnapshot {
     config: SnapshotConfig,
     state: Mutex<State>,
     dirty_added: Notify,
+    /// Whether the last list succeeded, for those who wait until Marathon is back.
+    reachable: tokio::sync::watch::Sender<bool>,
+    /// Whether the event stream is connected now (its reconnection attempts are then not
+    /// the probe of a Marathon that stopped answering requests).
+    stream_connected: std::sync::atomic::AtomicBool,
     subscribers: RwLock<Vec<Subscriber>>,
     metrics: Arc<Metrics>,
 }
@@ -201,6 +210,8 @@ impl MarathonSnapshot {
             config,
             state: Mutex::new(State::default()),
             dirty_added: Notify::new(),
+            reachable: tokio::sync::watch::Sender::new(false),
+            stream_connected: std::sync::atomic::AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
             metrics,
         }
@@ -249,6 +260,8 @@ impl MarathonSnapshot {
                 Reachability::Unreachable(error) => warn!(%error, "Marathon is unreachable"),
                 _ => info!("Marathon is reachable"),
             }
+            self.reachable
+                .send_replace(reachability == Reachability::Reachable);
             self.publish(Change::Reachability(reachability));
         }
     }
@@ -266,6 +279,30 @@ impl MarathonSnapshot {
     /// Whether Marathon answered the last list.
     pub fn reachability(&self) -> Reachability {
         self.state().reachability.clone()
+    }
+
+    /// Takes note of a request that failed: one that did not reach Marathon or found it
+    /// unable to answer marks it unreachable, so every reconcile waits for its return instead
+    /// of sending requests of its own; whether it was such a failure.
+    pub fn note_failure(&self, error: &Error) -> bool {
+        let unreachable = matches!(
+            error,
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::Transport { .. }
+                | Error::Unavailable { .. }
+        );
+        if unreachable {
+            self.set_reachability(Reachability::Unreachable(error.to_string()));
+        }
+        unreachable
+    }
+
+    /// Waits until Marathon answers a list (at once if the last one succeeded).
+    pub async fn wait_reachable(&self) {
+        let mut reachable = self.reachable.subscribe();
+        // The sender lives as long as the snapshot, which outlives this borrow.
+        let _ = reachable.wait_for(|reachable| *reachable).await;
     }
 
     /// The app with this id, as last read or written; `None` if it does not exist (or was
@@ -364,7 +401,10 @@ impl MarathonSnapshot {
             Reachability::Unreachable(error) => return Err(error),
         }
         if self.is_stale(id) {
-            return self.refresh(id).await.map_err(|error| error.to_string());
+            return self.refresh(id).await.map_err(|error| {
+                self.note_failure(&error);
+                error.to_string()
+            });
         }
         Ok(self.app(id))
     }
