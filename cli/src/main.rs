@@ -4,6 +4,7 @@
 //! non-zero; nothing here panics on bad input, and nothing writes half of what it was asked to.
 
 mod apply;
+mod dashboard;
 mod delete;
 mod get;
 mod guest;
@@ -51,6 +52,8 @@ enum Command {
     Guest(guest::GuestArgs),
     /// Run a command whenever the serving endpoints of services change.
     Watch(watch::WatchArgs),
+    /// Serve the live web dashboard (the pages every controller serves) from here.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Parses the command line, runs the command and returns the process's exit code.
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Rollout(args) => rollout::run(args, &cli.etcd).await,
         Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
         Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
+        Command::Dashboard(args) => dashboard::run(args, &cli.etcd).await,
         Command::Schema => {
             print!("{}", theseus::api::deployment_schema_text());
             Ok(())

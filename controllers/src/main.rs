@@ -66,7 +66,7 @@ struct Args {
     )]
     marathon_group: Option<String>,
 
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of the dashboard (/), /metrics, /healthz and /readyz.
     #[arg(
         help_heading = "Controller",
         long,
