@@ -13,11 +13,16 @@
     for (const [name, value] of Object.entries(attrs || {})) {
       if (value !== undefined && value !== null) node.setAttribute(name, String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === undefined || child === null) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+
+  // Replaces the page's content; absent parts (null) are left out.
+  function show(...parts) {
+    main.replaceChildren(...parts.flat(Infinity).filter((part) => part !== null && part !== undefined));
   }
 
   function text(value) { return value === undefined || value === null ? '–' : String(value); }
@@ -229,7 +234,7 @@
       el('h2', {}, 'Conditions'),
       d.conditions.length === 0 ? el('p', { class: 'muted' }, 'None reported.') :
         table(['Kind', 'Holds', 'Reason', 'Message'], d.conditions.map((c) =>
-          el('tr', {}, el('td', {}, c.kind), el('td', {}, c.status ? 'yes' : 'no'), el('td', {}, c.reason), el('td', {}, c.message)))),
+          el('tr', {}, el('td', {}, c.type), el('td', {}, c.status ? 'yes' : 'no'), el('td', {}, c.reason), el('td', {}, c.message)))),
       el('h2', {}, 'Spec'),
       d.spec_errors ? el('p', { class: 'error' }, d.spec_errors) : null,
       el('pre', { id: 'spec' }, d.spec === null ? 'No spec under /desired.' : JSON.stringify(d.spec, null, 2)),
@@ -239,12 +244,12 @@
       parts.push(el('h2', {}, title), table(['Key', 'Record'], list.map((r) =>
         el('tr', {}, el('td', {}, r.key), el('td', {}, el('pre', {}, JSON.stringify(r.value, null, 2)))))));
     }
-    main.replaceChildren(...parts.filter(Boolean));
+    show(parts);
   }
 
   // ----- Services -----
   function drawServices(services) {
-    main.replaceChildren(el('h1', {}, 'Services'),
+    show(el('h1', {}, 'Services'),
       services.length === 0 ? el('p', { class: 'muted' }, 'No services.') : null,
       ...services.map((s) => el('section', { 'data-service': s.service },
         el('h2', {}, s.service),
@@ -262,7 +267,7 @@
   // ----- Controller -----
   function drawController(c) {
     const link = connection || {};
-    main.replaceChildren(el('h1', {}, 'Controller'),
+    show(el('h1', {}, 'Controller'),
       el('h2', {}, 'Replicas'),
       c.replicas.length === 0 ? el('p', { class: 'muted' }, 'No replica takes part in the election.') :
         table(['Replica', 'Role', 'Campaigning since revision', 'First seen here'], c.replicas.map((r) => el('tr', {},
