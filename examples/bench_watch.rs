@@ -18,7 +18,7 @@
 //! time: the watcher's own latency, without the cost of starting N processes at once.
 //!
 //! ```text
-//! cargo build --release -p theseus --bin theseus --example bench_watch
+//! cargo build --release -p theseus-cli -p theseus --bin theseus --example bench_watch
 //! target/release/examples/bench_watch --watchers 100 --rounds 30
 //! target/release/examples/bench_watch --watchers 100 --rounds 30 --mode processes
 //! ```
@@ -270,7 +270,7 @@ impl WatchProcess {
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "no theseus binary beside the examples directory; build it with \
-                     `cargo build --release -p theseus --bin theseus --example bench_watch`"
+                     `cargo build --release -p theseus-cli -p theseus --bin theseus --example bench_watch`"
                 )
             })?;
         let mut process = Command::new(binary);

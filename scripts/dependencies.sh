@@ -10,6 +10,8 @@
 #                      for old images among them), and the tests that drive localmarathon
 #                      with the Python Marathon client and check the shim's Python 2.7
 #                      syntax (each with a package from PyPI in a venv)
+#   chromium, chromium-driver  the headless browser and its WebDriver server, for the
+#                      dashboard's browser test (driven by Selenium from PyPI in a venv)
 
 # Succeeds when protoc can compile a file importing a well-known type, as etcd-client's
 # build script does.
@@ -33,6 +35,12 @@ missing_packages() {
     fi
     command -v python3 >/dev/null 2>&1 || echo python3
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
+    # The browser test runs `chromium` (a wrapper script) and `chromedriver`, which starts
+    # the browser binary itself: check for all three files.
+    if ! command -v chromium >/dev/null 2>&1 || [ ! -x /usr/lib/chromium/chromium ]; then
+        echo chromium
+    fi
+    [ -x /usr/bin/chromedriver ] || echo chromium-driver
 }
 
 ensure_packages() {

@@ -23,6 +23,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, Layout, Store};
+use theseus_dashboard::Dashboard;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -30,7 +31,7 @@ use tracing::{info, warn};
 use crate::deployments::mapping::{MANAGED_SELECTOR, Mapping, MappingError};
 use crate::deployments::reconcile::Deployments;
 use crate::deployments::statuses::Statuses;
-use crate::http::{HttpError, HttpServer};
+use crate::http::{HttpError, HttpServer, ReplicaReport};
 use crate::marathon_snapshot::{
     Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
 };
@@ -151,12 +152,27 @@ impl Controller {
         let http_addr = http.local_addr();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        // The dashboard keeps its own watch, whether this replica leads or not; it lives as
+        // long as the HTTP endpoints.
+        let dashboard = Dashboard::start(
+            config.etcd.clone(),
+            layout.clone(),
+            Some(Arc::new(ReplicaReport(Arc::clone(&health)))),
+            stop.child_token(),
+        );
         tasks.spawn({
-            let serving = http.serve(Arc::clone(&metrics), Arc::clone(&health), stop.clone());
+            let pages = dashboard.router();
+            let serving = http.serve(
+                Arc::clone(&metrics),
+                Arc::clone(&health),
+                pages,
+                stop.clone(),
+            );
             async move {
                 if let Err(error) = serving.await {
                     warn!(%error, "the HTTP endpoints stopped");
                 }
+                dashboard.shutdown().await;
             }
         });
         let shared = Arc::new(Shared {

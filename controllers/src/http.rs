@@ -1,4 +1,5 @@
-//! The controller's HTTP endpoints: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+//! The controller's HTTP endpoints: `/metrics` (Prometheus text), `/healthz`, `/readyz`, and
+//! the dashboard's pages at `/`.
 //!
 //! What it promises: `/healthz` answers 200 whenever the process serves requests; `/readyz`
 //! answers 200 with the replica's role when [`Health::readiness`] says ready, else 503 with
@@ -13,6 +14,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use theseus_dashboard::{Fact, HostReport};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -75,14 +77,16 @@ impl HttpServer {
         self.addr
     }
 
-    /// Serves the endpoints until `stop` is cancelled.
+    /// Serves the endpoints, and the routes of `pages` beside them, until `stop` is
+    /// cancelled.
     pub async fn serve(
         self,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
+        pages: Router,
         stop: CancellationToken,
     ) -> Result<(), HttpError> {
-        let app = router(metrics, health);
+        let app = router(metrics, health).merge(pages);
         let addr = self.addr;
         axum::serve(self.listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -122,6 +126,22 @@ async fn readyz(State(endpoints): State<Endpoints>) -> Response {
     }
 }
 
+/// What the dashboard's controller page shows about this replica.
+pub struct ReplicaReport(pub Arc<Health>);
+
+impl HostReport for ReplicaReport {
+    fn facts(&self) -> Vec<Fact> {
+        let (ready, role) = match self.0.readiness() {
+            Ok(role) => ("yes", role),
+            Err(role) => ("no", role),
+        };
+        vec![
+            Fact::new("this replica", role),
+            Fact::new("ready (/readyz)", ready),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -148,8 +168,12 @@ mod tests {
             .unwrap();
         let addr = server.local_addr();
         let stop = CancellationToken::new();
-        let serving =
-            tokio::spawn(server.serve(Arc::clone(&metrics), Arc::clone(&health), stop.clone()));
+        let serving = tokio::spawn(server.serve(
+            Arc::clone(&metrics),
+            Arc::clone(&health),
+            Router::new(),
+            stop.clone(),
+        ));
 
         assert_eq!(get_text(addr, "/healthz").await.0, 200);
         let (status, body, _) = get_text(addr, "/readyz").await;

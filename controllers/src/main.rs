@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use reqwest::Url;
-use theseus::cli::EtcdArgs;
 use theseus::marathon::MarathonConfig;
 use theseus_controllers::controller::{Controller, ControllerConfig};
 use theseus_controllers::runtime::queue::Backoff;
+use theseus_etcd_flags::EtcdArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -66,7 +66,7 @@ struct Args {
     )]
     marathon_group: Option<String>,
 
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of the dashboard (/), /metrics, /healthz and /readyz.
     #[arg(
         help_heading = "Controller",
         long,

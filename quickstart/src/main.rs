@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 8080)]
     marathon_port: u16,
 
-    /// The controller's /metrics, /healthz and /readyz port; a free one if taken or 0.
+    /// The controller's dashboard, /metrics, /healthz and /readyz port; a free one if taken or 0.
     #[arg(long, default_value_t = 9090)]
     metrics_port: u16,
 
@@ -233,7 +233,7 @@ async fn start_and_tour(
         .await?;
 
     tour::heading(&format!(
-        "starting theseus-controller (metrics on {}/metrics)",
+        "starting theseus-controller (dashboard on {0}/, metrics on {0}/metrics)",
         addresses.metrics
     ));
     let mut controller = Command::new(addresses.bin_dir.join("theseus-controller"));

@@ -138,6 +138,7 @@ pub async fn run(
   theseus delete hello/green
 
 localmarathon (a stand-in for Marathon) answers on {marathon}: curl {marathon}/v2/apps
+The dashboard, live in a browser: {metrics}/
 The controller's metrics: curl {metrics}/metrics
 Logs: {logs}
 

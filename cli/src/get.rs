@@ -17,10 +17,10 @@ use serde_json::Value;
 
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
-use crate::api::{
+use theseus::api::{
     DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase, parse_spec,
 };
-use crate::store::{Entry, KeyPath, Revision, Store};
+use theseus::store::{Entry, KeyPath, Revision, Store};
 
 /// Arguments of `theseus get`.
 #[derive(Debug, Args)]

@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::output::{OutputFormat, print_structured};
 use super::validate::{KeyArgs, read_files};
 use super::{EtcdArgs, Failure};
-use crate::api::manifest::ManifestEntry;
-use crate::store::{Entry, Revision, Txn};
+use theseus::api::manifest::ManifestEntry;
+use theseus::store::{Entry, Revision, Txn};
 
 /// How often a plan is made again when keys change between reading and writing.
 const ATTEMPTS: usize = 5;

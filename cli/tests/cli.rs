@@ -7,12 +7,17 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use theseus_testkit::{EtcdOptions, EtcdServer, expect_success};
 
+/// The repository's top directory, where the examples and schemas are.
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
 fn theseus(etcd: &EtcdServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_theseus"))
         .args(args)
         .env("ETCD_ENDPOINTS", etcd.endpoint())
         .env_remove("THESEUS_PREFIX")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .output()
         .expect("run theseus")
 }
@@ -339,7 +344,7 @@ fn an_unreachable_etcd_is_one_line_naming_the_endpoints() {
     let dead = format!("http://127.0.0.1:{}", theseus_testkit::free_port());
     let out = Command::new(env!("CARGO_BIN_EXE_theseus"))
         .args(["--etcd-endpoints", &dead, "--etcd-timeout", "1s", "get"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -357,7 +362,7 @@ fn wrong_credentials_are_named_and_nothing_is_written() {
         .env("ETCD_ENDPOINTS", etcd.endpoint())
         .env("ETCD_USERNAME", "root")
         .env("ETCD_PASSWORD", "wrong")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -370,7 +375,7 @@ fn wrong_credentials_are_named_and_nothing_is_written() {
         .env("ETCD_ENDPOINTS", etcd.endpoint())
         .env("ETCD_USERNAME", "root")
         .env("ETCD_PASSWORD", "s3cret")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .output()
         .unwrap();
     assert_eq!(succeeded(&out), "ingestor/dev created\n");
@@ -387,6 +392,7 @@ fn validate_reports_every_error_of_every_file() {
     );
     let out = Command::new(env!("CARGO_BIN_EXE_theseus"))
         .args(["validate", "-f", arg(&a), arg(&b), "examples/ingestor.yaml"])
+        .current_dir(workspace_root())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -403,7 +409,7 @@ fn validate_reports_every_error_of_every_file() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_theseus"))
         .args(["validate", "-f", "examples/ingestor.yaml"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .output()
         .unwrap();
     assert!(succeeded(&out).contains("ingestor/dev"));
@@ -415,10 +421,8 @@ fn schema_prints_the_published_file() {
         .arg("schema")
         .output()
         .unwrap();
-    let published = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/deployment.schema.json"),
-    )
-    .unwrap();
+    let published =
+        std::fs::read_to_string(workspace_root().join("schemas/deployment.schema.json")).unwrap();
     assert_eq!(succeeded(&out), published);
 }
 

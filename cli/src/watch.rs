@@ -6,7 +6,7 @@
 //! hook run, failure and etcd interruption is logged to stderr (`RUST_LOG` tunes it). With
 //! `--once` it prints the endpoints of every watched service and exits, running nothing; with
 //! `--json-lines` it prints every change as a line of JSON instead of running a command. See
-//! [`crate::guest::watcher`] for the hook's contract.
+//! [`theseus::guest::watcher`] for the hook's contract.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
-use crate::api::DnsLabel;
-use crate::guest::watcher::{Change, Debounce, JsonLinesHook, ShellHook, Watcher, WatcherConfig};
-use crate::store::Store;
+use theseus::api::DnsLabel;
+use theseus::guest::watcher::{Change, Debounce, JsonLinesHook, ShellHook, Watcher, WatcherConfig};
+use theseus::store::Store;
 
 /// Arguments of `theseus watch`.
 #[derive(Debug, Args)]
@@ -129,9 +129,9 @@ pub async fn run(args: WatchArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
     result
 }
 
-fn guest_failure(error: crate::guest::Error) -> Failure {
+fn guest_failure(error: theseus::guest::Error) -> Failure {
     match error {
-        crate::guest::Error::Store(error) => Failure::Store(error),
+        theseus::guest::Error::Store(error) => Failure::Store(error),
         other => Failure::problem(other.to_string()),
     }
 }
@@ -154,7 +154,7 @@ async fn connect_when_reachable(
     loop {
         match etcd.connect().await {
             Ok(store) => return Ok(Some(store)),
-            Err(Failure::Store(error @ crate::store::Error::Unreachable { .. })) => {
+            Err(error @ theseus::store::Error::Unreachable { .. }) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(%error, retry_in = %humantime::format_duration(delay), "waiting for etcd");
                 tokio::select! {
@@ -162,13 +162,13 @@ async fn connect_when_reachable(
                     () = tokio::time::sleep(delay) => {}
                 }
             }
-            Err(other) => return Err(other),
+            Err(other) => return Err(other.into()),
         }
     }
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Failure;
 use super::output::{OutputFormat, Table, print_structured};
-use crate::api::manifest::{
+use theseus::api::manifest::{
     KeyDefaults, ManifestEntry, ManifestError, read_manifest, repeated_keys,
 };
 

@@ -5,8 +5,8 @@
 use clap::Args;
 
 use super::{EtcdArgs, Failure};
-use crate::api::DeploymentKey;
-use crate::store::Txn;
+use theseus::api::DeploymentKey;
+use theseus::store::Txn;
 
 /// Arguments of `theseus delete`.
 #[derive(Debug, Args)]

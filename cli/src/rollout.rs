@@ -13,8 +13,8 @@ use futures::StreamExt;
 use futures::stream::select;
 
 use super::{EtcdArgs, Failure};
-use crate::api::{DeploymentKey, DeploymentStatus, Phase};
-use crate::store::{Entry, WatchEvent};
+use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
+use theseus::store::{Entry, WatchEvent};
 
 /// Arguments of `theseus rollout`.
 #[derive(Debug, Args)]
@@ -56,7 +56,7 @@ pub async fn run(args: RolloutArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
     let key: DeploymentKey = args
         .deployment
         .parse()
-        .map_err(|e: crate::api::KeyError| Failure::problem(e.to_string()))?;
+        .map_err(|e: theseus::api::KeyError| Failure::problem(e.to_string()))?;
     let store = etcd.connect().await?;
     let layout = store.layout().clone();
     let desired_key = layout.desired(&key);
@@ -219,7 +219,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::api::{Condition, InstanceCounts};
+    use theseus::api::{Condition, InstanceCounts};
 
     fn key() -> DeploymentKey {
         "web/dev".parse().unwrap()
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn progress_says_why_tasks_keep_failing() {
         let mut failing = status(5, Phase::Deploying, vec![]);
-        failing.last_task_failure = Some(crate::api::TaskFailure {
+        failing.last_task_failure = Some(theseus::api::TaskFailure {
             task_id: "web_dev.instance-1._app.3".into(),
             state: "TASK_FAILED".into(),
             message: "image registry.local/web needs a Docker engine".into(),

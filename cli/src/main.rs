@@ -1,10 +1,10 @@
-//! The `theseus` command line: what people and containers run.
+//! The `theseus` command: what people and containers run.
 //!
 //! Every command reports failure as one line naming the file, key, field or endpoint and exits
 //! non-zero; nothing here panics on bad input, and nothing writes half of what it was asked to.
 
 mod apply;
-mod connect;
+mod dashboard;
 mod delete;
 mod get;
 mod guest;
@@ -13,18 +13,16 @@ mod rollout;
 mod validate;
 mod watch;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-pub use output::OutputFormat;
+use clap::{Parser, Subcommand};
+use output::OutputFormat;
+use theseus_etcd_flags::EtcdArgs;
 
 /// Deploy containerised services onto Marathon from Deployment specs kept in etcd.
 #[derive(Debug, Parser)]
 #[command(name = "theseus", version, about, long_about = None, max_term_width = 100)]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
     etcd: EtcdArgs,
 
@@ -34,49 +32,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     command: Command,
-}
-
-/// How to reach etcd; shared by every command that reads or writes it.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "etcd connection")]
-pub struct EtcdArgs {
-    /// etcd client URLs, comma-separated; every one is tried.
-    #[arg(
-        long,
-        env = "ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379",
-        global = true
-    )]
-    pub etcd_endpoints: Vec<String>,
-
-    /// Root prefix of theseus's keys in etcd (keys then start at `<prefix>/desired`).
-    #[arg(long, env = "THESEUS_PREFIX", default_value = "", global = true)]
-    pub prefix: String,
-
-    /// etcd user name, for clusters with authentication.
-    #[arg(long, env = "ETCD_USERNAME", global = true)]
-    pub etcd_username: Option<String>,
-
-    /// etcd password (prefer the environment variable to keep it out of `ps`).
-    #[arg(long, env = "ETCD_PASSWORD", hide_env_values = true, global = true)]
-    pub etcd_password: Option<String>,
-
-    /// CA certificate (PEM) that signed etcd's server certificates.
-    #[arg(long, env = "ETCD_CACERT", global = true)]
-    pub etcd_ca_file: Option<PathBuf>,
-
-    /// Client certificate (PEM) for etcd's client-certificate authentication.
-    #[arg(long, env = "ETCD_CERT", global = true, requires = "etcd_key_file")]
-    pub etcd_cert_file: Option<PathBuf>,
-
-    /// Client key (PEM) for `--etcd-cert-file`.
-    #[arg(long, env = "ETCD_KEY", global = true, requires = "etcd_cert_file")]
-    pub etcd_key_file: Option<PathBuf>,
-
-    /// How long to wait for etcd before giving up on a request.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, global = true)]
-    pub etcd_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,10 +52,13 @@ enum Command {
     Guest(guest::GuestArgs),
     /// Run a command whenever the serving endpoints of services change.
     Watch(watch::WatchArgs),
+    /// Serve the live web dashboard (the pages every controller serves) from here.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Parses the command line, runs the command and returns the process's exit code.
-pub async fn run() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, cli.output),
@@ -110,8 +68,9 @@ pub async fn run() -> ExitCode {
         Command::Rollout(args) => rollout::run(args, &cli.etcd).await,
         Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
         Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
+        Command::Dashboard(args) => dashboard::run(args, &cli.etcd).await,
         Command::Schema => {
-            print!("{}", crate::api::deployment_schema_text());
+            print!("{}", theseus::api::deployment_schema_text());
             Ok(())
         }
     };
@@ -126,13 +85,13 @@ pub async fn run() -> ExitCode {
 
 /// Why a command failed: lines for stderr. Details were already printed where useful.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+enum Failure {
     /// One or more problems, one line each.
     #[error("{}", .0.join("\n"))]
     Problems(Vec<String>),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] crate::store::Error),
+    Store(#[from] theseus::store::Error),
     /// Writing output failed (a closed pipe, say).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

@@ -5,11 +5,11 @@
 //! service, container or port, and what exists instead) and exits non-zero. The task's
 //! environment (`SERVICE_NAME`, `DEPLOYMENT_NAME`, `MESOS_TASK_ID`, `HOST`, `ETCD_ENDPOINTS`,
 //! `THESEUS_PREFIX`; the old `CONTAINER_NAME` and `CONTAINER_HOST_ADDRESS` too) says who the
-//! task is and where etcd is. See [`crate::guest`] for where every answer comes from. With
+//! task is and where etcd is. See [`theseus::guest`] for where every answer comes from. With
 //! `--json` a failed call also prints `{"error": {"kind": ..., "message": ...}}` on stdout,
 //! the kind being the error's metric label (`no_such_port`, `unreachable`, ...).
 //!
-//! `install-python DIR` writes the Python shim ([`crate::guest::python`]) for old images.
+//! `install-python DIR` writes the Python shim ([`theseus::guest::python`]) for old images.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,9 +19,9 @@ use serde_json::json;
 
 use super::output::{OutputFormat, print_structured};
 use super::{EtcdArgs, Failure};
-use crate::api::DnsLabel;
-use crate::guest::{Discovery, NodeQuery, TaskEnvironment, ThisTask, python};
-use crate::store::{Layout, Store};
+use theseus::api::DnsLabel;
+use theseus::guest::{Discovery, NodeQuery, TaskEnvironment, ThisTask, python};
+use theseus::store::{Layout, Store};
 
 /// Arguments of `theseus guest`.
 #[derive(Debug, Args)]
@@ -148,7 +148,7 @@ pub async fn run(args: GuestArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
                 print_structured(format, &document)?;
             }
             return Err(match error {
-                crate::guest::Error::Store(error) => Failure::Store(error),
+                theseus::guest::Error::Store(error) => Failure::Store(error),
                 other => Failure::problem(other.to_string()),
             });
         }
@@ -180,7 +180,7 @@ async fn answer(
     call: GuestCall,
     env: TaskEnvironment,
     etcd: &EtcdArgs,
-) -> Result<Answer, crate::guest::Error> {
+) -> Result<Answer, theseus::guest::Error> {
     let service_label = |service: &str| DnsLabel::parse("service", service);
     Ok(match call {
         GuestCall::Env => {
@@ -267,7 +267,7 @@ async fn answer(
     })
 }
 
-async fn connect(etcd: &EtcdArgs) -> Result<Store, crate::guest::Error> {
+async fn connect(etcd: &EtcdArgs) -> Result<Store, theseus::guest::Error> {
     let layout = Layout::new(&etcd.prefix)?;
     Ok(Store::connect(etcd.config(), layout).await?)
 }

@@ -1,0 +1,304 @@
+//! The one etcd watch behind every page: it keeps the [`Model`] current and tells the pages
+//! what changed and whether they are live.
+//!
+//! A [`Link`] moves through three states:
+//!
+//! - `Connecting`: no store yet (etcd has not answered); retried with backoff.
+//! - `Listing`: fresh watches of `<p>/desired/`, `<p>/observed/` and `<p>/theseus/leader/`
+//!   are listing into a *new* model. The pages keep the old picture, marked as not current.
+//!   Once all three are synced the new model replaces the old one in one step, and the pages
+//!   are told to redraw everything.
+//! - `Live`: changes are applied as they arrive, a batch at a time, and each batch names the
+//!   deployments it touched.
+//!
+//! The first error of a live watch moves to `Listing` again, with the error shown: the store's
+//! watch would resume by itself, but a resumed watch gives no sign of when it has caught up,
+//! and a page must never show old data as current. A relist ends with a known revision.
+//!
+//! One feed serves every viewer: pages read the model under a lock and are pushed
+//! [`Update`]s through a broadcast channel, so a viewer costs no etcd request.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use theseus::api::DeploymentKey;
+use theseus::store::{EtcdConfig, Layout, Store, WatchEvent};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::model::{Changed, Model};
+
+/// Most watch items applied under one lock before the pages are told.
+const MAX_BATCH: usize = 4096;
+
+/// Where the feed stands; shown on every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// Not connected to etcd yet.
+    Connecting,
+    /// Reading everything afresh; what the pages show is not current.
+    Listing,
+    /// Watching: what the pages show is current.
+    Live,
+}
+
+/// The feed's state as the pages see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connection {
+    /// Where the feed stands.
+    pub link: Link,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// When the picture last changed (a change applied, or a relist swapped in).
+    pub last_change: Option<DateTime<Utc>>,
+    /// The last error of the watch or the connection, while not live.
+    pub error: Option<String>,
+    /// The highest etcd revision applied.
+    pub revision: i64,
+}
+
+/// What changed, as told to every open page.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// These deployments changed, and the election if `leader`.
+    Changed {
+        /// The deployments touched.
+        deployments: Arc<BTreeSet<DeploymentKey>>,
+        /// Whether an election key changed.
+        leader: bool,
+    },
+    /// The whole picture was replaced (after a relist).
+    Replaced,
+    /// Only the connection state changed.
+    Connection,
+}
+
+/// The model, the connection state and the channel of updates: what the feed writes and the
+/// pages read.
+#[derive(Debug)]
+pub struct Shared {
+    model: RwLock<Arc<Model>>,
+    connection: RwLock<Connection>,
+    updates: broadcast::Sender<Update>,
+}
+
+impl Shared {
+    /// An empty picture of `layout`, connecting.
+    pub fn new(layout: Layout) -> Shared {
+        Shared {
+            model: RwLock::new(Arc::new(Model::new(layout))),
+            connection: RwLock::new(Connection {
+                link: Link::Connecting,
+                since: Utc::now(),
+                last_change: None,
+                error: None,
+                revision: 0,
+            }),
+            updates: broadcast::channel(1024).0,
+        }
+    }
+
+    /// The model now. Cloning the `Arc` is cheap; the model behind it never changes while
+    /// held, so a page renders from one consistent picture.
+    pub fn model(&self) -> Arc<Model> {
+        Arc::clone(&self.model.read().expect("no panic while holding the lock"))
+    }
+
+    /// The connection state now.
+    pub fn connection(&self) -> Connection {
+        self.connection
+            .read()
+            .expect("no panic while holding the lock")
+            .clone()
+    }
+
+    /// Updates from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    fn set_link(&self, link: Link, error: Option<String>) {
+        {
+            let mut connection = self.connection.write().expect("no panic under the lock");
+            if connection.link != link {
+                connection.since = Utc::now();
+            }
+            connection.link = link;
+            connection.error = error;
+        }
+        // Nobody listening is fine.
+        let _ = self.updates.send(Update::Connection);
+    }
+
+    fn changed(&self, revision: i64) {
+        let mut connection = self.connection.write().expect("no panic under the lock");
+        connection.last_change = Some(Utc::now());
+        connection.revision = connection.revision.max(revision);
+    }
+}
+
+/// Runs the feed until `stop`; see the module documentation.
+pub async fn run(shared: Arc<Shared>, config: EtcdConfig, layout: Layout, stop: CancellationToken) {
+    let Some(store) = connect(&shared, config, layout, &stop).await else {
+        return;
+    };
+    loop {
+        let Some(streams) = relist(&shared, &store, &stop).await else {
+            return;
+        };
+        if follow(&shared, streams, &stop).await.is_none() {
+            return;
+        }
+    }
+}
+
+/// Connects, retrying with backoff while etcd does not answer; `None` when stopped first.
+async fn connect(
+    shared: &Shared,
+    config: EtcdConfig,
+    layout: Layout,
+    stop: &CancellationToken,
+) -> Option<Store> {
+    let mut delays = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build();
+    loop {
+        let connected = tokio::select! {
+            () = stop.cancelled() => return None,
+            connected = Store::connect(config.clone(), layout.clone()) => connected,
+        };
+        match connected {
+            Ok(store) => return Some(store),
+            Err(error) => {
+                shared.set_link(Link::Connecting, Some(error.to_string()));
+                let delay = delays.next().unwrap_or(Duration::from_secs(2));
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+type Streams = SelectAll<BoxStream<'static, Result<WatchEvent, theseus::store::Error>>>;
+
+/// Lists everything into a new model through fresh watches, swaps it in, and returns the
+/// watches to follow; `None` when stopped first.
+async fn relist(shared: &Shared, store: &Store, stop: &CancellationToken) -> Option<Streams> {
+    let error = shared.connection().error;
+    shared.set_link(Link::Listing, error);
+    let layout = store.layout().clone();
+    let prefixes = [
+        layout.desired_root(),
+        layout.observed_root(),
+        layout.leader_root(),
+    ];
+    let mut streams: Streams =
+        futures::stream::select_all(prefixes.iter().map(|prefix| store.watch(prefix).boxed()));
+    let mut fresh = Model::new(layout);
+    let mut synced = 0;
+    let mut revision = 0;
+    while synced < prefixes.len() {
+        let item = tokio::select! {
+            () = stop.cancelled() => return None,
+            item = streams.next() => item?,
+        };
+        match item {
+            Ok(WatchEvent::Synced { revision: at }) => {
+                synced += 1;
+                revision = revision.max(at);
+            }
+            Ok(event) => {
+                fresh.apply(event, None);
+            }
+            Err(error) => {
+                warn!(%error, "the dashboard's watch failed while listing; retrying");
+                shared.set_link(Link::Listing, Some(error.to_string()));
+            }
+        }
+    }
+    {
+        let mut model = shared.model.write().expect("no panic under the lock");
+        fresh.carry_times_from(&model);
+        *model = Arc::new(fresh);
+    }
+    shared.changed(revision);
+    info!(revision, "the dashboard's picture of etcd is current");
+    shared.set_link(Link::Live, None);
+    let _ = shared.updates.send(Update::Replaced);
+    Some(streams)
+}
+
+/// Applies changes until the watch fails (`Some`) or `stop` (`None`).
+async fn follow(shared: &Shared, mut streams: Streams, stop: &CancellationToken) -> Option<()> {
+    loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => return None,
+            item = streams.next() => item?,
+        };
+        let mut items = vec![first];
+        while items.len() < MAX_BATCH {
+            match streams.next().now_or_never() {
+                Some(Some(item)) => items.push(item),
+                _ => break,
+            }
+        }
+        let mut deployments = BTreeSet::new();
+        let mut leader = false;
+        let mut revision = 0;
+        let mut failure = None;
+        {
+            let mut guard = shared.model.write().expect("no panic under the lock");
+            let model = Arc::make_mut(&mut guard);
+            let now = Utc::now();
+            for item in items {
+                match item {
+                    Ok(event) => {
+                        revision = revision.max(event_revision(&event));
+                        match model.apply(event, Some(now)) {
+                            Changed::Deployment(key) => {
+                                deployments.insert(key);
+                            }
+                            Changed::Leader => leader = true,
+                            Changed::Nothing => {}
+                        }
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        if !deployments.is_empty() || leader {
+            shared.changed(revision);
+            let _ = shared.updates.send(Update::Changed {
+                deployments: Arc::new(deployments),
+                leader,
+            });
+        }
+        if let Some(error) = failure {
+            warn!(%error, "the dashboard's watch failed; listing again");
+            shared.set_link(Link::Listing, Some(error.to_string()));
+            return Some(());
+        }
+    }
+}
+
+fn event_revision(event: &WatchEvent) -> i64 {
+    match event {
+        WatchEvent::Put { entry, .. } => entry.mod_revision,
+        WatchEvent::Delete { revision, .. } | WatchEvent::Synced { revision } => *revision,
+    }
+}

@@ -1,0 +1,241 @@
+//! The dashboard's HTTP surface: the pages, their assets, a JSON snapshot of each view, and
+//! one server-sent event stream per open page.
+//!
+//! Every route only reads: there is no handler for any method but GET. A request is answered
+//! from the feed's model in memory; none of them reaches etcd or Marathon.
+//!
+//! The event stream of a page starts with a `snapshot` of its view, then sends `rows` (the
+//! fleet's changed and removed rows), a new `snapshot` (other views, and every view after a
+//! relist or when it fell behind) and `connection` (the feed's state) as things change.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use theseus::api::DeploymentKey;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::feed::{Shared, Update};
+use crate::view;
+use crate::{Fact, HostReport};
+
+const PAGE: &str = include_str!("../assets/page.html");
+const SCRIPT: &str = include_str!("../assets/app.js");
+const STYLE: &str = include_str!("../assets/style.css");
+
+/// How often the controller page's facts from the hosting process are sent again.
+const FACTS_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    host: Option<Arc<dyn HostReport>>,
+    stop: CancellationToken,
+}
+
+/// The dashboard's routes over `shared`, with facts from `host` on the controller page.
+/// Event streams end when `stop` is cancelled.
+pub fn router(
+    shared: Arc<Shared>,
+    host: Option<Arc<dyn HostReport>>,
+    stop: CancellationToken,
+) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/services", get(page))
+        .route("/controller", get(page))
+        .route("/deployments/{service}/{name}", get(page))
+        .route("/assets/app.js", get(script))
+        .route("/assets/style.css", get(style))
+        .route("/api/fleet", get(fleet))
+        .route("/api/services", get(services))
+        .route("/api/controller", get(controller))
+        .route("/api/deployments/{service}/{name}", get(deployment))
+        .route("/api/events", get(events))
+        .with_state(App { shared, host, stop })
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+/// Which view a page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ViewName {
+    Fleet,
+    Services,
+    Controller,
+    Deployment(DeploymentKey),
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    view: String,
+    id: Option<String>,
+}
+
+impl ViewName {
+    fn parse(query: &EventsQuery) -> Option<ViewName> {
+        Some(match (query.view.as_str(), &query.id) {
+            ("fleet", _) => ViewName::Fleet,
+            ("services", _) => ViewName::Services,
+            ("controller", _) => ViewName::Controller,
+            ("deployment", Some(id)) => ViewName::Deployment(id.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
+impl App {
+    fn snapshot(&self, view: &ViewName) -> Value {
+        let model = self.shared.model();
+        let connection = self.shared.connection();
+        match view {
+            ViewName::Fleet => json!({"connection": connection, "rows": view::fleet(&model)}),
+            ViewName::Services => {
+                json!({"connection": connection, "services": view::services(&model)})
+            }
+            ViewName::Controller => {
+                let facts: Vec<Fact> = self.host.as_ref().map(|h| h.facts()).unwrap_or_default();
+                json!({"connection": connection, "replicas": view::replicas(&model),
+                       "facts": facts, "prefix": model.layout().prefix()})
+            }
+            ViewName::Deployment(key) => {
+                json!({"connection": connection, "deployment": view::deployment(&model, key)})
+            }
+        }
+    }
+
+    /// The fleet rows of `keys` that exist, and the ids of those that no longer do.
+    fn rows(&self, keys: &std::collections::BTreeSet<DeploymentKey>) -> Value {
+        let model = self.shared.model();
+        let mut upsert = Vec::new();
+        let mut remove = Vec::new();
+        for key in keys {
+            match model.deployments().get(key) {
+                Some(records) => upsert.push(view::fleet_row(key, records)),
+                None => remove.push(key.to_string()),
+            }
+        }
+        json!({"connection": self.shared.connection(), "upsert": upsert, "remove": remove})
+    }
+}
+
+fn json_response(value: impl Serialize) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response()
+}
+
+async fn fleet(State(app): State<App>) -> Response {
+    json_response(app.snapshot(&ViewName::Fleet))
+}
+
+async fn services(State(app): State<App>) -> Response {
+    json_response(app.snapshot(&ViewName::Services))
+}
+
+async fn controller(State(app): State<App>) -> Response {
+    json_response(app.snapshot(&ViewName::Controller))
+}
+
+async fn deployment(
+    State(app): State<App>,
+    Path((service, name)): Path<(String, String)>,
+) -> Response {
+    match DeploymentKey::new(&service, &name) {
+        Ok(key) => json_response(app.snapshot(&ViewName::Deployment(key))),
+        Err(error) => (StatusCode::NOT_FOUND, error.to_string()).into_response(),
+    }
+}
+
+async fn events(State(app): State<App>, Query(query): Query<EventsQuery>) -> Response {
+    let Some(view) = ViewName::parse(&query) else {
+        return (StatusCode::BAD_REQUEST, "unknown view").into_response();
+    };
+    Sse::new(event_stream(app, view))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// What one page is sent; see the module documentation.
+fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, Infallible>> {
+    let stop = app.stop.clone().cancelled_owned();
+    let updates = app.shared.subscribe();
+    let first = event("snapshot", &app.snapshot(&view));
+    let mut ticks = tokio::time::interval(FACTS_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (app, view, updates, Some(first), ticks);
+    futures::stream::unfold(
+        state,
+        |(app, view, mut updates, first, mut ticks)| async move {
+            if let Some(first) = first {
+                return Some((Ok(first), (app, view, updates, None, ticks)));
+            }
+            let update = if view == ViewName::Controller {
+                tokio::select! {
+                    update = updates.recv() => update,
+                    _ = ticks.tick() => Ok(Update::Replaced),
+                }
+            } else {
+                updates.recv().await
+            };
+            let sent = match update {
+                Err(RecvError::Closed) => return None,
+                // Fell behind: whatever was missed, the whole view is current.
+                Err(RecvError::Lagged(_)) | Ok(Update::Replaced) => {
+                    event("snapshot", &app.snapshot(&view))
+                }
+                Ok(Update::Connection) => event("connection", &app.shared.connection()),
+                Ok(Update::Changed {
+                    deployments,
+                    leader,
+                }) => match &view {
+                    ViewName::Fleet => event("rows", &app.rows(&deployments)),
+                    ViewName::Services => event("snapshot", &app.snapshot(&view)),
+                    ViewName::Controller if leader => event("snapshot", &app.snapshot(&view)),
+                    ViewName::Deployment(key) if deployments.contains(key) => {
+                        event("snapshot", &app.snapshot(&view))
+                    }
+                    _ => event("connection", &app.shared.connection()),
+                },
+            };
+            Some((Ok(sent), (app, view, updates, None, ticks)))
+        },
+    )
+    .take_until(stop)
+}
+
+fn event(name: &str, data: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|error| Event::default().event("error").data(error.to_string()))
+}
