@@ -75,6 +75,11 @@ struct Args {
     /// directory, e.g. `target/debug`).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Check the check: once the faults are over, send one harmless write (a restart of an
+    /// app that does not exist) through the listener of a replica that led before the
+    /// current leader, as a stalled deposed leader would. The run must then fail, naming it.
+    #[arg(long)]
+    send_deposed_write: bool,
     /// Keep the run's directory (process logs, localmarathon's state) even when it passes.
     #[arg(long)]
     keep: bool,
@@ -178,6 +183,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let churn = churn.await.context("the churn task failed")?;
     chaos.heal().await?;
     let healed = Instant::now();
+    if args.send_deposed_write {
+        send_deposed_write(&chaos.proxy, &history).await?;
+    }
     println!("chaos: every fault repaired; waiting for convergence");
 
     let converged = converge(&store, &marathon_client, &mapping, &churn, args.deadline)
@@ -213,6 +221,36 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         println!("chaos: logs kept in {}", kept.display());
     }
     Ok(passed)
+}
+
+/// Sends a write as a replica that no longer leads; see `--send-deposed-write`.
+async fn send_deposed_write(
+    proxy: &RecordingProxy,
+    history: &Mutex<LeaderHistory>,
+) -> anyhow::Result<()> {
+    let deposed = {
+        let history = history.lock().unwrap_or_else(PoisonError::into_inner);
+        let terms = history.terms();
+        let latest = terms.last().map(|t| t.identity.clone());
+        terms
+            .iter()
+            .rev()
+            .find(|t| Some(&t.identity) != latest.as_ref())
+            .map(|t| t.identity.clone())
+    };
+    let deposed = deposed.context("no replica was deposed during the run")?;
+    let url = proxy
+        .url_of(&deposed)
+        .context("the deposed replica has no proxy listener")?;
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v2/apps/chaos-check/deposed/restart"))
+        .send()
+        .await?;
+    println!(
+        "chaos: sent a write as deposed replica {deposed}; Marathon answered {}",
+        answer.status()
+    );
+    Ok(())
 }
 
 /// Checks until nothing is violated, or returns the last violations at `deadline`.
@@ -349,14 +387,17 @@ fn report(args: &Args, outcome: &Outcome) -> bool {
     }
     for write in &outcome.deposed {
         let recorded = &outcome.writes[write.index];
+        let answer = recorded
+            .status
+            .map_or_else(|| "none: Marathon was down".to_owned(), |s| s.to_string());
         println!(
-            "deposed write: {} {} by {} at +{:.3} s (answer {:?}), after {} began to lead",
+            "deposed write: {} {} by {} at +{:.3} s (Marathon's answer: {answer}), after {} \
+             began to lead",
             recorded.method,
             recorded.path,
             write.identity,
             recorded.at.duration_since(outcome.started).as_secs_f64(),
-            recorded.status,
-            write.during.as_deref().unwrap_or("?")
+            write.during.as_deref().unwrap_or("another replica")
         );
     }
     violations == 0

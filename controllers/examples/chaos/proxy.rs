@@ -8,6 +8,7 @@
 //! the bounds that [`terms::attribute`](super::terms::attribute) needs: the latest term the
 //! leadership watch knew of on arrival, and an etcd revision read after arrival.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,8 @@ struct Listener {
 /// The proxy: listeners, one per controller process, and the writes they recorded.
 pub struct RecordingProxy {
     shared: Shared,
+    /// Every listener's URL by the identity of its process.
+    urls: Mutex<BTreeMap<String, String>>,
     stop: CancellationToken,
 }
 
@@ -117,6 +120,7 @@ impl RecordingProxy {
                 writes: Arc::default(),
                 store,
             },
+            urls: Mutex::default(),
             stop: CancellationToken::new(),
         })
     }
@@ -134,6 +138,10 @@ impl RecordingProxy {
             shared: self.shared.clone(),
             identity: identity.into(),
         };
+        self.urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(identity.to_owned(), url.clone());
         let app = axum::Router::new().fallback(forward).with_state(state);
         let stop = self.stop.clone();
         tokio::spawn(async move {
@@ -144,6 +152,15 @@ impl RecordingProxy {
             }
         });
         Ok(url)
+    }
+
+    /// The URL of the listener of the process called `identity`.
+    pub fn url_of(&self, identity: &str) -> Option<String> {
+        self.urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(identity)
+            .cloned()
     }
 
     /// Every write recorded so far, in the order received.
