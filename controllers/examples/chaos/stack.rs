@@ -46,8 +46,8 @@ pub enum StackError {
     },
 }
 
-/// The directory holding the workspace's programs: the runner's own profile directory
-/// (`target/<profile>`, the parent of `examples/`), or `dir` when given.
+/// The path of the workspace's program `name`: in `dir` when given, else in the runner's own
+/// profile directory (`target/<profile>`, the parent of `examples/`).
 pub fn binary(dir: Option<&Path>, name: &str) -> Result<PathBuf, StackError> {
     let dir = match dir {
         Some(dir) => dir.to_owned(),
