@@ -90,6 +90,8 @@ pub struct FaultLog {
     pub compactions_skipped: usize,
     /// The longest a replica was stopped.
     pub longest_pause: Duration,
+    /// When the last fault was injected.
+    pub last_injected: Option<Instant>,
 }
 
 /// Every process of the run, and the faults done to them.
@@ -303,6 +305,7 @@ impl Chaos {
             };
             if applied {
                 *self.log.injected.entry(fault).or_default() += 1;
+                self.log.last_injected = Some(Instant::now());
                 return Ok(());
             }
         }
