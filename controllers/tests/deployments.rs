@@ -528,3 +528,55 @@ async fn keys_under_desired_that_name_no_deployment_are_counted_and_change_nothi
     assert_eq!(writes(&controller, ""), 1.0);
     controller.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_reaches_marathon_only_after_it_is_resumed() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let first = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 1}))
+        .await;
+    cluster.wait_running(KEY, first).await;
+    let writes_before = writes(&controller, "");
+
+    let paused = cluster
+        .put_spec(
+            KEY,
+            &json!({"cmd": "sleep 2000", "instances": 3, "paused": true}),
+        )
+        .await;
+    let status = cluster
+        .wait_status(KEY, "says it is paused", |s| {
+            s.observed_revision == paused
+                && s.condition("Progressing")
+                    .is_some_and(|c| !c.status && c.reason == "Paused")
+        })
+        .await;
+    assert!(
+        status
+            .condition("Progressing")
+            .unwrap()
+            .message
+            .contains("waits"),
+        "{status:#?}"
+    );
+    let app = cluster.app(APP).await.unwrap();
+    assert_eq!(app.instances, Some(1), "the app is left as it was");
+    assert_eq!(app.cmd.as_deref(), Some("sleep 1000"));
+    assert_eq!(
+        writes(&controller, ""),
+        writes_before,
+        "nothing went to Marathon"
+    );
+
+    let resumed = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 2000", "instances": 3}))
+        .await;
+    cluster.wait_running(KEY, resumed).await;
+    let app = cluster.app(APP).await.unwrap();
+    assert_eq!(
+        (app.instances, app.cmd.as_deref()),
+        (Some(3), Some("sleep 2000"))
+    );
+    controller.shutdown().await;
+}

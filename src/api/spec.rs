@@ -107,6 +107,81 @@ pub struct DeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 86400))]
     pub kill_grace_period_seconds: Option<u32>,
+
+    /// Seconds a new revision of this spec may take to reach `Running`; after that it has
+    /// failed.
+    #[serde(
+        default = "default_progress_deadline",
+        skip_serializing_if = "is_default_progress_deadline"
+    )]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: u32,
+
+    /// Whether a revision that failed is rolled back to the last one that reached `Running`.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub auto_rollback: bool,
+
+    /// While true, the controller pushes no change of this deployment to Marathon (the app
+    /// keeps running as it is) and its status says so.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+
+    /// How many revisions of this deployment the controller remembers.
+    #[serde(
+        default = "default_revision_history_limit",
+        skip_serializing_if = "is_default_revision_history_limit"
+    )]
+    #[schemars(range(max = 1000))]
+    pub revision_history_limit: u32,
+
+    /// Why this revision was made, in the words of whoever made it (`theseus apply
+    /// --message`); kept with the revision in its history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub change_cause: Option<String>,
+}
+
+/// Seconds a revision may take to reach `Running` when the spec does not say.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+/// Revisions remembered when the spec does not say.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
+
+/// The spec fields that steer how the controller rolls a revision out, not what runs: a
+/// change of them alone changes nothing in Marathon.
+pub const ROLLOUT_FIELDS: &[&str] = &[
+    "progress_deadline_seconds",
+    "auto_rollback",
+    "paused",
+    "revision_history_limit",
+    "change_cause",
+];
+
+fn default_progress_deadline() -> u32 {
+    DEFAULT_PROGRESS_DEADLINE_SECONDS
+}
+
+fn is_default_progress_deadline(value: &u32) -> bool {
+    *value == DEFAULT_PROGRESS_DEADLINE_SECONDS
+}
+
+fn default_revision_history_limit() -> u32 {
+    DEFAULT_REVISION_HISTORY_LIMIT
+}
+
+fn is_default_revision_history_limit(value: &u32) -> bool {
+    *value == DEFAULT_REVISION_HISTORY_LIMIT
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Port names: Marathon's port-name rule (a DNS label).

@@ -679,6 +679,23 @@ mod tests {
     }
 
     #[test]
+    fn rollout_fields_have_defaults_and_bounds() {
+        let spec = parse_spec(br#"{"cmd": "x"}"#).unwrap();
+        assert_eq!(spec.progress_deadline_seconds, 600);
+        assert!(spec.auto_rollback);
+        assert!(!spec.paused);
+        assert_eq!(spec.revision_history_limit, 10);
+        assert_eq!(spec.change_cause, None);
+        let errors = errors_of(json!({"cmd": "x", "progress_deadline_seconds": 0,
+                                      "paused": "yes", "revision_history_limit": 5000,
+                                      "auto_rollback": 1}));
+        assert!(message_at(&errors, "/progress_deadline_seconds").contains("at least 1"));
+        assert!(message_at(&errors, "/paused").contains("true or false"));
+        assert!(message_at(&errors, "/auto_rollback").contains("true or false"));
+        assert!(message_at(&errors, "/revision_history_limit").contains("1000"));
+    }
+
+    #[test]
     fn image_or_cmd_is_required() {
         let errors = errors_of(json!({"instances": 2}));
         assert_eq!(

@@ -7,7 +7,8 @@
 //! - The app id is `/<group>/<service>/<name>`; [`Mapping::key_of`] inverts it.
 //! - Every mapped app carries the ownership labels `THESEUS_MANAGED`, `THESEUS_SERVICE`,
 //!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`. The spec hash is a sha256 over a canonical
-//!   serialisation (keys sorted, no whitespace) of the validated spec without `instances`, and
+//!   serialisation (keys sorted, no whitespace) of the validated spec without `instances` and
+//!   the rollout fields ([`theseus::api::ROLLOUT_FIELDS`]), and
 //!   of every other input of the mapping (app id, etcd endpoints, prefix, mapping version):
 //!   two specs that map to different apps have different hashes, and a change of `instances`
 //!   alone leaves the hash as it is, so it can be applied as a scale without a restart.
@@ -224,6 +225,10 @@ impl Mapping {
         let mut spec = serde_json::to_value(spec).expect("a spec serialises");
         if let Value::Object(fields) = &mut spec {
             fields.remove("instances");
+            // How a revision is rolled out is the controller's business, not Marathon's.
+            for field in theseus::api::ROLLOUT_FIELDS {
+                fields.remove(*field);
+            }
         }
         let inputs = Inputs {
             mapping: MAPPING_VERSION,
@@ -585,6 +590,15 @@ mod tests {
         assert_eq!(mapping().spec_hash(&key(), &scaled), base);
         assert_eq!(base.as_str().len(), 64);
         assert!(base.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_hash_ignores_how_a_revision_is_rolled_out() {
+        let base = mapping().spec_hash(&key(), &spec(json!({"cmd": "x"})));
+        let steered = spec(json!({"cmd": "x", "paused": true, "auto_rollback": false,
+                                  "progress_deadline_seconds": 30, "revision_history_limit": 2,
+                                  "change_cause": "try a smaller heap"}));
+        assert_eq!(mapping().spec_hash(&key(), &steered), base);
     }
 
     #[test]

@@ -238,6 +238,14 @@ impl Deployments {
             health_checked: !spec.health_checks.is_empty(),
         };
         let converged = match self.snapshot.current_app(app_id).await {
+            // Paused: nothing of this deployment goes to Marathon, drift included.
+            Ok(app) if spec.paused => {
+                let waiting = app.as_deref().is_none_or(|app| {
+                    self.mapping.ownership(key, app) == Ownership::Owned
+                        && drift(&desired, app) != Drift::InSync
+                });
+                Converged::done(Situation::Paused { waiting })
+            }
             Ok(app) => {
                 self.started.forget_finished(key, app.as_deref());
                 self.converge(key, &desired, app).await

@@ -6,7 +6,8 @@
 //! converged deployment's status is not rewritten. Conditions come in a fixed order:
 //! - `Valid`: whether the spec validates (its message lists every error with its pointer);
 //! - `Progressing`: whether Marathon is getting (or has got) the app to the spec, and if not,
-//!   why (`AppNotOwned`, `MarathonRejected`, `WaitingForDeployment`, `MarathonUnavailable`);
+//!   why (`AppNotOwned`, `MarathonRejected`, `WaitingForDeployment`, `MarathonUnavailable`,
+//!   `Paused`);
 //! - `Available`: whether every desired instance runs (and is healthy, with health checks).
 //!
 //! Phases: `Invalid` for an invalid spec, `Failed` when Marathon refuses or an unowned app
@@ -38,6 +39,12 @@ pub enum Situation<'a> {
     /// The spec was removed and the app is being deleted; with the error that keeps Marathon
     /// from deleting it, if any.
     Deleting(Option<String>),
+    /// The spec says `paused`: nothing was pushed to Marathon. `waiting` when Marathon's app
+    /// differs from the spec (or does not exist), so a change waits for the resume.
+    Paused {
+        /// Whether a change waits.
+        waiting: bool,
+    },
 }
 
 /// The deployment being reported on.
@@ -130,6 +137,23 @@ pub fn report(
                 subject.app_id
             ),
         )),
+        Situation::Paused { waiting } => Some(Condition::fails(
+            "Progressing",
+            "Paused",
+            if *waiting {
+                format!(
+                    "the deployment is paused: this revision waits, and Marathon app `{}` is \
+                     left as it is until `paused` is false",
+                    subject.app_id
+                )
+            } else {
+                format!(
+                    "the deployment is paused: Marathon app `{}` matches this revision, and \
+                     later changes wait until `paused` is false",
+                    subject.app_id
+                )
+            },
+        )),
         Situation::Applied => Some(match app {
             None => Condition::holds(
                 "Progressing",
@@ -164,10 +188,12 @@ pub fn report(
         Situation::NotOwned(_) | Situation::Rejected(_) => Phase::Failed,
         Situation::Deleting(_) => Phase::Deleting,
         Situation::Locked(_) => Phase::Deploying,
-        Situation::MarathonUnavailable(_) | Situation::Applied => match app {
-            None => Phase::Pending,
-            Some(app) => phase_of(app, &counts, subject.health_checked),
-        },
+        Situation::MarathonUnavailable(_) | Situation::Applied | Situation::Paused { .. } => {
+            match app {
+                None => Phase::Pending,
+                Some(app) => phase_of(app, &counts, subject.health_checked),
+            }
+        }
     };
 
     DeploymentStatus {

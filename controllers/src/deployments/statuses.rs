@@ -7,7 +7,8 @@
 //!   so the copy is what etcd holds, whoever wrote it. Changes are ordered by revision: the
 //!   echo of an older write never turns a newer one back.
 //! - A status somebody else wrote during the term (a foreign put, a value that does not
-//!   decode, a deletion) is reported once, with its key, in the log and in the
+//!   decode, a deletion) is reported once (unless this replica's lease has run out, when the
+//!   writer is its successor), with its key, in the log and in the
 //!   `status_repairs_total` metric, and `observe` names its key so that it is reconciled: the
 //!   reconcile writes the status it should be, or removes a status whose deployment has no
 //!   `/desired` key. Statuses left by earlier terms are loaded, not reported.
@@ -229,6 +230,16 @@ impl Statuses {
             }
         });
         let repair = self.copy().observe(&key, held, revision, listed)?;
+        // A replica whose lease ran out (paused past it, say) sees its successor's writes
+        // before it notices: they are not foreign, and it may not repair anything anyway.
+        if self
+            .fenced
+            .fence()
+            .check(&self.layout.status(&key))
+            .is_err()
+        {
+            return None;
+        }
         warn!(
             %key,
             revision,
