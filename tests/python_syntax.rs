@@ -9,57 +9,13 @@ use std::process::{Command, Output};
 
 const PARSO: &str = "parso==0.7.1";
 
-fn venv() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python27-syntax-venv")
-}
-
+/// The python of a virtualenv with parso (built under `target/` the first time).
 fn python() -> PathBuf {
-    venv().join("bin/python")
-}
-
-/// Creates the virtualenv with parso unless it is there. Two tests may get here at once:
-/// each builds its own directory and renames it into place; the loser's is removed.
-fn ensure_parso() {
-    let installed = Command::new(python())
-        .args(["-c", "import parso; parso.load_grammar(version='2.7')"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
-        return;
-    }
-    let building = venv().with_extension(format!("building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building)
-        .status()
-        .expect("python3 is needed to check the Python shim");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        building.display()
-    );
-    let output = Command::new(building.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--timeout", "60", PARSO])
-        .output()
-        .expect("pip runs");
-    assert!(
-        output.status.success(),
-        "pip could not install {PARSO} from PyPI (is PyPI reachable?); this test needs it.\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // The virtualenv's python finds its packages relative to where it is run from, so a
-    // complete one can be renamed into place; when another test was first, it is kept.
-    if std::fs::rename(&building, venv()).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-    }
+    theseus_testkit::python::python_with(
+        "python27-syntax-venv",
+        PARSO,
+        "import parso; parso.load_grammar(version='2.7')",
+    )
 }
 
 fn check(files: &[&Path]) -> Output {
@@ -73,7 +29,6 @@ fn check(files: &[&Path]) -> Output {
 
 #[test]
 fn the_shipped_python_files_parse_as_python_2_7() {
-    ensure_parso();
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = theseus::guest::python::FILES
         .iter()
@@ -94,7 +49,6 @@ fn the_shipped_python_files_parse_as_python_2_7() {
 
 #[test]
 fn the_checker_rejects_what_python_2_7_cannot_parse_or_import() {
-    ensure_parso();
     let dir = tempfile::tempdir().unwrap();
     let python3_only = [
         ("f_string", "x = 1\ny = f\"{x}\"\n"),

@@ -51,51 +51,9 @@ fn program(variable: &str, name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// The virtualenv's python with Selenium; created unless it is there. A virtualenv is built
-/// under another name and renamed into place, so two runs never share a half-built one.
+/// The python of a virtualenv with Selenium (built under `target/` the first time).
 fn selenium_python() -> PathBuf {
-    let venv = workspace_target().join("dashboard-selenium-venv");
-    let python = venv.join("bin/python");
-    let installed = Command::new(&python)
-        .args(["-c", "import selenium"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if installed {
-        return python;
-    }
-    let building = venv.with_extension(format!("building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building)
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        building.display()
-    );
-    let output = Command::new(building.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--timeout", "60", SELENIUM])
-        .output()
-        .expect("pip runs");
-    assert!(
-        output.status.success(),
-        "pip could not install {SELENIUM} from PyPI (is PyPI reachable?)\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    if std::fs::rename(&building, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-    }
-    python
+    theseus_testkit::python::python_with("dashboard-selenium-venv", SELENIUM, "import selenium")
 }
 
 /// etcd, localmarathon on a runtime of its own, and the controller; all stop when dropped.

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::start;
@@ -17,59 +16,17 @@ use serde_json::Value;
 
 const PACKAGE: &str = "marathon==0.13.0";
 
-fn venv() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/python-client-venv")
-}
-
+/// The python of a virtualenv with the client (built under `target/` the first time).
 fn python() -> PathBuf {
-    venv().join("bin/python")
-}
-
-/// Creates the virtualenv and installs the client unless it is already there.
-fn ensure_client() {
-    let installed = Command::new(python())
-        .args(["-c", "import marathon"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
-        return;
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(venv())
-        .status()
-        .expect("python3 is needed for the Python client test");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        venv().display()
-    );
-    let output = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--timeout",
-            "60",
-            PACKAGE,
-        ])
-        .output()
-        .expect("pip runs");
-    assert!(
-        output.status.success(),
-        "pip could not install {PACKAGE} from PyPI (is PyPI reachable?); this test needs it.\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    theseus_testkit::python::python_with("python-client-venv", PACKAGE, "import marathon")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marathon_python_creates_scales_restarts_and_deletes_apps_and_follows_events() {
-    tokio::task::spawn_blocking(ensure_client).await.unwrap();
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
     let lm = start(ExecutorKind::Process).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/marathon_client.py");
-    let run = tokio::process::Command::new(python())
+    let run = tokio::process::Command::new(python)
         .arg(&script)
         .arg(lm.handle.url())
         .kill_on_drop(true)

@@ -19,6 +19,8 @@
 //! - [`image`]: Docker images of the workspace's own binaries (`FROM scratch`, tagged by a
 //!   content hash and reused while unchanged), whether an engine answers, and a guard that
 //!   removes a test's containers.
+//! - [`python::python_with`]: a virtualenv with one package from PyPI, for tests that drive
+//!   theseus from Python.
 //!
 //! # Requirements
 //!
@@ -58,6 +60,7 @@ pub mod image;
 mod member;
 mod ports;
 mod process;
+pub mod python;
 mod server;
 mod tls;
 mod wait;
