@@ -444,9 +444,9 @@ async fn statuses_written_by_someone_else_are_put_right_within_the_term() {
         .await
         .unwrap();
     wait_until("the garbage is replaced", || async {
-        readable_status(&cluster, KEY)
-            .await
-            .is_some_and(|status| status.same_report(&running))
+        readable_status(&cluster, KEY).await.is_some_and(|status| {
+            status.observed_revision == running.observed_revision && status.phase == Phase::Running
+        })
     })
     .await;
 
@@ -578,5 +578,51 @@ async fn a_paused_deployment_reaches_marathon_only_after_it_is_resumed() {
         (app.instances, app.cmd.as_deref()),
         (Some(3), Some("sleep 2000"))
     );
+    controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_does_not_run_within_its_deadline_fails_and_its_app_stays() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let good = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 1}))
+        .await;
+    let running = cluster.wait_running(KEY, good).await;
+    assert!(running.revision_running_at.is_some());
+
+    // A revision whose tasks exit at once never runs; nothing else happens after its
+    // deadline, so only the controller's own clock can notice.
+    let bad = cluster
+        .put_spec(
+            KEY,
+            &json!({"cmd": "exit 3", "instances": 1, "progress_deadline_seconds": 2}),
+        )
+        .await;
+    let failed = cluster
+        .wait_status(KEY, "fails its deadline", |s| {
+            s.observed_revision == bad && s.phase == Phase::Failed
+        })
+        .await;
+    let condition = failed.condition("Progressing").unwrap();
+    assert_eq!(condition.reason, "DeadlineExceeded");
+    assert!(
+        condition.message.contains(&format!("revision {bad}"))
+            && condition.message.contains("within 2 s"),
+        "{}",
+        condition.message
+    );
+    assert!(failed.revision_running_at.is_none());
+    assert!(
+        cluster.app(APP).await.is_some(),
+        "a failed revision's app is kept"
+    );
+
+    // The next revision starts a clock of its own.
+    let fixed = cluster
+        .put_spec(KEY, &json!({"cmd": "sleep 1000", "instances": 1}))
+        .await;
+    let recovered = cluster.wait_running(KEY, fixed).await;
+    assert!(recovered.revision_started_at > failed.revision_started_at);
     controller.shutdown().await;
 }

@@ -142,6 +142,13 @@ pub struct DeploymentStatus {
     /// The last task failure Marathon reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_task_failure: Option<TaskFailure>,
+    /// When the controller first acted on `observed_revision`: its progress deadline counts
+    /// from here (absent while the deployment is paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_started_at: Option<DateTime<Utc>>,
+    /// When `observed_revision` first reached `Running`; once it has, the deadline is met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_running_at: Option<DateTime<Utc>>,
     /// When the controller wrote this status.
     pub updated_at: DateTime<Utc>,
 }
@@ -159,6 +166,8 @@ impl DeploymentStatus {
             app_version,
             deployment_ids,
             last_task_failure,
+            revision_started_at,
+            revision_running_at,
             updated_at: _,
         } = self;
         *observed_revision == other.observed_revision
@@ -169,6 +178,8 @@ impl DeploymentStatus {
             && *app_version == other.app_version
             && *deployment_ids == other.deployment_ids
             && *last_task_failure == other.last_task_failure
+            && *revision_started_at == other.revision_started_at
+            && *revision_running_at == other.revision_running_at
     }
 
     /// The condition of a kind, if reported.
@@ -195,6 +206,8 @@ mod tests {
             app_version: None,
             deployment_ids: vec![],
             last_task_failure: None,
+            revision_started_at: None,
+            revision_running_at: None,
             updated_at: Utc::now(),
         }
     }

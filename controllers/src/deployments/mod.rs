@@ -4,12 +4,14 @@
 //! - [`mapping`]: spec → Marathon app, the spec hash, ownership;
 //! - [`drift`]: whether an owned app matches its spec, and how to put it back;
 //! - [`status`]: the report written to `/observed/<service>/<name>/status`;
+//! - [`progress`]: a revision's progress deadline, kept in its status;
 //! - [`statuses`]: the statuses written, and the only way they are written;
 //! - [`started`]: which Marathon deployments this term started, for overriding locks;
 //! - [`reconcile`]: one key against Marathon.
 
 pub mod drift;
 pub mod mapping;
+pub mod progress;
 pub mod reconcile;
 pub mod started;
 pub mod status;

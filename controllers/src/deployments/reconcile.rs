@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use theseus::api::{DeploymentKey, parse_spec};
 use theseus::marathon::{self, App, AppId, DeploymentId};
 use theseus::store::Entry;
@@ -34,6 +35,7 @@ use tracing::{debug, info};
 
 use super::drift::{Drift, DriftedField, drift};
 use super::mapping::{DesiredApp, Mapping, Ownership};
+use super::progress::{Deadline, apply_deadline, stop_clock};
 use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
 use super::statuses::Statuses;
@@ -45,6 +47,9 @@ use crate::runtime::runner::Action;
 
 /// How soon a key waiting for someone else's deployment is looked at again.
 const LOCK_RETRY: Duration = Duration::from_secs(2);
+/// Added to a revision's time left before its deadline is looked at again, so the look
+/// finds it passed.
+const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
 /// The failpoint between a Marathon write and the status write.
 pub const AFTER_MARATHON_WRITE: &str = "deployments::after_marathon_write";
@@ -262,11 +267,30 @@ impl Deployments {
             fail::fail_point!(AFTER_MARATHON_WRITE);
         }
         let app = self.snapshot.app(app_id);
-        let status = report(subject, app.as_deref(), &converged.situation);
+        let mut status = report(subject, app.as_deref(), &converged.situation);
+        let mut action = converged.action;
+        match &converged.situation {
+            Situation::Paused { .. } => stop_clock(&mut status),
+            Situation::Applied | Situation::Locked(_) | Situation::MarathonUnavailable(_) => {
+                let deadline = Duration::from_secs(spec.progress_deadline_seconds.into());
+                let prior = self.statuses.get(key);
+                if let Deadline::Pending(left) =
+                    apply_deadline(&mut status, prior.as_ref(), deadline, Utc::now())
+                {
+                    // Look again when the deadline passes, even if nothing else happens.
+                    let due = left + DEADLINE_SLACK;
+                    action = match action {
+                        Action::RequeueAfter(after) => Action::RequeueAfter(after.min(due)),
+                        Action::Done => Action::RequeueAfter(due),
+                    };
+                }
+            }
+            _ => {}
+        }
         self.write_status(key, status).await?;
         match converged.failure {
             Some(failure) => Err(failure),
-            None => Ok(converged.action),
+            None => Ok(action),
         }
     }
 

@@ -224,6 +224,8 @@ pub fn report(
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                     .unwrap_or_default(),
             }),
+        revision_started_at: None,
+        revision_running_at: None,
         updated_at: Utc::now(),
     }
 }

@@ -326,6 +326,8 @@ mod tests {
             app_version: None,
             deployment_ids: vec![],
             last_task_failure: None,
+            revision_started_at: None,
+            revision_running_at: None,
             updated_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
