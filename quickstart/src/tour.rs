@@ -123,6 +123,10 @@ pub async fn run(
         })
         .unwrap_or_else(|| "HOST:PORT".to_owned());
     heading("try it by hand, in another terminal");
+    // Listen for Ctrl-C before saying it stops everything: a signal that came between the
+    // two would end the process without stopping what it started.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     println!(
         r#"etcd is on its default URL, so etcdctl and theseus need no flags (theseus is in {bin}):
 
@@ -151,8 +155,6 @@ Press Ctrl-C to stop everything."#,
         logs = addresses.state_dir.display(),
     );
 
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = interrupt.recv() => return Ok(()),
