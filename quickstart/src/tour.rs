@@ -44,6 +44,10 @@ pub async fn run(
     containers: Option<&Containers>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    // Taken over before "Press Ctrl-C" is printed: a Ctrl-C that follows the prompt at once
+    // must stop the stack in order (and remove the Docker network), not kill this process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let examples = addresses
         .examples_dir
         .file_name()
@@ -165,8 +169,6 @@ Press Ctrl-C to stop everything."#,
         logs = addresses.state_dir.display(),
     );
 
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = interrupt.recv() => return Ok(()),
