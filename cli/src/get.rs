@@ -213,6 +213,13 @@ fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Re
     } else {
         table.print()?;
     }
+    let failures: Vec<String> = rows.iter().filter_map(failure).collect();
+    if !failures.is_empty() {
+        println!();
+        for line in failures {
+            println!("{line}");
+        }
+    }
     if !invalid_keys.is_empty() {
         let mut keys = Table::new(&["NOT A VALID KEY", "WHY"]);
         for (key, error) in invalid_keys {
@@ -222,6 +229,20 @@ fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Re
         keys.print()?;
     }
     Ok(())
+}
+
+/// One line with the last task failure of a deployment short of running instances (the
+/// usual reason it is: an image that cannot be pulled, a command that exits), as Mesos
+/// reported it.
+fn failure(row: &Row) -> Option<String> {
+    let status = row.status.as_ref()?;
+    let failure = status.last_task_failure.as_ref()?;
+    (status.instances.running < status.instances.desired).then(|| {
+        format!(
+            "{}: last task failure: {} on {}: {}",
+            row.deployment, failure.state, failure.host, failure.message
+        )
+    })
 }
 
 /// The phase to show: the status's when it describes the current spec, `Pending` while the

@@ -279,6 +279,27 @@ fn get_shows_desired_beside_observed_status() {
 }
 
 #[test]
+fn get_shows_the_last_task_failure_of_a_deployment_short_of_instances_on_one_line() {
+    let etcd = EtcdServer::start();
+    succeeded(&theseus(&etcd, &["apply", "-f", "examples/ingestor.yaml"]));
+    let message = "Failed to launch container: Failed to run 'docker pull 54.189.193.228:5000/flask': exited with status 1; stderr='Error response from daemon: no route'";
+    let status = json!({
+        "observed_revision": 1, "phase": "Deploying", "conditions": [],
+        "instances": {"desired": 4, "staged": 0, "running": 0, "healthy": 0, "unhealthy": 0},
+        "app_id": "/ingestor/dev", "updated_at": "2026-11-25T10:00:00Z",
+        "last_task_failure": {"task_id": "ingestor_dev.1", "state": "TASK_FAILED",
+            "message": message, "host": "127.0.0.11", "timestamp": "2026-11-25T10:00:00.000Z"}
+    });
+    expect_success(
+        &etcd.etcdctl(&["put", "/observed/ingestor/dev/status", &status.to_string()]),
+        "put status",
+    );
+    let table = succeeded(&theseus(&etcd, &["get"]));
+    let expected = format!("ingestor/dev: last task failure: TASK_FAILED on 127.0.0.11: {message}");
+    assert!(table.lines().any(|l| l == expected), "{table}");
+}
+
+#[test]
 fn get_names_the_key_of_a_value_that_is_not_a_valid_spec() {
     let etcd = EtcdServer::start();
     succeeded(&theseus(&etcd, &["apply", "-f", "examples/ingestor.yaml"]));

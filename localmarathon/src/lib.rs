@@ -64,6 +64,7 @@ pub use executor::ExecutorKind;
 pub use task::{ExitStatus, TaskState};
 
 use executor::Executor;
+use executor::docker::DockerConfig;
 use state::{Settings, Shared};
 
 /// Errors of starting and running a localmarathon.
@@ -133,7 +134,7 @@ impl LocalMarathon {
             sandbox_root: None,
             heartbeat: Duration::from_secs(10),
             state_dir: None,
-            docker_host: None,
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -147,7 +148,7 @@ pub struct Builder {
     sandbox_root: Option<PathBuf>,
     heartbeat: Duration,
     state_dir: Option<PathBuf>,
-    docker_host: Option<String>,
+    docker: DockerConfig,
 }
 
 impl Builder {
@@ -173,7 +174,15 @@ impl Builder {
     /// The Docker engine Docker-image tasks run on (`DOCKER_HOST` syntax, e.g.
     /// `unix:///var/run/docker.sock`); by default the one the `docker` CLI reaches.
     pub fn docker_host(mut self, host: impl Into<String>) -> Self {
-        self.docker_host = Some(host.into());
+        self.docker.host = Some(host.into());
+        self
+    }
+
+    /// The Docker network `container/bridge` tasks join (default: Docker's `bridge`). A
+    /// network made for the tasks lets a service on the host listen on its gateway address
+    /// only, reachable from those containers (how the local stack offers them etcd).
+    pub fn docker_bridge_network(mut self, network: impl Into<String>) -> Self {
+        self.docker.bridge_network = network.into();
         self
     }
 
@@ -261,7 +270,7 @@ impl Builder {
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let executor = Arc::new(Executor::start(
             self.executor,
-            self.docker_host.clone(),
+            self.docker.clone(),
             update_tx,
         )?);
         let stop = CancellationToken::new();

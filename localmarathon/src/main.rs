@@ -29,6 +29,10 @@ struct Cli {
     /// Seconds between SSE heartbeats on /v2/events.
     #[arg(long, default_value_t = 10)]
     event_heartbeat_seconds: u64,
+    /// The Docker network `container/bridge` tasks join (e.g. one whose gateway address
+    /// etcd listens on, so that containers reach it).
+    #[arg(long, value_name = "NETWORK", default_value = "bridge")]
+    docker_bridge_network: String,
 }
 
 #[tokio::main]
@@ -50,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         .agents(agents.clone())
         .executor(cli.executor)
         .listen(cli.listen.clone())
+        .docker_bridge_network(cli.docker_bridge_network)
         .event_heartbeat(std::time::Duration::from_secs(
             cli.event_heartbeat_seconds.max(1),
         ));

@@ -7,6 +7,7 @@
 //! server it found only through `/observed`; and then runs until Ctrl-C, when it stops
 //! everything it started. `scripts/quickstart.sh` installs what is missing, builds, and runs it.
 
+mod containers;
 mod stack;
 mod tour;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use containers::Containers;
 use stack::{Component, Stack};
 
 /// Run etcd, localmarathon, theseus-controller and a watcher here, apply the examples, and
@@ -59,8 +61,11 @@ struct Args {
 /// The stack's addresses, once chosen.
 #[derive(Debug, Clone)]
 pub struct Addresses {
-    /// etcd's client URL.
+    /// etcd's client URL on 127.0.0.1.
     pub etcd: String,
+    /// The etcd URL the controller uses and hands tasks: on the Docker network's gateway when
+    /// containers run, else [`Addresses::etcd`].
+    pub task_etcd: String,
     /// localmarathon's URL.
     pub marathon: String,
     /// The controller's HTTP address.
@@ -151,8 +156,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
     let state_dir = args.state_dir.canonicalize()?;
+    let containers = match Containers::prepare(&bin_dir) {
+        Ok(containers) => {
+            println!(
+                "a Docker engine answers: Docker tasks join the network {} (etcd also listens on \
+                 its gateway {}) and run the image {}",
+                containers.network.name(),
+                containers.gateway(),
+                containers.image.tag
+            );
+            Some(containers)
+        }
+        Err(error) => {
+            println!("{error}: the Docker variant of hello is skipped, the rest runs as usual");
+            None
+        }
+    };
+    let etcd = format!("http://127.0.0.1:{etcd_port}");
     let addresses = Addresses {
-        etcd: format!("http://127.0.0.1:{etcd_port}"),
+        task_etcd: containers.as_ref().map_or_else(
+            || etcd.clone(),
+            |c| format!("http://{}:{etcd_port}", c.gateway()),
+        ),
+        etcd,
         marathon: format!("http://127.0.0.1:{marathon_port}"),
         metrics: format!("http://127.0.0.1:{metrics_port}"),
         bin_dir,
@@ -161,9 +187,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let mut stack = Stack::default();
-    let result = start_and_tour(&mut stack, &addresses, args.timeout).await;
+    let result = start_and_tour(&mut stack, &addresses, containers.as_ref(), args.timeout).await;
     tour::heading("stopping");
     stack.stop();
+    if let Some(containers) = containers {
+        let network = containers.network.name().to_string();
+        drop(containers);
+        println!("  the network {network} is removed");
+    }
     match result {
         Ok(()) => {
             println!("everything the quick start started has stopped");
@@ -176,6 +207,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn start_and_tour(
     stack: &mut Stack,
     addresses: &Addresses,
+    containers: Option<&Containers>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let state = &addresses.state_dir;
@@ -191,11 +223,16 @@ async fn start_and_tour(
         state.join("etcd").display()
     ));
     let peer = format!("http://127.0.0.1:{}", free_port()?);
+    let client_urls = if addresses.task_etcd == addresses.etcd {
+        addresses.etcd.clone()
+    } else {
+        format!("{},{}", addresses.etcd, addresses.task_etcd)
+    };
     let mut etcd = Command::new("etcd");
     etcd.args(["--name", "quickstart", "--data-dir"])
         .arg(state.join("etcd"))
-        .args(["--listen-client-urls", &addresses.etcd])
-        .args(["--advertise-client-urls", &addresses.etcd])
+        .args(["--listen-client-urls", &client_urls])
+        .args(["--advertise-client-urls", &client_urls])
         .args(["--listen-peer-urls", &peer])
         .args(["--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &format!("quickstart={peer}")])
@@ -207,10 +244,17 @@ async fn start_and_tour(
     )
     .await?;
 
-    tour::heading(&format!(
-        "starting localmarathon on {} with three agents (127.0.0.11-13)",
-        addresses.marathon
-    ));
+    tour::heading(&match containers {
+        None => format!(
+            "starting localmarathon on {} with three agents (127.0.0.11-13)",
+            addresses.marathon
+        ),
+        Some(c) => format!(
+            "starting localmarathon on {} with four agents (127.0.0.11-13, and {} for containers)",
+            addresses.marathon,
+            c.gateway()
+        ),
+    });
     let sandboxes = state.join("sandboxes");
     // Sandboxes of an earlier run belong to tasks that are gone.
     let _ = std::fs::remove_dir_all(&sandboxes);
@@ -220,6 +264,18 @@ async fn start_and_tour(
         .arg("--work-dir")
         .arg(&sandboxes)
         .env("PATH", &path);
+    if let Some(containers) = containers {
+        // The three usual agents, and one on the gateway whose host ports containers reach.
+        for i in 11..=13 {
+            marathon.arg(format!("--agent=host=127.0.0.{i}"));
+        }
+        marathon
+            .arg(format!("--agent=host={}", containers.gateway()))
+            .arg(format!(
+                "--docker-bridge-network={}",
+                containers.network.name()
+            ));
+    }
     let marathon = stack.push(Component::spawn(
         "localmarathon",
         marathon,
@@ -238,7 +294,7 @@ async fn start_and_tour(
     ));
     let mut controller = Command::new(addresses.bin_dir.join("theseus-controller"));
     controller
-        .args(["--etcd-endpoints", &addresses.etcd])
+        .args(["--etcd-endpoints", &addresses.task_etcd])
         .args(["--marathon", &addresses.marathon])
         .args(["--listen", addresses.metrics.trim_start_matches("http://")])
         .args(["--resync", "30s", "--lease-ttl", "5s"])
@@ -282,5 +338,5 @@ async fn start_and_tour(
             .collect::<String>(),
     )?;
 
-    tour::run(stack, addresses, timeout).await
+    tour::run(stack, addresses, containers, timeout).await
 }

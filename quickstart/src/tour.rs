@@ -13,6 +13,7 @@ use theseus::store::{EtcdConfig, KeyPath, Layout, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Addresses;
+use crate::containers::Containers;
 use crate::stack::Stack;
 
 /// The deployments of `examples/hello.yaml`, which must run for the tour to go on.
@@ -40,8 +41,13 @@ fn theseus(addresses: &Addresses, args: &[&str]) -> anyhow::Result<bool> {
 pub async fn run(
     stack: &mut Stack,
     addresses: &Addresses,
+    containers: Option<&Containers>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    // Taken over before "Press Ctrl-C" is printed: a Ctrl-C that follows the prompt at once
+    // must stop the stack in order (and remove the Docker network), not kill this process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let examples = addresses
         .examples_dir
         .file_name()
@@ -82,8 +88,8 @@ pub async fn run(
     theseus(addresses, &["get"])?;
     println!(
         "(ingestor/dev is the old system's example: its image cannot run here, because its \
-         registry cannot be reached or no Docker engine runs, so its tasks fail with a message \
-         saying which; `theseus get -o json ingestor/dev` shows it.)"
+         registry cannot be reached or no Docker engine runs, so its tasks fail with one line \
+         saying which, shown under the table once the first task has failed.)"
     );
 
     heading("the endpoints of the hello service, from /observed");
@@ -108,6 +114,18 @@ pub async fn run(
     .await?;
     let answer = client_answer(stack, &store, addresses, timeout).await?;
     println!("{answer}");
+
+    heading("the Docker variant of hello, in containers");
+    match containers {
+        Some(containers) => {
+            let proof = docker_chain(stack, &store, addresses, containers, timeout).await?;
+            println!("{proof}");
+        }
+        None => println!(
+            "skipped: no Docker engine answers here (see the first lines above); everything \
+             else runs as processes"
+        ),
+    }
 
     heading("what the watcher's hook logged");
     print!("{}", hook_log(&addresses.state_dir.join("watch.log")).await);
@@ -166,7 +184,15 @@ Press Ctrl-C to stop everything."#,
 
 /// The serving task records of the `hello` service, by task id.
 async fn hello_records(store: &Store) -> anyhow::Result<BTreeMap<String, TaskRecord>> {
-    let service = DnsLabel::parse("service", "hello")?;
+    serving_records(store, "hello").await
+}
+
+/// The serving task records of `service`, by task id.
+async fn serving_records(
+    store: &Store,
+    service: &str,
+) -> anyhow::Result<BTreeMap<String, TaskRecord>> {
+    let service = DnsLabel::parse("service", service)?;
     let listing = store
         .list(&store.layout().observed_service(&service))
         .await?;
@@ -272,5 +298,100 @@ async fn hook_log(path: &Path) -> String {
             return log;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deploys the Docker variant of hello and proves its chain: inside the client's container,
+/// `theseus guest node-list` (through the `ETCD_ENDPOINTS` the controller gave it) names a
+/// server container's host port, and `theseus-hello fetch` gets that server's answer.
+async fn docker_chain(
+    stack: &mut Stack,
+    store: &Store,
+    addresses: &Addresses,
+    containers: &Containers,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let manifest = addresses.state_dir.join("hello-docker.yaml");
+    std::fs::write(&manifest, containers.hello_manifest())
+        .with_context(|| format!("cannot write {}", manifest.display()))?;
+    if !theseus(addresses, &["apply", "-f", &manifest.to_string_lossy()])? {
+        bail!("applying {} failed", manifest.display());
+    }
+    let timeout_text = format!("{}s", timeout.as_secs());
+    for deployment in ["hello-docker/default", "hello-docker-client/default"] {
+        stack.check_alive()?;
+        if !theseus(
+            addresses,
+            &["rollout", "status", deployment, "--timeout", &timeout_text],
+        )? {
+            bail!(
+                "{deployment} did not reach Running; see {}",
+                addresses.state_dir.join("localmarathon.log").display()
+            );
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no client container yet");
+    loop {
+        stack.check_alive()?;
+        if Instant::now() > deadline {
+            bail!(
+                "the client container got no answer from a server container within {} s: {last}",
+                timeout.as_secs()
+            );
+        }
+        let servers = serving_records(store, "hello-docker").await?;
+        let clients = serving_records(store, "hello-docker-client").await?;
+        let client = clients
+            .keys()
+            .find_map(|task| containers.container_of(task).map(|c| (task, c)));
+        if let Some((client_task, container)) = client {
+            let listed = Containers::exec(
+                &container,
+                "/bin/theseus",
+                &[
+                    "guest",
+                    "node-list",
+                    "hello-docker",
+                    "--ports",
+                    "http",
+                    "--minimum",
+                    "2",
+                ],
+            );
+            match listed {
+                Ok(nodes) => {
+                    println!(
+                        "inside the client container: theseus guest node-list hello-docker --ports http"
+                    );
+                    for node in nodes.lines() {
+                        println!("  {node}");
+                    }
+                    let node = nodes.lines().next().unwrap_or_default().to_string();
+                    let url = format!("http://{node}/");
+                    match Containers::exec(&container, "/bin/theseus-hello", &["fetch", &url]) {
+                        Ok(body) => {
+                            let answer: Value = serde_json::from_str(&body).unwrap_or_default();
+                            let task = answer["task_id"].as_str().unwrap_or_default();
+                            if let Some(record) = servers.get(task) {
+                                return Ok(format!(
+                                    "the client container of task {client_task}\n  called {url} \
+                                     and the server container of task {task} answered from its \
+                                     port {}.\n  The client knew that address only from \
+                                     /observed/hello-docker/{}/tasks/{task}, and reached etcd \
+                                     at {} from inside its container.",
+                                    answer["port"], record.deployment, addresses.task_etcd
+                                ));
+                            }
+                            last =
+                                format!("{url} answered {body}, not a serving hello-docker task");
+                        }
+                        Err(error) => last = format!("fetching {url} failed: {error}"),
+                    }
+                }
+                Err(error) => last = format!("node-list failed: {error}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -182,8 +182,47 @@ fn run_once(state: &Path) -> String {
     printed
 }
 
+/// Whether a Docker engine answers here (the quick start then runs the Docker variant too).
+fn engine_answers() -> bool {
+    theseus_testkit::image::DockerEngine::probe().is_ok()
+}
+
+/// The quick start's Docker networks that exist now (none once it has stopped).
+fn quickstart_networks() -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["network", "ls", "--quiet", "--filter"])
+        .arg(format!(
+            "label={}=quickstart",
+            theseus_testkit::network::NETWORK_LABEL
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks what the Docker variant printed, or that it said why it was skipped.
+fn assert_docker_variant(printed: &str) {
+    if engine_answers() {
+        assert!(
+            printed.contains("the server container of task")
+                && printed.contains("from inside its container"),
+            "a client container must reach a server container found through /observed:\n{printed}"
+        );
+        assert!(
+            quickstart_networks().is_empty(),
+            "the quick start's network outlived it"
+        );
+    } else {
+        assert!(printed.contains("no Docker engine answers"), "{printed}");
+    }
+}
+
 #[test]
-fn the_quick_start_proves_discovery_end_to_end_and_leaves_nothing_running() {
+fn the_quick_start_proves_discovery_end_to_end_in_processes_and_containers_and_leaves_nothing_running()
+ {
     let state = tempfile::tempdir().unwrap();
 
     let first = run_once(state.path());
@@ -197,10 +236,12 @@ fn the_quick_start_proves_discovery_end_to_end_and_leaves_nothing_running() {
         first.contains("hello changed by"),
         "the watcher's hook ran:\n{first}"
     );
+    assert_docker_variant(&first);
 
     // A second run on the same state needs no cleanup: etcd keeps the specs, the records of
     // the first run's tasks are replaced by the new ones, and the chain works again.
     let second = run_once(state.path());
     assert!(second.contains("hello/blue unchanged"), "{second}");
     assert!(second.contains("answered."), "{second}");
+    assert_docker_variant(&second);
 }

@@ -48,6 +48,7 @@ impl EtcdCluster {
                         initial_cluster: initial_cluster.clone(),
                         cluster_token: token.clone(),
                         tls: None,
+                        extra_client_address: None,
                     })
                 })
                 .collect();

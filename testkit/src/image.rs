@@ -146,7 +146,11 @@ impl ProjectImage {
     /// The image `theseus-local/<name>` holding `binaries` (file names in [`bin_dir`]) in
     /// `/bin`, built unless an image of the same content exists. Blocking.
     pub fn build(name: &str, binaries: &[&str]) -> Result<ProjectImage, Error> {
-        let dir = bin_dir();
+        ProjectImage::build_from(&bin_dir(), name, binaries)
+    }
+
+    /// As [`ProjectImage::build`], with the binaries taken from `dir`.
+    pub fn build_from(dir: &Path, name: &str, binaries: &[&str]) -> Result<ProjectImage, Error> {
         let mut files: Vec<(PathBuf, PathBuf)> = Vec::new(); // (source, path in the image)
         for binary in binaries {
             let source = dir.join(binary);

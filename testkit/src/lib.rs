@@ -19,6 +19,8 @@
 //! - [`image`]: Docker images of the workspace's own binaries (`FROM scratch`, tagged by a
 //!   content hash and reused while unchanged), whether an engine answers, and a guard that
 //!   removes a test's containers.
+//! - [`network::ProjectNetwork`]: a Docker bridge network of the test's own, whose gateway
+//!   etcd can also listen on ([`EtcdOptions::also_listening_on`]) so that containers reach it.
 //! - [`python::python_with`]: a virtualenv with one package from PyPI, for tests that drive
 //!   theseus from Python.
 //!
@@ -58,6 +60,7 @@ mod cluster;
 mod etcdctl;
 pub mod image;
 mod member;
+pub mod network;
 mod ports;
 mod process;
 pub mod python;

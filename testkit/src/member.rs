@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +41,9 @@ pub(crate) struct MemberSpec {
     pub initial_cluster: String,
     pub cluster_token: String,
     pub tls: Option<TlsFiles>,
+    /// Another address to serve clients on, with the same port (e.g. a Docker network's
+    /// gateway, for containers).
+    pub extra_client_address: Option<IpAddr>,
 }
 
 impl MemberSpec {
@@ -49,13 +52,22 @@ impl MemberSpec {
         format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
+    /// The client URL on `address` (the same port as on loopback).
+    pub fn client_url_on(&self, address: IpAddr) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{address}:{}", self.client_port)
+    }
+
     pub fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
 
     fn command(&self) -> Command {
         let mut command = Command::new(etcd_binary());
-        let client_url = self.client_url();
+        let mut client_url = self.client_url();
+        if let Some(address) = self.extra_client_address {
+            client_url = format!("{client_url},{}", self.client_url_on(address));
+        }
         let peer_url = self.peer_url();
         command
             .arg("--name")

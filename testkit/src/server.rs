@@ -1,5 +1,6 @@
 //! A single-member etcd for one test.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Output;
 
@@ -21,6 +22,7 @@ pub const ROOT_USER: &str = "root";
 pub struct EtcdOptions {
     root_password: Option<String>,
     tls: bool,
+    also_on: Option<IpAddr>,
 }
 
 impl EtcdOptions {
@@ -33,6 +35,14 @@ impl EtcdOptions {
     /// server is up (with `etcdctl user add` and `etcdctl auth enable`).
     pub fn with_root_password(mut self, password: &str) -> EtcdOptions {
         self.root_password = Some(password.to_owned());
+        self
+    }
+
+    /// Also serves clients on `address`, with the same port as on loopback: a Docker
+    /// network's gateway, so that containers on that network reach this etcd (see
+    /// [`crate::network::ProjectNetwork`]).
+    pub fn also_listening_on(mut self, address: IpAddr) -> EtcdOptions {
+        self.also_on = Some(address);
         self
     }
 
@@ -92,6 +102,7 @@ impl EtcdServer {
                 initial_cluster: format!("default=http://127.0.0.1:{peer_port}"),
                 cluster_token: format!("theseus-test-{}-{peer_port}", std::process::id()),
                 tls: tls.clone(),
+                extra_client_address: options.also_on,
             };
             let mut member = Member::new(spec);
             match member
@@ -131,6 +142,14 @@ impl EtcdServer {
     /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
         self.member.spec.client_url()
+    }
+
+    /// The client URL on the address given to
+    /// [`also_listening_on`](EtcdOptions::also_listening_on), if any.
+    pub fn endpoint_on_extra_address(&self) -> Option<String> {
+        self.options
+            .also_on
+            .map(|address| self.member.spec.client_url_on(address))
     }
 
     /// [`EtcdServer::endpoint`] as a one-element list.

@@ -173,6 +173,19 @@ impl Cluster {
         }
     }
 
+    /// `etcd` and a localmarathon built by `builder`.
+    pub async fn start_on(etcd: EtcdServer, builder: localmarathon::Builder) -> Cluster {
+        let marathon = Marathon::start(builder).await;
+        let store = store(&etcd, "").await;
+        let client = MarathonClient::new(marathon_config(&marathon)).unwrap();
+        Cluster {
+            etcd,
+            marathon,
+            store,
+            client,
+        }
+    }
+
     /// A controller configuration for this cluster: any free port, a 2 s lease, quick
     /// backoff, and no periodic resync (tests that want one set it), so that convergence
     /// proves the event-driven path.

@@ -87,7 +87,13 @@ impl ContainerTask {
             task: spec.task_id.as_str().to_string(),
         };
         let env = docker::container_env(&spec.env);
-        let args = run.run_args(&name, &spec.host.to_string(), &env, &spec.sandbox);
+        let args = run.run_args(
+            &name,
+            &spec.host.to_string(),
+            self.engine.bridge_network(),
+            &env,
+            &spec.sandbox,
+        );
         let container = match self.engine.run(&args, &env).await {
             Ok(id) => id,
             Err(e) => {

@@ -110,13 +110,15 @@ impl ContainerName {
 }
 
 impl DockerRun {
-    /// The arguments of `docker run --detach` for the task `name` on the agent `host`. The
+    /// The arguments of `docker run --detach` for the task `name` on the agent `host`, a bridge
+    /// task joining `bridge_network`. The
     /// environment is passed by name only (`--env NAME`): the values travel in the CLI's own
     /// environment, so they never show in a process listing.
     pub fn run_args(
         &self,
         name: &ContainerName,
         host: &str,
+        bridge_network: &str,
         env: &[(String, String)],
         sandbox: &Path,
     ) -> Vec<String> {
@@ -130,7 +132,7 @@ impl DockerRun {
         ];
         match self.network {
             NetworkMode::Host => argv.push("--network=host".to_string()),
-            _ => argv.push("--network=bridge".to_string()),
+            _ => argv.push(format!("--network={bridge_network}")),
         }
         if self.network != NetworkMode::Host {
             // Published on the agent's address only: each simulated agent owns its address.
@@ -202,25 +204,53 @@ impl Output {
     }
 }
 
+/// Which Docker engine an executor uses, and how it networks bridge tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The engine (`DOCKER_HOST` syntax); `None`: the one the `docker` CLI reaches.
+    pub host: Option<String>,
+    /// The network `container/bridge` tasks join: Docker's default `bridge`, or a bridge
+    /// network made for them (as a Mesos agent may be configured with its own bridge).
+    pub bridge_network: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: None,
+            bridge_network: DEFAULT_BRIDGE_NETWORK.to_string(),
+        }
+    }
+}
+
+/// Docker's own bridge network.
+pub const DEFAULT_BRIDGE_NETWORK: &str = "bridge";
+
 /// The `docker` CLI, for the containers of one executor instance.
 #[derive(Debug, Clone)]
 pub struct Engine {
     program: String,
     host: Option<String>,
+    bridge_network: String,
     instance: String,
     pull_timeout: Duration,
 }
 
 impl Engine {
-    /// The engine at `host` (`DOCKER_HOST` syntax), or else the one the `docker` CLI on `PATH`
-    /// reaches (`DOCKER_HOST`, the current context), for containers labelled with `instance`.
-    pub fn new(instance: impl Into<String>, host: Option<String>) -> Engine {
+    /// The engine `config` names, for containers labelled with `instance`.
+    pub fn new(instance: impl Into<String>, config: DockerConfig) -> Engine {
         Engine {
             program: "docker".to_string(),
-            host,
+            host: config.host,
+            bridge_network: config.bridge_network,
             instance: instance.into(),
             pull_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// The network bridge tasks join.
+    pub fn bridge_network(&self) -> &str {
+        &self.bridge_network
     }
 
     /// The engine's address, when one was given.
@@ -451,7 +481,7 @@ mod tests {
             force_pull: false,
         };
         let env = [("PORT0".to_string(), "31000".to_string())];
-        let argv = run.run_args(&name(), "127.0.0.11", &env, Path::new("/sb"));
+        let argv = run.run_args(&name(), "127.0.0.11", "bridge", &env, Path::new("/sb"));
         for expected in [
             "--name=localmarathon-ab12-web.instance-1._app.1",
             "--label=localmarathon.instance=ab12",
@@ -488,7 +518,7 @@ mod tests {
             privileged: true,
             force_pull: false,
         };
-        let argv = run.run_args(&name(), "127.0.0.11", &[], Path::new("/sb"));
+        let argv = run.run_args(&name(), "127.0.0.11", "bridge", &[], Path::new("/sb"));
         assert!(argv.contains(&"--network=host".to_string()));
         assert!(!argv.iter().any(|a| a.starts_with("--publish")));
         assert!(argv.contains(&"--privileged".to_string()));

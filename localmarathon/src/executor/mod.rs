@@ -106,15 +106,15 @@ pub enum Executor {
 
 impl Executor {
     /// Starts an executor of `kind` reporting on `updates`.
-    /// `docker_host` is the engine Docker-image tasks use (`None`: the `docker` CLI's own).
+    /// `docker` says which engine Docker-image tasks use and which network bridge tasks join.
     pub fn start(
         kind: ExecutorKind,
-        docker_host: Option<String>,
+        docker: docker::DockerConfig,
         updates: mpsc::UnboundedSender<ExecutorUpdate>,
     ) -> Result<Executor, Error> {
         Ok(match kind {
             ExecutorKind::Process => {
-                Executor::Process(process::ProcessExecutor::start(docker_host, updates)?)
+                Executor::Process(process::ProcessExecutor::start(docker, updates)?)
             }
             ExecutorKind::Sim => Executor::Sim(sim::SimExecutor::new(updates)),
         })

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::container::ContainerTask;
-use super::docker::Engine;
+use super::docker::{DockerConfig, Engine};
 use super::guardian::Guardian;
 use super::{Error, ExecutorUpdate, LaunchSpec, TaskCommand};
 use crate::task::{ExitStatus, TaskEvent, TaskId};
@@ -91,7 +91,7 @@ async fn finish_group(pgid: u32) {
 impl ProcessExecutor {
     /// Starts the executor and its guardian.
     pub fn start(
-        docker_host: Option<String>,
+        docker: DockerConfig,
         updates: mpsc::UnboundedSender<ExecutorUpdate>,
     ) -> Result<Self, Error> {
         Ok(ProcessExecutor {
@@ -103,7 +103,7 @@ impl ProcessExecutor {
             // Unique per executor, so that this one only ever touches its own containers.
             engine: Arc::new(Engine::new(
                 uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-                docker_host,
+                docker,
             )),
         })
     }
