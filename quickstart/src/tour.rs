@@ -141,10 +141,6 @@ pub async fn run(
         })
         .unwrap_or_else(|| "HOST:PORT".to_owned());
     heading("try it by hand, in another terminal");
-    // Listen for Ctrl-C before saying it stops everything: a signal that came between the
-    // two would end the process without stopping what it started.
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     println!(
         r#"etcd is on its default URL, so etcdctl and theseus need no flags (theseus is in {bin}):
 
