@@ -186,6 +186,13 @@ impl Builder {
         self
     }
 
+    /// Whether Docker images missing from the engine are pulled (default: never, so nothing
+    /// reaches a registry; tasks of a missing image fail naming it).
+    pub fn docker_pull(mut self, policy: executor::docker::PullPolicy) -> Self {
+        self.docker.pull = policy;
+        self
+    }
+
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen = addr.into();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use localmarathon::executor::docker::PullPolicy;
 use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon};
 
 /// A Marathon-API-compatible scheduler that really runs tasks on one machine.
@@ -33,6 +34,10 @@ struct Cli {
     /// etcd listens on, so that containers reach it).
     #[arg(long, value_name = "NETWORK", default_value = "bridge")]
     docker_bridge_network: String,
+    /// Whether Docker images missing from the engine are pulled from their registry
+    /// (`never`: only images built or loaded on this machine run).
+    #[arg(long, value_enum, default_value_t = PullPolicy::Never)]
+    docker_pull: PullPolicy,
 }
 
 #[tokio::main]
@@ -55,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .executor(cli.executor)
         .listen(cli.listen.clone())
         .docker_bridge_network(cli.docker_bridge_network)
+        .docker_pull(cli.docker_pull)
         .event_heartbeat(std::time::Duration::from_secs(
             cli.event_heartbeat_seconds.max(1),
         ));

@@ -1,7 +1,8 @@
 //! One Docker task from launch to removal: what Mesos' Docker executor does for a task.
 //!
 //! The steps: the engine must answer (else TASK_FAILED saying so); the image must be here or
-//! pullable (else TASK_FAILED naming the image and the pull error); `docker run --detach`
+//! present or, where pulling is on, pullable (else TASK_FAILED naming the image and why);
+//! `docker run --detach`
 //! starts the container (TASK_RUNNING); `docker logs --follow` copies its output into the
 //! sandbox's `stdout` and `stderr`; `docker wait` tells when it ends and with which status. A
 //! kill is `docker stop` with the app's grace period (SIGTERM, SIGKILL after it). Whatever ends
@@ -64,7 +65,9 @@ impl ContainerTask {
     async fn launch_and_wait(&self, spec: &LaunchSpec, run: &DockerRun) -> End {
         let failed = |e: docker::Error| {
             End::NotLaunched(match e {
-                docker::Error::Pull { .. } => docker::launch_failure(&e),
+                docker::Error::Pull { .. } | docker::Error::NotPresent { .. } => {
+                    docker::launch_failure(&e)
+                }
                 _ => format!("Failed to launch container for image '{}': {e}", run.image),
             })
         };

@@ -5,8 +5,11 @@
 //! - every container it creates is named `localmarathon-<instance>-<task id>` and labelled
 //!   [`INSTANCE_LABEL`]`=<instance>` and [`TASK_LABEL`]`=<task id>`, where `<instance>` is unique
 //!   to one executor, so it only ever touches containers it created itself;
-//! - a missing image is pulled (`forcePullImage` pulls every time), and a failed pull becomes one
-//!   line naming the image and the engine's error, the way a Mesos agent words it;
+//! - images are taken from the engine as they are: by default ([`PullPolicy::Never`]) nothing
+//!   is pulled, so a machine running localmarathon never reaches a registry, and a missing
+//!   image is one line naming it; with [`PullPolicy::Missing`] a missing image is pulled
+//!   (`forcePullImage` pulls every time), and a failed pull becomes one line naming the image
+//!   and the engine's error, the way a Mesos agent words it;
 //! - an engine that does not answer is an error saying so, before anything else is tried.
 //!
 //! It does not supervise: [`super::container`] runs one task's container from start to removal.
@@ -42,6 +45,15 @@ pub enum Error {
         "no Docker engine answers on this agent ({0}); start Docker or give the app a 'cmd' without a container"
     )]
     EngineUnavailable(String),
+    /// The image is not here, and the policy is not to pull.
+    #[error(
+        "image '{image}' is not on this agent, and localmarathon pulls no image (build it here, \
+         or start localmarathon with --docker-pull missing to pull it from its registry)"
+    )]
+    NotPresent {
+        /// The image.
+        image: String,
+    },
     /// The image is not here and could not be pulled.
     #[error("Failed to run 'docker pull {image}': {reason}")]
     Pull {
@@ -66,6 +78,7 @@ impl Error {
         match self {
             Error::NoCli(_) => "no_cli",
             Error::EngineUnavailable(_) => "engine_unavailable",
+            Error::NotPresent { .. } => "not_present",
             Error::Pull { .. } => "pull",
             Error::Call { .. } => "call",
         }
@@ -125,6 +138,8 @@ impl DockerRun {
         let mut argv = vec![
             "run".to_string(),
             "--detach".to_string(),
+            // The image was made sure of before: `run` itself never pulls.
+            "--pull=never".to_string(),
             format!("--name={}", name.name()),
             format!("--label={INSTANCE_LABEL}={}", name.instance),
             format!("--label={TASK_LABEL}={}", name.task),
@@ -212,6 +227,8 @@ pub struct DockerConfig {
     /// The network `container/bridge` tasks join: Docker's default `bridge`, or a bridge
     /// network made for them (as a Mesos agent may be configured with its own bridge).
     pub bridge_network: String,
+    /// Whether images missing from the engine are pulled.
+    pub pull: PullPolicy,
 }
 
 impl Default for DockerConfig {
@@ -219,8 +236,19 @@ impl Default for DockerConfig {
         DockerConfig {
             host: None,
             bridge_network: DEFAULT_BRIDGE_NETWORK.to_string(),
+            pull: PullPolicy::Never,
         }
     }
+}
+
+/// Whether images missing from the engine are pulled from their registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Never: only images already on the engine run (built on this machine, say).
+    #[default]
+    Never,
+    /// Pull an image that is missing (and every time for `forcePullImage`), as Mesos does.
+    Missing,
 }
 
 /// Docker's own bridge network.
@@ -232,6 +260,7 @@ pub struct Engine {
     program: String,
     host: Option<String>,
     bridge_network: String,
+    pull: PullPolicy,
     instance: String,
     pull_timeout: Duration,
 }
@@ -243,6 +272,7 @@ impl Engine {
             program: "docker".to_string(),
             host: config.host,
             bridge_network: config.bridge_network,
+            pull: config.pull,
             instance: instance.into(),
             pull_timeout: Duration::from_secs(120),
         }
@@ -318,7 +348,7 @@ impl Engine {
 
     /// Makes sure `image` is here: present (unless `force_pull`) or pulled now.
     pub async fn ensure_image(&self, image: &str, force_pull: bool) -> Result<(), Error> {
-        if !force_pull {
+        if !force_pull || self.pull == PullPolicy::Never {
             let inspect = ["image", "inspect", "--format", "{{.Id}}", image].map(String::from);
             if self
                 .call(&inspect, &[], CALL_TIMEOUT)
@@ -327,6 +357,11 @@ impl Engine {
             {
                 return Ok(());
             }
+        }
+        if self.pull == PullPolicy::Never {
+            return Err(Error::NotPresent {
+                image: image.to_string(),
+            });
         }
         let pull = ["pull", "--quiet", image].map(String::from);
         let pull_error = |reason| Error::Pull {
@@ -483,6 +518,7 @@ mod tests {
         let env = [("PORT0".to_string(), "31000".to_string())];
         let argv = run.run_args(&name(), "127.0.0.11", "bridge", &env, Path::new("/sb"));
         for expected in [
+            "--pull=never",
             "--name=localmarathon-ab12-web.instance-1._app.1",
             "--label=localmarathon.instance=ab12",
             "--label=localmarathon.task=web.instance-1._app.1",
