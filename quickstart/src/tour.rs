@@ -87,9 +87,9 @@ pub async fn run(
     heading("the deployments and their status");
     theseus(addresses, &["get"])?;
     println!(
-        "(ingestor/dev is the old system's example: its image cannot run here, because its \
-         registry cannot be reached or no Docker engine runs, so its tasks fail with one line \
-         saying which, shown under the table once the first task has failed.)"
+        "(ingestor/dev is the old system's example: its image cannot run here, because it lives \
+         in a registry and localmarathon pulls no image, or no Docker engine runs, so its tasks \
+         fail with one line saying which, shown under the table once the first task has failed.)"
     );
 
     heading("the endpoints of the hello service, from /observed");
