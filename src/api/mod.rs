@@ -2,6 +2,7 @@
 //! records the controller writes under `/observed`, and their validation.
 
 pub mod document;
+pub mod environment;
 mod key;
 pub mod manifest;
 mod schema;
@@ -10,9 +11,10 @@ mod status;
 mod task;
 mod validate;
 
+pub use environment::RESERVED_ENVIRONMENT;
 pub use key::{DeploymentKey, DnsLabel, KeyError, MAX_LABEL_LEN};
 pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
 pub use spec::*;
 pub use status::{Condition, DeploymentStatus, InstanceCounts, Phase, TaskFailure};
 pub use task::{Health, PortBinding, TASK_RUNNING, TaskRecord};
-pub use validate::{FieldError, RESERVED_ENVIRONMENT, ValidationErrors, parse_spec, validate_spec};
+pub use validate::{FieldError, ValidationErrors, parse_spec, validate_spec};

@@ -12,22 +12,12 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use super::document::{self, DocumentError, pointer_segment};
+use super::environment::RESERVED_ENVIRONMENT;
 use super::schema::{self, known_properties, subschema_of_keyword};
 use super::spec::{
     CONSTRAINT_OPERATORS, DeploymentSpec, ENV_NAME_PATTERN, LABEL_PATTERN, PORT_NAME_PATTERN,
     VOLUME_PATTERN,
 };
-
-/// Environment variables theseus sets in every task; a spec may not set them.
-pub const RESERVED_ENVIRONMENT: [&str; 7] = [
-    "SERVICE_NAME",
-    "DEPLOYMENT_NAME",
-    "LABELS",
-    "ETCD_ENDPOINTS",
-    "THESEUS_PREFIX",
-    "MESOS_TASK_ID",
-    "HOST",
-];
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use super::Error;
-use crate::api::DnsLabel;
+use crate::api::{DnsLabel, environment};
 use crate::store::Layout;
 
 /// The environment name of an installation without a prefix (the old guestutils' answer).
@@ -90,7 +90,7 @@ impl TaskEnvironment {
         if let Some(name) = self.var("THESEUS_ENVIRONMENT") {
             return name.to_owned();
         }
-        self.var("THESEUS_PREFIX")
+        self.var(environment::THESEUS_PREFIX)
             .and_then(|prefix| prefix.rsplit('/').find(|segment| !segment.is_empty()))
             .unwrap_or(DEFAULT_ENVIRONMENT)
             .to_owned()
@@ -98,17 +98,19 @@ impl TaskEnvironment {
 
     /// The key layout of `THESEUS_PREFIX` (none when unset).
     pub fn layout(&self) -> Result<Layout, Error> {
-        Ok(Layout::new(self.var("THESEUS_PREFIX").unwrap_or(""))?)
+        Ok(Layout::new(
+            self.var(environment::THESEUS_PREFIX).unwrap_or(""),
+        )?)
     }
 
     /// The service this task belongs to (`SERVICE_NAME`).
     pub fn service_name(&self) -> Result<DnsLabel, Error> {
-        self.label("SERVICE_NAME", "service")
+        self.label(environment::SERVICE_NAME, "service")
     }
 
     /// The deployment this task belongs to (`DEPLOYMENT_NAME`).
     pub fn deployment_name(&self) -> Result<DnsLabel, Error> {
-        self.label("DEPLOYMENT_NAME", "name")
+        self.label(environment::DEPLOYMENT_NAME, "name")
     }
 
     fn label(&self, name: &'static str, what: &'static str) -> Result<DnsLabel, Error> {
@@ -123,7 +125,7 @@ impl TaskEnvironment {
     /// This task's container name: its Mesos task id (`MESOS_TASK_ID`, old `CONTAINER_NAME`).
     pub fn container_name(&self) -> Result<String, Error> {
         Ok(self
-            .required("MESOS_TASK_ID", &["CONTAINER_NAME"])?
+            .required(environment::MESOS_TASK_ID, &["CONTAINER_NAME"])?
             .to_owned())
     }
 
@@ -131,14 +133,14 @@ impl TaskEnvironment {
     /// `CONTAINER_HOST_ADDRESS`).
     pub fn host_address(&self) -> Result<String, Error> {
         Ok(self
-            .required("HOST", &["CONTAINER_HOST_ADDRESS"])?
+            .required(environment::HOST, &["CONTAINER_HOST_ADDRESS"])?
             .to_owned())
     }
 
     /// etcd's client URLs (`ETCD_ENDPOINTS`, comma-separated).
     pub fn etcd_endpoints(&self) -> Result<Vec<String>, Error> {
         let endpoints: Vec<String> = self
-            .required("ETCD_ENDPOINTS", &[])?
+            .required(environment::ETCD_ENDPOINTS, &[])?
             .split(',')
             .map(str::trim)
             .filter(|endpoint| !endpoint.is_empty())
@@ -146,7 +148,7 @@ impl TaskEnvironment {
             .collect();
         if endpoints.is_empty() {
             return Err(Error::MissingVariable {
-                name: "ETCD_ENDPOINTS",
+                name: environment::ETCD_ENDPOINTS,
                 alternatives: &[],
             });
         }

@@ -21,7 +21,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use theseus::api::{DeploymentKey, DeploymentSpec, DnsLabel, HealthProtocol};
+use theseus::api::{DeploymentKey, DeploymentSpec, DnsLabel, HealthProtocol, environment};
 use theseus::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
 use theseus::marathon::container::{
     Container, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol, Volume, VolumeMode,
@@ -197,7 +197,11 @@ impl Mapping {
                 app.label(DEPLOYMENT_LABEL).unwrap_or("?"),
             ));
         }
-        let prefix = match app.env.as_ref().and_then(|env| env.get("THESEUS_PREFIX")) {
+        let prefix = match app
+            .env
+            .as_ref()
+            .and_then(|env| env.get(environment::THESEUS_PREFIX))
+        {
             Some(EnvValue::Value(prefix)) => Some(prefix.as_str()),
             _ => None,
         };
@@ -372,11 +376,11 @@ impl Mapping {
             .map(|(name, value)| (name, EnvValue::Value(value)))
             .collect();
         for (name, value) in [
-            ("SERVICE_NAME", key.service.to_string()),
-            ("DEPLOYMENT_NAME", key.name.to_string()),
-            ("LABELS", spec.labels.join(",")),
-            ("ETCD_ENDPOINTS", self.etcd_endpoints.join(",")),
-            ("THESEUS_PREFIX", self.prefix.clone()),
+            (environment::SERVICE_NAME, key.service.to_string()),
+            (environment::DEPLOYMENT_NAME, key.name.to_string()),
+            (environment::LABELS, spec.labels.join(",")),
+            (environment::ETCD_ENDPOINTS, self.etcd_endpoints.join(",")),
+            (environment::THESEUS_PREFIX, self.prefix.clone()),
         ] {
             env.insert(name.to_owned(), EnvValue::Value(value));
         }
