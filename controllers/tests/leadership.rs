@@ -310,3 +310,37 @@ async fn a_shutdown_right_after_a_term_began_is_recorded_as_a_shutdown() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_reach_etcd_says_so_and_counts_the_failure_by_reason() {
+    let mut etcd = EtcdServer::start();
+    let store = store(&etcd, "").await;
+    etcd.kill();
+    let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let config = ElectionConfig {
+        name: "/theseus/leader/test".into(),
+        identity: "replica-0".into(),
+        lease_ttl: Duration::from_secs(1),
+    };
+    let task = tokio::spawn(run_elections(
+        store.clone(),
+        config,
+        Arc::clone(&health),
+        Arc::clone(&metrics),
+        stop.clone(),
+        |term: Term| async move { term.stop.cancelled().await },
+    ));
+    wait_until("the replica is degraded, naming etcd", || async {
+        matches!(health.role(), Role::Degraded { reason } if reason.contains("cannot reach etcd"))
+    })
+    .await;
+    let encoded = metrics.encode();
+    assert!(
+        encoded.contains("theseus_controller_election_failures_total{reason=\"etcd_unreachable\"}"),
+        "{encoded}"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -40,6 +40,73 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before campaigning again after a term or a failure.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 
+/// Why a step of taking part in the election failed; the election retries after each.
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    /// No etcd member answered.
+    #[error("cannot reach etcd: {0}")]
+    Unreachable(#[source] theseus::store::Error),
+    /// etcd refused to grant a lease.
+    #[error("etcd refused a lease of {ttl_secs} s: {source}")]
+    LeaseRefused {
+        /// The TTL asked for.
+        ttl_secs: i64,
+        /// What etcd said.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// etcd granted a lease that cannot protect a term.
+    #[error("etcd granted lease {id:x} with TTL {ttl}; refusing to campaign without a live lease")]
+    DeadLease {
+        /// The lease.
+        id: i64,
+        /// Its TTL in seconds.
+        ttl: i64,
+    },
+    /// The campaign call failed.
+    #[error("the campaign failed: {0}")]
+    Campaign(#[source] etcd_client::Error),
+    /// etcd answered the campaign without naming the leader key.
+    #[error("etcd answered the campaign without a leader key")]
+    NoLeaderKey,
+    /// The leader key etcd named is not UTF-8.
+    #[error("the leader key etcd named is not UTF-8")]
+    LeaderKeyNotUtf8,
+    /// The lease could not be revoked (it will expire instead).
+    #[error("cannot revoke lease {id:x}: {source}")]
+    Revoke {
+        /// The lease.
+        id: i64,
+        /// What etcd said.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// A keep-alive stream for the lease could not be opened.
+    #[error("cannot open a keep-alive stream for lease {id:x}: {source}")]
+    KeepAlive {
+        /// The lease.
+        id: i64,
+        /// What etcd said.
+        #[source]
+        source: etcd_client::Error,
+    },
+}
+
+impl ElectionError {
+    /// The label of `theseus_controller_election_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ElectionError::Unreachable(_) => "etcd_unreachable",
+            ElectionError::LeaseRefused { .. } => "lease_refused",
+            ElectionError::DeadLease { .. } => "dead_lease",
+            ElectionError::Campaign(_) => "campaign",
+            ElectionError::NoLeaderKey | ElectionError::LeaderKeyNotUtf8 => "leader_key",
+            ElectionError::KeepAlive { .. } => "keep_alive",
+            ElectionError::Revoke { .. } => "revoke",
+        }
+    }
+}
+
 /// What the election needs to know.
 #[derive(Debug, Clone)]
 pub struct ElectionConfig {
@@ -175,9 +242,12 @@ where
                     self.health.set(Role::Standby);
                     State::Candidate(lease)
                 }
-                Err(reason) => {
-                    warn!(%reason, "cannot take part in the leader election; retrying");
-                    self.health.set(Role::Degraded { reason });
+                Err(error) => {
+                    warn!(%error, "cannot take part in the leader election; retrying");
+                    self.metrics.election_failed(error.metric_label());
+                    self.health.set(Role::Degraded {
+                        reason: error.to_string(),
+                    });
                     self.pause().await;
                     State::NoLease
                 }
@@ -212,20 +282,23 @@ where
     }
 
     /// Grants a lease of the configured TTL and starts keeping it alive.
-    async fn grant(&self) -> Result<Lease, String> {
+    async fn grant(&self) -> Result<Lease, ElectionError> {
         let ttl_secs = i64::try_from(self.config.lease_ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let mut client = self.store.live_client().await.map_err(|e| e.to_string())?;
+        let mut client = self
+            .store
+            .live_client()
+            .await
+            .map_err(ElectionError::Unreachable)?;
         let sent = Instant::now();
         let granted = client
             .lease_grant(ttl_secs, None)
             .await
-            .map_err(|e| format!("etcd refused a lease of {ttl_secs} s: {e}"))?;
+            .map_err(|source| ElectionError::LeaseRefused { ttl_secs, source })?;
         if granted.id() == 0 || granted.ttl() <= 0 {
-            return Err(format!(
-                "etcd granted lease {} with TTL {}; refusing to campaign without a live lease",
-                granted.id(),
-                granted.ttl()
-            ));
+            return Err(ElectionError::DeadLease {
+                id: granted.id(),
+                ttl: granted.ttl(),
+            });
         }
         let ttl = Duration::from_secs(granted.ttl().unsigned_abs());
         let deadline = Arc::new(LeaseDeadline::new(sent + ttl));
@@ -252,7 +325,9 @@ where
         let mut client = match self.store.live_client().await {
             Ok(client) => client,
             Err(error) => {
-                warn!(%error, "cannot reach etcd to campaign");
+                let error = ElectionError::Unreachable(error);
+                warn!(%error, "cannot campaign");
+                self.metrics.election_failed(error.metric_label());
                 self.pause().await;
                 return State::Resigning(lease, Loss::Ended);
             }
@@ -265,21 +340,25 @@ where
             () = lease.lost.cancelled() => return State::Resigning(lease, Loss::LeaseLost),
             won = campaign => won,
         };
-        let leader = match won {
-            Ok(response) => response.leader().cloned(),
+        let elected = won.map_err(ElectionError::Campaign).and_then(|response| {
+            let leader = response
+                .leader()
+                .cloned()
+                .ok_or(ElectionError::NoLeaderKey)?;
+            let key = leader
+                .key_str()
+                .map(str::to_owned)
+                .map_err(|_| ElectionError::LeaderKeyNotUtf8)?;
+            Ok((leader, key))
+        });
+        let (leader, key) = match elected {
+            Ok(elected) => elected,
             Err(error) => {
-                warn!(%error, "campaign failed; campaigning again with a new lease");
+                warn!(%error, "campaigning again with a new lease");
+                self.metrics.election_failed(error.metric_label());
                 self.pause().await;
                 return State::Resigning(lease, Loss::Ended);
             }
-        };
-        let Some(leader) = leader else {
-            warn!("etcd answered the campaign without a leader key; campaigning again");
-            return State::Resigning(lease, Loss::Ended);
-        };
-        let Ok(key) = leader.key_str().map(str::to_owned) else {
-            warn!("the leader key is not UTF-8; campaigning again");
-            return State::Resigning(lease, Loss::Ended);
         };
         let fence = Fence::new(
             &key,
@@ -347,11 +426,18 @@ where
     async fn revoke(&self, lease: &Lease) {
         lease.keeper.abort();
         let revoke = async {
-            let mut client: Client = self.store.live_client().await.map_err(|e| e.to_string())?;
+            let mut client: Client = self
+                .store
+                .live_client()
+                .await
+                .map_err(ElectionError::Unreachable)?;
             client
                 .lease_revoke(lease.id)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|source| ElectionError::Revoke {
+                    id: lease.id,
+                    source,
+                })
         };
         match tokio::time::timeout(REVOKE_TIMEOUT, revoke).await {
             Ok(Ok(_)) => debug!(lease = format!("{:x}", lease.id), "lease revoked"),
@@ -444,7 +530,13 @@ async fn keep_alive(
 async fn open_keep_alive(
     store: &Store,
     id: i64,
-) -> Result<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream), String> {
-    let mut client = store.live_client().await.map_err(|e| e.to_string())?;
-    client.lease_keep_alive(id).await.map_err(|e| e.to_string())
+) -> Result<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream), ElectionError> {
+    let mut client = store
+        .live_client()
+        .await
+        .map_err(ElectionError::Unreachable)?;
+    client
+        .lease_keep_alive(id)
+        .await
+        .map_err(|source| ElectionError::KeepAlive { id, source })
 }

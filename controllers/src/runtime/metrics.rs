@@ -121,6 +121,7 @@ pub struct Metrics {
     leader: Gauge,
     leadership_terms: Counter,
     leadership_losses: Family<ReasonLabels, Counter>,
+    election_failures: Family<ReasonLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -162,6 +163,7 @@ impl Metrics {
             leader: Gauge::default(),
             leadership_terms: Counter::default(),
             leadership_losses: Family::default(),
+            election_failures: Family::default(),
         };
         registry.register(
             "reconciles",
@@ -268,6 +270,11 @@ impl Metrics {
             "leadership_losses",
             "Times this replica stopped leading, by reason",
             metrics.leadership_losses.clone(),
+        );
+        registry.register(
+            "election_failures",
+            "Failed steps of taking part in the election (lease grant, campaign), by reason",
+            metrics.election_failures.clone(),
         );
         Self {
             registry,
@@ -391,6 +398,14 @@ impl Metrics {
     pub fn leading(&self) {
         self.leader.set(1);
         self.leadership_terms.inc();
+    }
+
+    /// A step of taking part in the election failed, for `reason` (an
+    /// [`ElectionError`](super::leader::ElectionError)'s metric label).
+    pub fn election_failed(&self, reason: &'static str) {
+        self.election_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// This replica stopped leading, for `reason` (`lease_lost`, `fence_failed`, `shutdown`,
