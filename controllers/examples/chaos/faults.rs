@@ -14,7 +14,7 @@ use theseus_testkit::EtcdCluster;
 
 use super::proxy::RecordingProxy;
 use super::stack::{ControllerProcess, ControllerSettings, MarathonProcess, StackError};
-use super::terms::LeaderHistory;
+use super::terms::{self, LeaderHistory};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -315,23 +315,11 @@ impl Chaos {
     /// Compacts etcd up to a marker the leadership watch has seen, so that the watch never
     /// needs history the compaction removed (a missed term would blame a legitimate write).
     async fn compact(&mut self) -> bool {
-        let Ok(revision) = self.store.put("/theseus/chaos/compaction", "marker").await else {
-            return false;
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .seen()
-            < revision
-        {
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match terms::catch_up(&self.store, &self.history, "compaction", deadline).await {
+            Some(revision) => self.store.compact(revision).await.is_ok(),
+            None => false,
         }
-        self.store.compact(revision).await.is_ok()
     }
 
     async fn repair(&mut self, repair: Repair) -> Result<(), ChaosError> {

@@ -87,6 +87,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The runner's own etcd client logs only when asked (`RUST_LOG=theseus::store=debug`).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,12 +152,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .context("cannot connect to etcd")?;
     let mapping = Mapping::new(None, endpoints.clone(), "")?;
 
+    // The churn stops when the faults end; the leadership watch must not: terms begun while
+    // the state converges judge the writes made meanwhile.
     let stop = CancellationToken::new();
+    let stop_following = CancellationToken::new();
     let history = Arc::new(Mutex::new(LeaderHistory::default()));
     let follower = tokio::spawn(terms::follow(
         store.clone(),
         Arc::clone(&history),
-        stop.clone(),
+        stop_following.clone(),
     ));
     let marathon = MarathonProcess::start(marathon_bin, dir.path()).await?;
     let marathon_client = MarathonClient::new(MarathonConfig::new(vec![marathon.url().parse()?]))?;
@@ -196,6 +207,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .map(|()| Instant::now());
     // Writes made while converging count too.
     let writes = chaos.proxy.writes();
+    // Every term in which one of these writes could have been sent began before now; wait
+    // until the leadership watch has seen them all, or a lagging watch would blame a write of
+    // a term it has not seen yet.
+    let watch_deadline = Instant::now() + Duration::from_secs(60);
+    if terms::catch_up(&store, &history, "verdict", watch_deadline)
+        .await
+        .is_none()
+    {
+        anyhow::bail!(
+            "the watch of the election keys did not catch up with etcd within a minute; \
+             the leadership terms are incomplete, so no write can be judged"
+        );
+    }
     let terms = history
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -216,6 +240,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
     let passed = report(&args, &outcome);
     drop(chaos);
+    stop_following.cancel();
     follower.abort();
     drop(etcd);
     if passed && !args.keep {
@@ -293,10 +318,16 @@ fn report(args: &Args, outcome: &Outcome) -> bool {
             .injected
             .iter()
             .map(|(fault, n)| (fault.to_string(), n.to_string()))
-            .chain([(
-                "longest SIGSTOP".to_owned(),
-                format!("{:.1} s", outcome.faults.longest_pause.as_secs_f64()),
-            )])
+            .chain([
+                (
+                    "longest SIGSTOP".to_owned(),
+                    format!("{:.1} s", outcome.faults.longest_pause.as_secs_f64()),
+                ),
+                (
+                    "compactions left out (watch lagging)".to_owned(),
+                    outcome.faults.compactions_skipped.to_string(),
+                ),
+            ])
             .collect(),
     );
     section(
@@ -401,6 +432,16 @@ fn report(args: &Args, outcome: &Outcome) -> bool {
             println!("  - {violation}");
         }
     }
+    if !outcome.deposed.is_empty() {
+        println!();
+        println!("leadership terms, as the watch of the election keys saw them:");
+        for term in &outcome.terms {
+            println!(
+                "  - {} from revision {} (token {})",
+                term.identity, term.began, term.token
+            );
+        }
+    }
     for write in &outcome.deposed {
         let recorded = &outcome.writes[write.index];
         let answer = recorded
@@ -408,12 +449,15 @@ fn report(args: &Args, outcome: &Outcome) -> bool {
             .map_or_else(|| "none: Marathon was down".to_owned(), |s| s.to_string());
         println!(
             "deposed write: {} {} by {} at +{:.3} s (Marathon's answer: {answer}), after {} \
-             began to lead",
+             began to lead; etcd was at revision {} just after it arrived",
             recorded.method,
             recorded.path,
             write.identity,
             recorded.at.duration_since(outcome.started).as_secs_f64(),
-            write.during.as_deref().unwrap_or("another replica")
+            write.during.as_deref().unwrap_or("another replica"),
+            recorded
+                .began_by
+                .map_or_else(|| "unknown".to_owned(), |r| r.to_string()),
         );
     }
     violations == 0

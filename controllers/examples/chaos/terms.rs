@@ -144,9 +144,39 @@ pub async fn follow(store: Store, history: Arc<Mutex<LeaderHistory>>, stop: Canc
             Some(Ok(WatchEvent::Synced { revision })) => history.saw(revision),
             // The stream recovers by itself (resumes, or relists after a compaction the
             // runner never makes past what it has seen).
-            Some(Err(_)) => {}
+            Some(Err(error)) => eprintln!("chaos: the leadership watch: {error}"),
             None => return,
         }
+    }
+}
+
+/// Puts `marker` under `/theseus/` and waits until `history` has seen it, so that every term
+/// begun before now is in it (the watch may lag, most of all after a member it was on died).
+/// Returns the marker's revision, or `None` when the put failed or the watch did not catch up
+/// by `deadline`.
+pub async fn catch_up(
+    store: &Store,
+    history: &Mutex<LeaderHistory>,
+    marker: &str,
+    deadline: std::time::Instant,
+) -> Option<Revision> {
+    let revision = store
+        .put(&format!("/theseus/chaos/{marker}"), "marker")
+        .await
+        .ok()?;
+    loop {
+        if history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seen()
+            >= revision
+        {
+            return Some(revision);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
