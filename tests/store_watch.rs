@@ -381,3 +381,35 @@ async fn watch_relists_on_another_member_after_a_compaction_while_its_member_was
     assert_eq!(observer.history("/x/kept"), ["1"]);
     observer.assert_view_matches(&store, "/x/").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_keeps_delivering_while_members_are_killed_and_restarted_in_turn() {
+    let mut cluster = EtcdCluster::start(3);
+    let store = connect(cluster.endpoints()).await;
+    let mut observer = Observer::new(store.watch("/r/"));
+    observer.until("synced", |o| o.synced_count() == 1).await;
+    for round in 0..9 {
+        let member = round % 3;
+        cluster.kill_member(member);
+        let during = store
+            .put(&format!("/r/{round}"), "while a member is down")
+            .await
+            .unwrap();
+        observer
+            .until("the write made while a member is down", |o| {
+                o.view.values().any(|e| e.mod_revision == during)
+            })
+            .await;
+        cluster.restart_member(member);
+        let after = store
+            .put(&format!("/r/{round}"), "after the restart")
+            .await
+            .unwrap();
+        observer
+            .until("the write after the restart", |o| {
+                o.view.values().any(|e| e.mod_revision == after)
+            })
+            .await;
+    }
+    observer.assert_view_matches(&store, "/r/").await;
+}
