@@ -22,3 +22,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast "$@"
 fi
+
+# One minute of the chaos suite (README, "The chaos suite") on a fixed seed, against the
+# programs built above; only in a full run, not when test names were given.
+if [ $# -eq 0 ]; then
+    cargo run -p theseus-controllers --example chaos --locked -- --duration 60s --seed 1
+fi
