@@ -33,10 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
-use theseus::api::{DeploymentKey, DnsLabel, PortBinding, TASK_RUNNING, TaskRecord};
+use theseus::api::{DeploymentKey, DnsLabel, PortBinding, TaskRecord};
 use theseus::guest::watcher::{
     Change, Debounce, Hook, HookOutcome, ShellHook, Watcher, WatcherConfig,
 };
+use theseus::marathon::TaskState;
 use theseus::store::{EtcdConfig, Layout, Revision, Store};
 use theseus_testkit::EtcdServer;
 use tokio_util::sync::CancellationToken;
@@ -327,7 +328,7 @@ async fn put_task(store: &Store, n: usize) -> anyhow::Result<Revision> {
                 protocol: "tcp".into(),
             },
         )]),
-        state: TASK_RUNNING.into(),
+        state: TaskState::Running,
         health: Default::default(),
         health_checked: false,
         staged_at: None,

@@ -65,7 +65,7 @@ async fn write_ingestor(etcd: &EtcdServer) {
         &ports(31030),
         &["dev"],
     );
-    staging.state = "TASK_STAGING".into();
+    staging.state = theseus::marathon::task::TaskState::Staging;
     put_task(&store, &staging).await;
     put_task(
         &store,

@@ -178,7 +178,7 @@ async fn watch_once_prints_the_current_endpoints_and_exits() {
     )
     .await;
     let mut staging = task("web", "dev", "web_dev.b", "10.0.0.2", &[], &[]);
-    staging.state = "TASK_STAGING".into();
+    staging.state = theseus::marathon::task::TaskState::Staging;
     put_task(&store, &staging).await;
     let endpoint = etcd.endpoint();
     let env = [

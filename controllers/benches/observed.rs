@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
-use theseus::api::{DeploymentKey, TASK_RUNNING, TaskRecord};
+use theseus::api::{DeploymentKey, TaskRecord};
 use theseus::marathon::{AppId, Event, EventKind, EventStream, MarathonClient, TaskId, TaskState};
 use theseus::store::{KeyPath, Layout, Store, WatchEvent, WatchStream};
 
@@ -76,7 +76,7 @@ impl Sightings {
             WatchEvent::Put { entry, .. } => {
                 if let Some(KeyPath::Task { task_id, .. }) = layout.parse(&entry.key) {
                     let record: TaskRecord = entry.json().unwrap();
-                    if record.state == TASK_RUNNING {
+                    if record.is_running() {
                         self.running_record.entry(task_id.clone()).or_insert(now);
                         self.recorded.insert(task_id);
                     }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use support::{Cluster, DEADLINE, wait_until};
-use theseus::api::TASK_RUNNING;
+use theseus::api::TaskRecord;
 use theseus_controllers::controller::Controller;
 use theseus_testkit::image::{DockerEngine, ProjectImage};
 use theseus_testkit::network::ProjectNetwork;
@@ -84,7 +84,7 @@ async fn a_docker_deployment_is_reachable_on_its_observed_host_ports_and_discove
     cluster.wait_running("guest/dev", revision).await;
     wait_until("both task records say TASK_RUNNING", || async {
         let records = cluster.records("guest/dev").await;
-        records.len() == 2 && records.values().all(|r| r.state == TASK_RUNNING)
+        records.len() == 2 && records.values().all(TaskRecord::is_running)
     })
     .await;
     let records = cluster.records("guest/dev").await;

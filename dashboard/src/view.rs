@@ -198,7 +198,7 @@ fn task_view(task_id: &str, record: &Result<TaskRecord, String>) -> TaskView {
                     url: format!("http://{}:{}/", record.host, port.host),
                 })
                 .collect(),
-            state: record.state.clone(),
+            state: record.state.to_string(),
             health: record.health.to_string(),
             serving: record.is_serving(),
             started_at: record.started_at.clone(),

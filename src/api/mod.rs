@@ -16,5 +16,5 @@ pub use key::{DeploymentKey, DnsLabel, KeyError, MAX_LABEL_LEN};
 pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
 pub use spec::*;
 pub use status::{Condition, DeploymentStatus, InstanceCounts, Phase, TaskFailure};
-pub use task::{Health, PortBinding, TASK_RUNNING, TaskRecord};
+pub use task::{Health, PortBinding, TaskRecord};
 pub use validate::{FieldError, ValidationErrors, parse_spec, validate_spec};

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::marathon::task::TaskState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -51,9 +52,6 @@ fn tcp() -> String {
     "tcp".to_owned()
 }
 
-/// The Mesos state of a running task.
-pub const TASK_RUNNING: &str = "TASK_RUNNING";
-
 /// A task of an owned app, as the observed tree records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRecord {
@@ -77,7 +75,7 @@ pub struct TaskRecord {
     #[serde(default)]
     pub ports: BTreeMap<String, PortBinding>,
     /// The Mesos task state, e.g. `TASK_RUNNING`.
-    pub state: String,
+    pub state: TaskState,
     /// Health-check verdict.
     #[serde(default)]
     pub health: Health,
@@ -101,7 +99,7 @@ pub struct TaskRecord {
 impl TaskRecord {
     /// Whether the task is running.
     pub fn is_running(&self) -> bool {
-        self.state == TASK_RUNNING
+        self.state == TaskState::Running
     }
 
     /// Whether the task should receive traffic: running, and healthy when its app has health
@@ -139,7 +137,7 @@ mod tests {
                     protocol: "tcp".into(),
                 },
             )]),
-            state: TASK_RUNNING.into(),
+            state: TaskState::Running,
             health: Health::Unknown,
             health_checked: false,
             staged_at: None,
@@ -166,7 +164,7 @@ mod tests {
         assert!(!task.is_serving(), "no result yet");
         task.health = Health::Healthy;
         assert!(task.is_serving());
-        task.state = "TASK_STAGING".into();
+        task.state = TaskState::Staging;
         assert!(!task.is_serving());
     }
 

@@ -132,7 +132,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::{Health, PortBinding, TASK_RUNNING};
+    use crate::api::{Health, PortBinding};
+    use crate::marathon::task::TaskState;
 
     fn record(task_id: &str, host: &str, api: u16, labels: &[&str]) -> TaskRecord {
         TaskRecord {
@@ -161,7 +162,7 @@ mod tests {
                     },
                 ),
             ]),
-            state: TASK_RUNNING.into(),
+            state: TaskState::Running,
             health: Health::Unknown,
             health_checked: false,
             staged_at: None,
@@ -195,7 +196,7 @@ mod tests {
     #[test]
     fn node_list_has_one_sorted_line_per_serving_task_with_host_ports() {
         let mut staging = record("c", "10.0.0.1", 31020, &["dev"]);
-        staging.state = "TASK_STAGING".into();
+        staging.state = TaskState::Staging;
         let mut unhealthy = record("d", "10.0.0.1", 31030, &["dev"]);
         unhealthy.health_checked = true;
         unhealthy.health = Health::Unhealthy;
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn fewer_serving_tasks_than_the_minimum_is_an_error_with_the_counts() {
         let mut stopped = record("b", "10.0.0.2", 31010, &["dev"]);
-        stopped.state = "TASK_KILLED".into();
+        stopped.state = TaskState::Killed;
         let tasks = tasks(vec![record("a", "10.0.0.1", 31000, &["dev"]), stopped]);
         assert_eq!(tasks.node_list(&query(&[], &["dev"], 1)).unwrap().len(), 1);
         let error = tasks.node_list(&query(&[], &["dev"], 2)).unwrap_err();
@@ -272,7 +273,7 @@ mod tests {
     #[test]
     fn specific_calls_answer_for_any_recorded_task_and_name_what_is_missing() {
         let mut staging = record("b", "10.0.0.2", 31010, &[]);
-        staging.state = "TASK_STAGING".into();
+        staging.state = TaskState::Staging;
         let tasks = tasks(vec![record("a", "10.0.0.1", 31000, &[]), staging]);
         assert_eq!(tasks.specific_host("b").unwrap(), "10.0.0.2");
         assert_eq!(tasks.specific_port("a", "api").unwrap(), 31000);

@@ -57,6 +57,20 @@ wire_enum! {
     }
 }
 
+impl schemars::JsonSchema for TaskState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TaskState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Open-ended: a state this client does not know is kept as Mesos spelled it.
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A Mesos task state, e.g. TASK_RUNNING",
+        })
+    }
+}
+
 impl TaskState {
     /// Whether the task has ended for good: finished, failed, killed, error, dropped or gone.
     /// `TASK_LOST`, `TASK_UNREACHABLE` and `TASK_UNKNOWN` are not terminal: the task may

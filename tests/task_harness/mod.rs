@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use theseus::api::{DeploymentKey, Health, PortBinding, TASK_RUNNING, TaskRecord};
+use theseus::api::{DeploymentKey, Health, PortBinding, TaskRecord};
+use theseus::marathon::task::TaskState;
 use theseus::store::{EtcdConfig, Layout, Revision, Store};
 
 /// How long a test waits for something before it fails.
@@ -54,7 +55,7 @@ pub fn task(
                 )
             })
             .collect::<BTreeMap<_, _>>(),
-        state: TASK_RUNNING.into(),
+        state: TaskState::Running,
         health: Health::Unknown,
         health_checked: false,
         staged_at: None,

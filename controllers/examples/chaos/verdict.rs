@@ -249,7 +249,7 @@ fn check_key(
                 let mut expected = task.ports.clone().unwrap_or_default();
                 ports.sort_unstable();
                 expected.sort_unstable();
-                if record.state != task.state.as_str() || record.host != task.host {
+                if record.state != task.state || record.host != task.host {
                     found.push(format!(
                         "{key}: record {id} says {} on {}, Marathon says {} on {}",
                         record.state,

@@ -315,7 +315,8 @@ fn same_record(written: &TaskRecord, wanted: &TaskRecord) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use theseus::api::{Health, TASK_RUNNING};
+    use theseus::api::Health;
+    use theseus::marathon::task::TaskState;
 
     use super::*;
 
@@ -329,7 +330,7 @@ mod tests {
             agent_id: None,
             ip_addresses: vec![],
             ports: BTreeMap::new(),
-            state: TASK_RUNNING.into(),
+            state: TaskState::Running,
             health: Health::Unknown,
             health_checked: false,
             staged_at: None,

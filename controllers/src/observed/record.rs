@@ -196,7 +196,7 @@ impl TaskTemplate {
                 .map(|address| address.ip_address.clone())
                 .collect(),
             ports: self.ports(task),
-            state: task.state.as_str().to_owned(),
+            state: task.state.clone(),
             health: match task.healthy() {
                 Some(true) => Health::Healthy,
                 Some(false) => Health::Unhealthy,
@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(record.agent_id.as_deref(), Some("agent-1"));
         assert_eq!(record.ip_addresses, ["10.0.0.5"]);
         assert_eq!(record.labels, ["eu", "canary"]);
-        assert_eq!(record.state, "TASK_RUNNING");
+        assert_eq!(record.state, TaskState::Running);
         assert_eq!(
             record.staged_at.as_deref(),
             Some("2026-01-01T00:00:03.000Z")
@@ -442,7 +442,7 @@ mod tests {
             "TASK_UNREACHABLE",
         ] {
             let record = template.record(&key(), &task(json!({"state": state})));
-            assert_eq!(record.map(|r| r.state).as_deref(), Some(state));
+            assert_eq!(record.map(|r| r.state.to_string()).as_deref(), Some(state));
         }
         for state in [
             "TASK_FINISHED",

@@ -314,7 +314,8 @@ fn prune_removed(state: &mut TreeState, revision: Revision) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use theseus::api::{Health, TASK_RUNNING};
+    use theseus::api::Health;
+    use theseus::marathon::task::TaskState;
 
     use super::*;
 
@@ -332,7 +333,7 @@ mod tests {
             agent_id: None,
             ip_addresses: vec![],
             ports: BTreeMap::new(),
-            state: TASK_RUNNING.into(),
+            state: TaskState::Running,
             health: Health::Unknown,
             health_checked: false,
             staged_at: None,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon, TaskSnapshot, TaskState};
 use serde_json::Value;
-use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TASK_RUNNING, TaskRecord};
+use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TaskRecord};
 use theseus::marathon::{self, App, AppId, AppQuery, MarathonClient, MarathonConfig};
 use theseus::store::{EtcdConfig, KeyPath, Layout, Revision, Store};
 use theseus_controllers::controller::{Controller, ControllerConfig};
@@ -340,9 +340,7 @@ impl Cluster {
                             let mut expected = task.ports.clone();
                             ports.sort_unstable();
                             expected.sort_unstable();
-                            record.state == TASK_RUNNING
-                                && record.host == task.host
-                                && ports == expected
+                            record.is_running() && record.host == task.host && ports == expected
                         })
                 });
             if matches {
