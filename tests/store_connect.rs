@@ -207,3 +207,58 @@ async fn raw_clients_reach_etcd_with_the_first_endpoint_dead() {
         .unwrap();
     assert!(granted.ttl() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_until_waits_for_etcd_and_reports_each_failed_attempt() {
+    let mut etcd = EtcdServer::start();
+    etcd.kill();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let connecting = tokio::spawn({
+        let failures = std::sync::Arc::clone(&failures);
+        let config = config(etcd.endpoints());
+        let stop = stop.clone();
+        async move {
+            Store::connect_until(
+                &config,
+                &Layout::default(),
+                Duration::from_millis(200),
+                &stop,
+                |_| {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                },
+            )
+            .await
+        }
+    });
+    wait_until_async(
+        Duration::from_secs(60),
+        "a failed attempt is reported",
+        || {
+            let failures = std::sync::Arc::clone(&failures);
+            async move { failures.load(std::sync::atomic::Ordering::SeqCst) > 0 }
+        },
+    )
+    .await;
+    etcd.restart();
+    let store = connecting
+        .await
+        .unwrap()
+        .expect("connected once etcd answers");
+    store.put("/connected", "yes").await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_until_gives_up_when_stopped() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    let store = Store::connect_until(
+        &config(vec![dead_endpoint()]),
+        &Layout::default(),
+        Duration::from_millis(200),
+        &stop,
+        |_| {},
+    )
+    .await;
+    assert!(store.is_none());
+}

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, Layout, Store};
@@ -238,33 +237,19 @@ async fn elect(shared: Arc<Shared>, stop: CancellationToken) {
 }
 
 async fn connect(shared: &Shared, stop: &CancellationToken) -> Option<Store> {
-    let mut delays = ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    loop {
-        let connecting = Store::connect(shared.config.etcd.clone(), shared.layout.clone());
-        let connected = tokio::select! {
-            () = stop.cancelled() => return None,
-            connected = connecting => connected,
-        };
-        match connected {
-            Ok(store) => return Some(store),
-            Err(error) => {
-                warn!(%error, "cannot connect to etcd; retrying");
-                shared.health.set(Role::Degraded {
-                    reason: error.to_string(),
-                });
-                let delay = delays.next().unwrap_or(Duration::from_secs(10));
-                tokio::select! {
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
+    Store::connect_until(
+        &shared.config.etcd,
+        &shared.layout,
+        Duration::from_secs(10),
+        stop,
+        |error| {
+            warn!(%error, "cannot connect to etcd; retrying");
+            shared.health.set(Role::Degraded {
+                reason: error.to_string(),
+            });
+        },
+    )
+    .await
 }
 
 /// One term: build the caches, then reconcile until the term stops.

@@ -22,7 +22,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
@@ -167,28 +166,10 @@ async fn connect(
     layout: Layout,
     stop: &CancellationToken,
 ) -> Option<Store> {
-    let mut delays = ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(2))
-        .without_max_times()
-        .build();
-    loop {
-        let connected = tokio::select! {
-            () = stop.cancelled() => return None,
-            connected = Store::connect(config.clone(), layout.clone()) => connected,
-        };
-        match connected {
-            Ok(store) => return Some(store),
-            Err(error) => {
-                shared.set_link(Link::Connecting, Some(error.to_string()));
-                let delay = delays.next().unwrap_or(Duration::from_secs(2));
-                tokio::select! {
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
+    Store::connect_until(&config, &layout, Duration::from_secs(2), stop, |error| {
+        shared.set_link(Link::Connecting, Some(error.to_string()));
+    })
+    .await
 }
 
 type Streams = SelectAll<BoxStream<'static, Result<WatchEvent, theseus::store::Error>>>;

@@ -60,6 +60,43 @@ impl Store {
         })
     }
 
+    /// Connects like [`Store::connect`], retrying with backoff (jittered, from 100 ms up to
+    /// `max_delay`) while no member answers, for a long-lived process that must wait for etcd
+    /// rather than fail; `on_failure` hears of every failed attempt. `None` once `stop` is
+    /// cancelled first.
+    pub async fn connect_until(
+        config: &EtcdConfig,
+        layout: &Layout,
+        max_delay: std::time::Duration,
+        stop: &tokio_util::sync::CancellationToken,
+        mut on_failure: impl FnMut(&Error),
+    ) -> Option<Store> {
+        use backon::BackoffBuilder;
+        let mut delays = backon::ExponentialBuilder::new()
+            .with_min_delay(std::time::Duration::from_millis(100))
+            .with_max_delay(max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let connected = tokio::select! {
+                () = stop.cancelled() => return None,
+                connected = Store::connect(config.clone(), layout.clone()) => connected,
+            };
+            match connected {
+                Ok(store) => return Some(store),
+                Err(error) => {
+                    on_failure(&error);
+                    let delay = delays.next().unwrap_or(max_delay);
+                    tokio::select! {
+                        () = stop.cancelled() => return None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// The same connections with a lower limit on the size of one response (default
     /// [`MAX_RESPONSE_BYTES`]): listings read smaller pages under it, and a single value
     /// beyond it is an [`Error::ValueTooLarge`] naming its key.
