@@ -219,7 +219,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use theseus::api::{Condition, InstanceCounts};
+    use theseus::api::{Condition, InstanceCounts, Reason};
 
     fn key() -> DeploymentKey {
         "web/dev".parse().unwrap()
@@ -252,6 +252,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: Utc::now(),
         }
     }
@@ -285,7 +286,7 @@ mod tests {
             Phase::Invalid,
             vec![Condition::fails(
                 "Valid",
-                "SpecInvalid",
+                Reason::SpecInvalid,
                 "/cpus: must be greater than 0",
             )],
         );
@@ -300,7 +301,11 @@ mod tests {
         let failed = status(
             5,
             Phase::Failed,
-            vec![Condition::fails("Progressing", "AppNotOwned", "not ours")],
+            vec![Condition::fails(
+                "Progressing",
+                Reason::AppNotOwned,
+                "not ours",
+            )],
         );
         assert!(matches!(
             judged(Some(5), Some(failed)),
@@ -315,8 +320,8 @@ mod tests {
             5,
             Phase::Deploying,
             vec![
-                Condition::fails("Progressing", "WaitingForDeployment", "locked by d1"),
-                Condition::fails("Available", "InstancesUnavailable", "1 of 3"),
+                Condition::fails("Progressing", Reason::WaitingForDeployment, "locked by d1"),
+                Condition::fails("Available", Reason::InstancesUnavailable, "1 of 3"),
             ],
         );
         assert_eq!(

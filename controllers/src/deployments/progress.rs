@@ -9,15 +9,12 @@
 //! whose message says what it was waiting for and the last task failure. The same inputs give
 //! the same report, so an idle resync writes nothing. While paused, no clock runs.
 //!
-//! What it does not do: roll back. The app stays as Marathon has it.
+//! What it does not do: roll back (the reconcile decides that, from the revision history).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use theseus::api::{Condition, DeploymentStatus, Phase};
-
-/// The `Progressing` reason of a revision that did not reach `Running` in time.
-pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
 
 /// Where the revision stands against its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +70,7 @@ pub fn apply_deadline(
             failure.state, failure.message, failure.host
         ));
     }
-    let exceeded = Condition::fails("Progressing", DEADLINE_EXCEEDED, message);
+    let exceeded = Condition::fails("Progressing", Reason::DeadlineExceeded, message);
     match status
         .conditions
         .iter_mut()
@@ -108,7 +105,7 @@ mod tests {
             phase,
             conditions: vec![Condition::holds(
                 "Progressing",
-                "Deploying",
+                Reason::Deploying,
                 "Marathon deployment(s) [d1] in progress",
             )],
             instances: InstanceCounts::default(),
@@ -118,6 +115,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: at(0),
         }
     }
@@ -168,7 +166,7 @@ mod tests {
         );
         assert_eq!(late.phase, Phase::Failed);
         let condition = late.condition("Progressing").unwrap();
-        assert_eq!(condition.reason, DEADLINE_EXCEEDED);
+        assert!(condition.is(Reason::DeadlineExceeded));
         assert!(!condition.status);
         for part in [
             "revision 7",
