@@ -53,7 +53,8 @@ impl fmt::Display for RevisionOutcome {
 pub struct RevisionRecord {
     /// The `/desired` key's mod_revision.
     pub revision: i64,
-    /// The spec as it was read from `/desired` (valid), so it can be deployed again.
+    /// The spec as it was read from `/desired` (valid), so it can be deployed again; `null`
+    /// when it was too large to keep (over 512 KiB of JSON).
     pub spec: Value,
     /// The spec hash of the app it maps to (`THESEUS_SPEC_HASH`).
     pub spec_hash: String,

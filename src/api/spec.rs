@@ -134,8 +134,9 @@ pub struct DeploymentSpec {
     #[schemars(range(max = 1000))]
     pub revision_history_limit: u32,
 
-    /// How many tasks of a new revision may fail before it first reaches `Running`: one
-    /// more and the revision has failed (it crash-loops), without waiting for its deadline.
+    /// How many tasks of a new revision may fail before it runs, or within its progress
+    /// deadline (a task may run for a moment before it exits): one more and the revision has
+    /// failed (it crash-loops), without waiting for its deadline.
     #[serde(
         default = "default_crash_loop_limit",
         skip_serializing_if = "is_default_crash_loop_limit"

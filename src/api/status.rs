@@ -158,8 +158,8 @@ pub struct DeploymentStatus {
     /// When `observed_revision` first reached `Running`; once it has, the deadline is met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_running_at: Option<DateTime<Utc>>,
-    /// Task failures of `observed_revision`'s app version seen before it first reached
-    /// `Running`; past the spec's `crash_loop_limit` the revision has failed.
+    /// Task failures of `observed_revision`'s app version seen before it ran or within its
+    /// progress deadline; past the spec's `crash_loop_limit` the revision has failed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub revision_task_failures: u32,
     /// When the controller wrote this status.

@@ -4,7 +4,8 @@
 //! What it promises: [`apply_deadline`] is pure. The clock of a revision starts when the
 //! controller first acts on it and is kept in its status (`revision_started_at`), so it
 //! survives restarts and failovers; it stops for good when the revision first runs
-//! (`revision_running_at`), so a later loss of instances is `Degraded`, not a failed rollout.
+//! (`revision_running_at`), so a later loss of instances is `Degraded`, not a failed rollout
+//! (a crash loop within the deadline still fails it: see [`super::crash_loop`]).
 //! A revision past its deadline is `Failed` with the `Progressing` reason `DeadlineExceeded`,
 //! whose message says what it was waiting for and the last task failure. The same inputs give
 //! the same report, so an idle resync writes nothing. While paused, no clock runs.
