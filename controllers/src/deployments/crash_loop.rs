@@ -2,7 +2,8 @@
 //!
 //! What it promises: [`count_failures`] is pure. It counts the task failures Marathon reports
 //! for the app version of the revision (`lastTaskFailure.version` equal to the app's
-//! version), each task once, while the caller says the revision is young enough (until it
+//! version) that are the task's own (`TASK_FAILED`, `TASK_ERROR`; not a lost agent), each
+//! task once, while the caller says the revision is young enough (until it
 //! runs, and within its progress deadline after that); the count lives in
 //! the status (`revision_task_failures`), so it survives restarts and costs no write of its
 //! own (the status changes with every new failure anyway). More failures than the spec's
@@ -12,7 +13,7 @@
 //! are counted once; the progress deadline still bounds such a revision.
 
 use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
-use theseus::marathon::App;
+use theseus::marathon::{App, TaskState};
 
 /// Carries the revision's failure count from `prior` into `status`, adding the app's last
 /// failure if `counting`, new and of the app's current version.
@@ -29,6 +30,9 @@ pub fn count_failures(
         && let Some(failure) = &app.last_task_failure
         && failure.version.is_some()
         && failure.version == app.version
+        // The task's own failure (it exited non-zero, or could not start); a lost agent or
+        // an operator's kill is no crash loop.
+        && matches!(failure.state, Some(TaskState::Failed | TaskState::Error))
         && prior
             .and_then(|prior| prior.last_task_failure.as_ref())
             .is_none_or(|seen| seen.task_id != failure.task_id.as_str())
@@ -125,6 +129,14 @@ mod tests {
         let mut old = status(7, Some("t3"));
         count_failures(&mut old, Some(&second), Some(&app("t3", "v1")), true);
         assert_eq!(old.revision_task_failures, 2, "a task of the old version");
+        let mut lost = status(7, Some("t5"));
+        let mut lost_app = app("t5", "v2");
+        lost_app.last_task_failure.as_mut().unwrap().state = Some(TaskState::Lost);
+        count_failures(&mut lost, Some(&old), Some(&lost_app), true);
+        assert_eq!(
+            lost.revision_task_failures, 2,
+            "a lost agent is no crash loop"
+        );
         let mut late = status(7, Some("t4"));
         count_failures(&mut late, Some(&old), Some(&app("t4", "v2")), false);
         assert_eq!(late.revision_task_failures, 2, "no longer counting");
