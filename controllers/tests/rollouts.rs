@@ -8,13 +8,16 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::json;
 use support::{Cluster, metric_sum, wait_until};
 use theseus::api::{
     Decision, DeploymentKey, JournalEntry, Phase, Reason, RevisionOutcome, RevisionRecord,
+    TaskRecord,
 };
-use theseus::store::{KeyPath, Revision};
+use theseus::store::{KeyPath, Revision, Store, WatchEvent};
 use theseus_controllers::controller::Controller;
+use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "web/dev";
 const APP: &str = "/web/dev";
@@ -351,4 +354,117 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
         .filter(|entry| entry.decision == Decision::RolledBack)
         .count();
     assert_eq!(rollbacks, 1);
+}
+
+/// The fewest serving task records `key` had at any revision, watched from now until `stop`,
+/// and how many records were put or deleted meanwhile.
+async fn fewest_serving(
+    store: Store,
+    key: DeploymentKey,
+    stop: CancellationToken,
+) -> (usize, usize) {
+    let mut watch = store.watch(&store.layout().tasks(&key));
+    let mut records: BTreeMap<String, TaskRecord> = BTreeMap::new();
+    let mut fewest = usize::MAX;
+    let mut synced = false;
+    let mut changes = 0;
+    let serving = |records: &BTreeMap<String, TaskRecord>| {
+        records
+            .values()
+            .filter(|record| record.is_serving())
+            .count()
+    };
+    // The changes of one revision are one transaction: count between revisions only.
+    let mut at: Option<Revision> = None;
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => break,
+            event = watch.next() => event,
+        };
+        let Some(Ok(event)) = event else { continue };
+        let revision = match &event {
+            WatchEvent::Put { entry, .. } => Some(entry.mod_revision),
+            WatchEvent::Delete { revision, .. } => Some(*revision),
+            WatchEvent::Synced { .. } => None,
+        };
+        if synced && revision.is_some() && revision != at && at.is_some() {
+            fewest = fewest.min(serving(&records));
+        }
+        at = revision.or(at);
+        match event {
+            WatchEvent::Put { entry, .. } => {
+                changes += usize::from(synced);
+                records.insert(entry.key.clone(), entry.json().unwrap());
+            }
+            WatchEvent::Delete { key, .. } => {
+                changes += usize::from(synced);
+                records.remove(&key);
+            }
+            WatchEvent::Synced { .. } => {
+                synced = true;
+                fewest = fewest.min(serving(&records));
+            }
+        }
+    }
+    (fewest.min(serving(&records)), changes)
+}
+
+/// A health-checked spec of two instances whose check runs `check`.
+fn checked(check: &str) -> serde_json::Value {
+    json!({"cmd": "exec sleep 1000", "instances": 2, "cpus": 0.1, "mem": 16,
+        "health_checks": [{"protocol": "COMMAND", "command": check,
+            "grace_period_seconds": 0, "interval_seconds": 2, "timeout_seconds": 1,
+            "max_consecutive_failures": 0}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_never_turns_healthy_is_rolled_back_and_serving_never_drops() {
+    let cluster = Cluster::start().await;
+    let controller = cluster.controller().await;
+    let good = cluster.put_spec(KEY, &checked("true")).await;
+    cluster.wait_running(KEY, good).await;
+    let stop = CancellationToken::new();
+    let watching = tokio::spawn(fewest_serving(
+        cluster.store.clone(),
+        KEY.parse().unwrap(),
+        stop.clone(),
+    ));
+
+    let mut bad_spec = checked("false");
+    bad_spec["progress_deadline_seconds"] = json!(4);
+    let bad = cluster.put_spec(KEY, &bad_spec).await;
+    let status = cluster
+        .wait_status(KEY, "is rolled back", |s| {
+            s.observed_revision == bad
+                && s.condition("Progressing")
+                    .is_some_and(|c| c.is(Reason::RolledBack))
+        })
+        .await;
+    let message = &status.condition("Progressing").unwrap().message;
+    assert!(message.contains("DeadlineExceeded"), "{message}");
+    wait_until("the good revision serves again, every instance", || async {
+        let app = cluster.app(APP).await.unwrap();
+        let command = app
+            .health_checks
+            .as_ref()
+            .and_then(|checks| checks.first())
+            .and_then(|check| check.command.as_ref())
+            .map(|command| command.value.clone());
+        command.as_deref() == Some("true")
+            && app.deployments.as_ref().is_some_and(Vec::is_empty)
+            && cluster
+                .records(KEY)
+                .await
+                .values()
+                .filter(|record| record.is_serving())
+                .count()
+                == 2
+    })
+    .await;
+    stop.cancel();
+    // minimum_health_capacity 1 (the default) of 2 instances: both serve throughout.
+    let (fewest, changes) = watching.await.unwrap();
+    assert!(changes > 0, "the watch saw the tasks change");
+    assert_eq!(fewest, 2);
+    controller.shutdown().await;
 }
