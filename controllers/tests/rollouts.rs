@@ -94,7 +94,7 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     let bad = cluster
         .put_spec(
             KEY,
-            &json!({"cmd": "exit 3", "instances": 2, "change_cause": "a typo"}),
+            &json!({"cmd": "exit 3", "instances": 3, "change_cause": "a typo"}),
         )
         .await;
     let status = cluster
@@ -122,7 +122,25 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     })
     .await;
     let app = cluster.app(APP).await.unwrap();
-    assert_eq!(app.instances, Some(2), "never scaled down");
+    assert_eq!(
+        app.instances,
+        Some(2),
+        "the good revision's count, never fewer"
+    );
+    let status = cluster
+        .wait_status(KEY, "counts against the good revision", |s| {
+            s.condition("Available").is_some_and(|c| c.status)
+        })
+        .await;
+    assert_eq!(
+        (
+            status.phase,
+            status.instances.desired,
+            status.instances.running
+        ),
+        (Phase::Failed, 2, 2),
+        "the failed revision is reported, the app it went back to counted"
+    );
 
     let records = history(&cluster, KEY).await;
     assert_eq!(records[&good].outcome, RevisionOutcome::Superseded);

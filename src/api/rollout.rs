@@ -103,8 +103,6 @@ pub enum Decision {
     AppUpdated,
     /// It changed the app's instance count only.
     AppScaled,
-    /// It deleted the app of a removed deployment.
-    AppDeleted,
     /// The revision reached `Running`.
     RevisionRunning,
     /// The revision failed; nothing was rolled back.
@@ -125,7 +123,6 @@ impl Decision {
             Decision::AppCreated => "AppCreated",
             Decision::AppUpdated => "AppUpdated",
             Decision::AppScaled => "AppScaled",
-            Decision::AppDeleted => "AppDeleted",
             Decision::RevisionRunning => "RevisionRunning",
             Decision::RevisionFailed => "RevisionFailed",
             Decision::RolledBack => "RolledBack",

@@ -273,7 +273,7 @@ impl Deployments {
             }
         };
         let desired = self.mapping.desired_app(key, &spec);
-        let subject = Subject {
+        let mut subject = Subject {
             revision,
             app_id,
             desired_instances: Some(spec.instances),
@@ -297,14 +297,16 @@ impl Deployments {
             .as_ref()
             .filter(|record| record.outcome == RevisionOutcome::RolledBack)
             .map(|record| {
-                let target = record
+                record
                     .rolled_back_to
                     .and_then(|to| history.get(&u64::try_from(to).ok()?))
-                    .and_then(|target| parse_spec(target.spec.to_string().as_bytes()).ok());
-                (
-                    record,
-                    target.map(|spec| self.mapping.desired_app(key, &spec)),
-                )
+                    .and_then(|target| parse_spec(target.spec.to_string().as_bytes()).ok())
+                    .map(|target| {
+                        // The status counts instances against what runs: the target's.
+                        subject.desired_instances = Some(target.instances);
+                        subject.health_checked = !target.health_checks.is_empty();
+                        self.mapping.desired_app(key, &target)
+                    })
             });
         let converged = match self.snapshot.current_app(app_id).await {
             // Paused: nothing of this deployment goes to Marathon, drift included.
@@ -316,11 +318,11 @@ impl Deployments {
                 Converged::done(Situation::Paused { waiting })
             }
             // Rolled back to a revision the history no longer holds: the app stays as it is.
-            Ok(_) if matches!(rollback, Some((_, None))) => Converged::done(Situation::Applied),
+            Ok(_) if matches!(rollback, Some(None)) => Converged::done(Situation::Applied),
             Ok(app) => {
                 self.started.forget_finished(key, app.as_deref());
                 match &rollback {
-                    Some((_, Some(target))) => self.converge(key, target, app, true).await,
+                    Some(Some(target)) => self.converge(key, target, app, true).await,
                     _ => self.converge(key, &desired, app, false).await,
                 }
             }
@@ -411,6 +413,8 @@ impl Deployments {
                             .await?;
                         match decided {
                             Decided::RolledBack(rolled) => {
+                                subject.desired_instances = Some(rolled.instances);
+                                subject.health_checked = rolled.health_checked;
                                 status = report(
                                     subject,
                                     self.snapshot.app(app_id).as_deref(),

@@ -34,6 +34,10 @@ pub(super) struct RolledBack {
     pub(super) situation: Situation<'static>,
     pub(super) action: Action,
     pub(super) failure: Option<ReconcileError>,
+    /// The instances the revision gone back to asks for.
+    pub(super) instances: u32,
+    /// Whether the revision gone back to has health checks.
+    pub(super) health_checked: bool,
 }
 
 /// What became of a failed revision.
@@ -177,6 +181,8 @@ impl Deployments {
             situation: converged.situation,
             action: converged.action,
             failure: converged.failure,
+            instances: target_spec.instances,
+            health_checked: !target_spec.health_checks.is_empty(),
         }))
     }
 
