@@ -1,5 +1,6 @@
-//! `theseus apply -f FILE... [--dry-run]`: everything validated first, then written in one
-//! etcd transaction, all of it or none of it.
+//! `theseus apply -f FILE... [--message TEXT] [--dry-run]`: everything validated first, then
+//! written in one etcd transaction, all of it or none of it. `--message` sets every spec's
+//! `change_cause`, kept with the revision in its history.
 //!
 //! The transaction is fenced on the mod_revision of every key it writes, as read just before:
 //! if someone changes one of them in between, nothing is written and the plan is made again
@@ -31,9 +32,26 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub key: KeyArgs,
 
+    /// Why these specs change (at most 1024 characters): set as every spec's `change_cause`,
+    /// shown by `theseus rollout history`.
+    #[arg(short = 'm', long, value_parser = change_cause)]
+    pub message: Option<String>,
+
     /// Print what would be written without writing it.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The longest change cause a spec accepts (its schema's bound).
+const MAX_CHANGE_CAUSE: usize = 1024;
+
+fn change_cause(text: &str) -> Result<String, String> {
+    if text.chars().count() > MAX_CHANGE_CAUSE {
+        return Err(format!(
+            "a change cause has at most {MAX_CHANGE_CAUSE} characters"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// What apply does to one deployment.
@@ -82,7 +100,18 @@ struct Report {
 
 /// Runs `theseus apply`.
 pub async fn run(args: ApplyArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result<(), Failure> {
-    let read = read_files(&args.files, &args.key).map_err(Failure::Problems)?;
+    let mut read = read_files(&args.files, &args.key).map_err(Failure::Problems)?;
+    if let Some(message) = &args.message {
+        for (_, entry) in &mut read.entries {
+            if let ManifestEntry::Deploy { document, spec, .. } = entry {
+                // Validated as a document already; the bound is checked by the flag's parser.
+                if let Some(fields) = document.as_object_mut() {
+                    fields.insert("change_cause".to_owned(), Value::String(message.clone()));
+                }
+                spec.change_cause = Some(message.clone());
+            }
+        }
+    }
     let store = etcd.connect().await?;
     let layout = store.layout().clone();
     for _ in 0..ATTEMPTS {

@@ -213,7 +213,11 @@ fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Re
     } else {
         table.print()?;
     }
-    let failures: Vec<String> = rows.iter().filter_map(failure).collect();
+    let failures: Vec<String> = rows
+        .iter()
+        .flat_map(|row| [failed(row), failure(row)])
+        .flatten()
+        .collect();
     if !failures.is_empty() {
         println!();
         for line in failures {
@@ -229,6 +233,21 @@ fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Re
         keys.print()?;
     }
     Ok(())
+}
+
+/// One line with the `Progressing` reason and message of a deployment whose current revision
+/// failed (`DeadlineExceeded`, `CrashLooping`, `RolledBack`, ...), the words `rollout status`
+/// shows.
+fn failed(row: &Row) -> Option<String> {
+    let status = row.status.as_ref()?;
+    if status.phase != Phase::Failed || row.revision != Some(status.observed_revision) {
+        return None;
+    }
+    let progressing = status.condition("Progressing")?;
+    Some(format!(
+        "{}: revision {} failed ({}): {}",
+        row.deployment, status.observed_revision, progressing.reason, progressing.message
+    ))
 }
 
 /// One line with the last task failure of a deployment short of running instances (the

@@ -44,7 +44,7 @@ enum Command {
     Get(get::GetArgs),
     /// Delete deployments from /desired; the controller then deletes their apps.
     Delete(delete::DeleteArgs),
-    /// Follow a deployment's rollout.
+    /// Follow, list, undo, pause and resume a deployment's rollouts.
     Rollout(rollout::RolloutArgs),
     /// Print the JSON schema of a Deployment spec.
     Schema,
@@ -65,7 +65,7 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
         Command::Delete(args) => delete::run(args, &cli.etcd).await,
-        Command::Rollout(args) => rollout::run(args, &cli.etcd).await,
+        Command::Rollout(args) => rollout::run(args, &cli.etcd, cli.output).await,
         Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
         Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
         Command::Dashboard(args) => dashboard::run(args, &cli.etcd).await,

@@ -1,10 +1,17 @@
-//! `theseus rollout status SERVICE/NAME [--timeout D]`: follows a deployment's status until
-//! the controller reports it running the current spec.
+//! `theseus rollout ...`: follow a rollout, list a deployment's revisions, go back to one,
+//! pause and resume.
 //!
-//! It watches the `/desired` key and the status key (no polling), prints a line each time the
-//! progress changes, and exits 0 once the status is `Running` at the desired key's current
-//! revision; non-zero when that revision is `Invalid` or `Failed`, when the deployment is
-//! deleted, or when the timeout passes first.
+//! - `status SERVICE/NAME [--timeout D]` (here): follows a deployment's status until the
+//!   controller reports it running the current spec;
+//! - [`history`]: the revisions the controller recorded;
+//! - [`undo`]: an earlier revision's spec written back to `/desired`;
+//! - [`pause`]: `paused` set or cleared in the spec.
+//!
+//! `status` watches the `/desired` key and the status key (no polling), prints a line each time
+//! the progress changes, and exits 0 once the status is `Running` at the desired key's current
+//! revision; non-zero, with the `Progressing` reason, when that revision is `Invalid` or
+//! `Failed` (a rolled-back revision is `Failed` with the reason `RolledBack`), when the
+//! deployment is deleted, or when the timeout passes first.
 
 use std::time::Duration;
 
@@ -12,9 +19,14 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use futures::stream::select;
 
+use super::output::OutputFormat;
 use super::{EtcdArgs, Failure};
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
-use theseus::store::{Entry, WatchEvent};
+use theseus::store::{Entry, Store, WatchEvent};
+
+mod history;
+mod pause;
+mod undo;
 
 /// Arguments of `theseus rollout`.
 #[derive(Debug, Args)]
@@ -25,9 +37,17 @@ pub struct RolloutArgs {
 
 #[derive(Debug, Subcommand)]
 enum RolloutCommand {
-    /// Follow a deployment until it runs its current spec (exit 0), or is invalid, fails or
-    /// times out (non-zero).
+    /// Follow a deployment until it runs its current spec (exit 0), or is invalid, fails, is
+    /// rolled back or times out (non-zero).
     Status(StatusArgs),
+    /// List the revisions the controller recorded for a deployment, with their outcome.
+    History(history::HistoryArgs),
+    /// Write an earlier revision's spec back to /desired, as a new revision.
+    Undo(undo::UndoArgs),
+    /// Set `paused`: the controller pushes no change of the deployment to Marathon.
+    Pause(pause::PauseArgs),
+    /// Clear `paused`: changes that waited go to Marathon.
+    Resume(pause::PauseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,12 +71,34 @@ enum Verdict {
 }
 
 /// Runs `theseus rollout`.
-pub async fn run(args: RolloutArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
-    let RolloutCommand::Status(args) = args.command;
-    let key: DeploymentKey = args
-        .deployment
-        .parse()
-        .map_err(|e: theseus::api::KeyError| Failure::problem(e.to_string()))?;
+pub async fn run(args: RolloutArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result<(), Failure> {
+    match args.command {
+        RolloutCommand::Status(args) => status(args, etcd).await,
+        RolloutCommand::History(args) => history::run(args, etcd, output).await,
+        RolloutCommand::Undo(args) => undo::run(args, etcd).await,
+        RolloutCommand::Pause(args) => pause::run(args, etcd, true).await,
+        RolloutCommand::Resume(args) => pause::run(args, etcd, false).await,
+    }
+}
+
+/// The deployment a `SERVICE/NAME` argument names.
+fn deployment_key(text: &str) -> Result<DeploymentKey, Failure> {
+    text.parse()
+        .map_err(|e: theseus::api::KeyError| Failure::problem(e.to_string()))
+}
+
+/// The `/desired` entry of `key`; an error naming the key when there is none.
+async fn desired_entry(store: &Store, key: &DeploymentKey) -> Result<Entry, Failure> {
+    let path = store.layout().desired(key);
+    store.get(&path).await?.ok_or_else(|| {
+        Failure::problem(format!(
+            "no deployment {key}: {path} does not exist (`theseus get` lists them)"
+        ))
+    })
+}
+
+async fn status(args: StatusArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
+    let key = deployment_key(&args.deployment)?;
     let store = etcd.connect().await?;
     let layout = store.layout().clone();
     let desired_key = layout.desired(&key);
@@ -183,7 +225,10 @@ fn judge(
             reason("Valid")
         )),
         Phase::Failed => Verdict::Failed(format!(
-            "{key}: revision {revision} failed: {}",
+            "{key}: revision {revision} failed ({}): {}",
+            status
+                .condition("Progressing")
+                .map_or("no reason given", |c| c.reason.as_str()),
             reason("Progressing")
         )),
         phase => {
@@ -219,7 +264,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use theseus::api::{Condition, InstanceCounts};
+    use theseus::api::{Condition, InstanceCounts, Reason};
 
     fn key() -> DeploymentKey {
         "web/dev".parse().unwrap()
@@ -252,6 +297,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: Utc::now(),
         }
     }
@@ -285,7 +331,7 @@ mod tests {
             Phase::Invalid,
             vec![Condition::fails(
                 "Valid",
-                "SpecInvalid",
+                Reason::SpecInvalid,
                 "/cpus: must be greater than 0",
             )],
         );
@@ -300,11 +346,15 @@ mod tests {
         let failed = status(
             5,
             Phase::Failed,
-            vec![Condition::fails("Progressing", "AppNotOwned", "not ours")],
+            vec![Condition::fails(
+                "Progressing",
+                Reason::AppNotOwned,
+                "not ours",
+            )],
         );
         assert!(matches!(
             judged(Some(5), Some(failed)),
-            Verdict::Failed(line) if line.ends_with("failed: not ours")
+            Verdict::Failed(line) if line.ends_with("failed (AppNotOwned): not ours")
         ));
         assert!(matches!(judged(None, None), Verdict::Failed(_)));
     }
@@ -315,8 +365,8 @@ mod tests {
             5,
             Phase::Deploying,
             vec![
-                Condition::fails("Progressing", "WaitingForDeployment", "locked by d1"),
-                Condition::fails("Available", "InstancesUnavailable", "1 of 3"),
+                Condition::fails("Progressing", Reason::WaitingForDeployment, "locked by d1"),
+                Condition::fails("Available", Reason::InstancesUnavailable, "1 of 3"),
             ],
         );
         assert_eq!(

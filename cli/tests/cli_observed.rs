@@ -217,3 +217,35 @@ fn get_shows_the_desired_revision_beside_the_observed_phase_and_revision() {
         "{table}"
     );
 }
+
+#[test]
+fn get_names_the_reason_the_current_revision_failed_in_the_words_of_rollout_status() {
+    let etcd = EtcdServer::start();
+    put(
+        &etcd,
+        "/desired/web/dev",
+        r#"{"cmd": "exit 3", "instances": 2}"#,
+    );
+    let current = revision(&etcd, "/desired/web/dev");
+    let rolled_back = json!([{"type": "Progressing", "status": false, "reason": "RolledBack",
+        "message": "revision 7 failed (CrashLooping: 4 tasks failed); rolled back to revision 5"}]);
+    put(&etcd, STATUS, &status(current, "Failed", 2, rolled_back));
+    let out = Command::new(env!("CARGO_BIN_EXE_theseus"))
+        .arg("get")
+        .env("ETCD_ENDPOINTS", etcd.endpoint())
+        .env_remove("THESEUS_PREFIX")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "web/dev: revision {current} failed (RolledBack): revision 7 failed (CrashLooping"
+        )),
+        "{text}"
+    );
+    let mut rollout = Rollout::start(&etcd, &["web/dev"]);
+    let (success, _, stderr) = rollout.finish();
+    assert!(!success);
+    assert!(stderr.contains("failed (RolledBack)"), "{stderr}");
+}

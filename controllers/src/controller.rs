@@ -27,15 +27,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::deployments::lists::KeptList;
 use crate::deployments::mapping::{MANAGED_SELECTOR, Mapping, MappingError};
-use crate::deployments::reconcile::Deployments;
+use crate::deployments::reconcile::{Deployments, Records};
 use crate::deployments::statuses::Statuses;
 use crate::http::{HttpError, HttpServer, ReplicaReport};
 use crate::marathon_snapshot::{
     Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
 };
 use crate::observed::reconcile::Observed;
-use crate::observed::tree::ObservedTree;
+use crate::observed::tree::{ListKind, ObservedTree};
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
@@ -261,6 +262,8 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     // One watch of /observed/: the task records, and every status from its first list on.
     let tree = ObservedTree::new(shared.layout.clone());
     let statuses = Arc::new(Statuses::new(fenced.clone(), Arc::clone(metrics)));
+    let history = Arc::new(KeptList::new(fenced.clone(), ListKind::History));
+    let journal = Arc::new(KeptList::new(fenced.clone(), ListKind::Journal));
     let queue = WorkQueue::new(shared.config.backoff);
     let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(shared.config.backoff);
     tasks.spawn({
@@ -268,6 +271,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         let watch = store.watch(&shared.layout.observed_root());
         let observed_queue = observed_queue.clone();
         let statuses = Arc::clone(&statuses);
+        let (history, journal) = (Arc::clone(&history), Arc::clone(&journal));
         let queue = queue.clone();
         let metrics = Arc::clone(metrics);
         let stop = term.stop.clone();
@@ -281,6 +285,10 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
                     if let Some(key) = statuses.observe(change) {
                         queue.trigger(key);
                     }
+                },
+                move |change| match change.list {
+                    ListKind::History => history.observe(change),
+                    ListKind::Journal => journal.observe(change),
                 },
                 stop,
             )
@@ -322,7 +330,11 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         mapping.clone(),
         desired.clone(),
         Arc::clone(&snapshot),
-        statuses,
+        Records {
+            statuses,
+            history,
+            journal,
+        },
         term.fence.clone(),
         Arc::clone(metrics),
     ));

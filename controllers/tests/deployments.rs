@@ -591,12 +591,14 @@ async fn a_revision_that_does_not_run_within_its_deadline_fails_and_its_app_stay
     let running = cluster.wait_running(KEY, good).await;
     assert!(running.revision_running_at.is_some());
 
-    // A revision whose tasks exit at once never runs; nothing else happens after its
-    // deadline, so only the controller's own clock can notice.
+    // A revision that no agent can place never runs (a task that exits at once may be seen
+    // running for a moment); nothing else happens after its deadline, so only the
+    // controller's own clock can notice.
     let bad = cluster
         .put_spec(
             KEY,
-            &json!({"cmd": "exit 3", "instances": 1, "progress_deadline_seconds": 2}),
+            &json!({"cmd": "sleep 1000", "instances": 1, "cpus": 500,
+                    "progress_deadline_seconds": 2, "auto_rollback": false}),
         )
         .await;
     let failed = cluster

@@ -229,7 +229,7 @@ impl Model {
             Some(KeyPath::Desired(key)) => return Some((key, Place::Desired)),
             Some(KeyPath::Status(key)) => return Some((key, Place::Status)),
             Some(KeyPath::Task { key, task_id }) => return Some((key, Place::Task(task_id))),
-            None => {}
+            Some(KeyPath::History { .. } | KeyPath::Journal { .. }) | None => {}
         }
         // History and journal keys are not part of the store's layout (yet): read them here,
         // as `<observed root><service>/<name>/(history|journal)/<rest>`.

@@ -5,6 +5,8 @@ pub mod document;
 pub mod environment;
 mod key;
 pub mod manifest;
+mod reason;
+mod rollout;
 mod schema;
 mod spec;
 mod status;
@@ -13,6 +15,8 @@ mod validate;
 
 pub use environment::RESERVED_ENVIRONMENT;
 pub use key::{DeploymentKey, DnsLabel, KeyError, MAX_LABEL_LEN};
+pub use reason::Reason;
+pub use rollout::{Decision, JournalEntry, RevisionOutcome, RevisionRecord};
 pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
 pub use spec::*;
 pub use status::{Condition, DeploymentStatus, InstanceCounts, Phase, TaskFailure};

@@ -134,6 +134,16 @@ pub struct DeploymentSpec {
     #[schemars(range(max = 1000))]
     pub revision_history_limit: u32,
 
+    /// How many tasks of a new revision may fail before it runs, or within its progress
+    /// deadline (a task may run for a moment before it exits): one more and the revision has
+    /// failed (it crash-loops), without waiting for its deadline.
+    #[serde(
+        default = "default_crash_loop_limit",
+        skip_serializing_if = "is_default_crash_loop_limit"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub crash_loop_limit: u32,
+
     /// Why this revision was made, in the words of whoever made it (`theseus apply
     /// --message`); kept with the revision in its history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +153,10 @@ pub struct DeploymentSpec {
 
 /// Seconds a revision may take to reach `Running` when the spec does not say.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+/// Task failures of a new revision tolerated when the spec does not say: with the default
+/// restart backoff of Marathon (1 s, growing by 1.15), the fourth failure comes within about
+/// 4 s of the first.
+pub const DEFAULT_CRASH_LOOP_LIMIT: u32 = 3;
 /// Revisions remembered when the spec does not say.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
 
@@ -153,6 +167,7 @@ pub const ROLLOUT_FIELDS: &[&str] = &[
     "auto_rollback",
     "paused",
     "revision_history_limit",
+    "crash_loop_limit",
     "change_cause",
 ];
 
@@ -162,6 +177,14 @@ fn default_progress_deadline() -> u32 {
 
 fn is_default_progress_deadline(value: &u32) -> bool {
     *value == DEFAULT_PROGRESS_DEADLINE_SECONDS
+}
+
+fn default_crash_loop_limit() -> u32 {
+    DEFAULT_CRASH_LOOP_LIMIT
+}
+
+fn is_default_crash_loop_limit(value: &u32) -> bool {
+    *value == DEFAULT_CRASH_LOOP_LIMIT
 }
 
 fn default_revision_history_limit() -> u32 {

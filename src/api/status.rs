@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Reason;
+
 /// Where a deployment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {
@@ -59,7 +61,9 @@ pub struct Condition {
     pub kind: String,
     /// Whether it holds.
     pub status: bool,
-    /// A CamelCase word for programs, e.g. `SchemaViolation`, `MarathonUnavailable`.
+    /// A CamelCase word for programs from the fixed vocabulary of [`Reason`], e.g.
+    /// `SpecInvalid`, `MarathonUnavailable`; kept as text so that a reader accepts a word a
+    /// newer controller added.
     pub reason: String,
     /// What happened, for people; validation errors name the JSON pointer of the bad field.
     pub message: String,
@@ -67,23 +71,28 @@ pub struct Condition {
 
 impl Condition {
     /// A condition that holds.
-    pub fn holds(kind: &str, reason: &str, message: impl Into<String>) -> Self {
+    pub fn holds(kind: &str, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             kind: kind.to_owned(),
             status: true,
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message: message.into(),
         }
     }
 
     /// A condition that does not hold.
-    pub fn fails(kind: &str, reason: &str, message: impl Into<String>) -> Self {
+    pub fn fails(kind: &str, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             kind: kind.to_owned(),
             status: false,
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message: message.into(),
         }
+    }
+
+    /// Whether its reason is `reason`.
+    pub fn is(&self, reason: Reason) -> bool {
+        self.reason == reason.as_str()
     }
 }
 
@@ -149,8 +158,16 @@ pub struct DeploymentStatus {
     /// When `observed_revision` first reached `Running`; once it has, the deadline is met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_running_at: Option<DateTime<Utc>>,
+    /// Task failures of `observed_revision`'s app version seen before it ran or within its
+    /// progress deadline; past the spec's `crash_loop_limit` the revision has failed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision_task_failures: u32,
     /// When the controller wrote this status.
     pub updated_at: DateTime<Utc>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl DeploymentStatus {
@@ -168,6 +185,7 @@ impl DeploymentStatus {
             last_task_failure,
             revision_started_at,
             revision_running_at,
+            revision_task_failures,
             updated_at: _,
         } = self;
         *observed_revision == other.observed_revision
@@ -180,6 +198,7 @@ impl DeploymentStatus {
             && *last_task_failure == other.last_task_failure
             && *revision_started_at == other.revision_started_at
             && *revision_running_at == other.revision_running_at
+            && *revision_task_failures == other.revision_task_failures
     }
 
     /// The condition of a kind, if reported.
@@ -196,7 +215,7 @@ mod tests {
         DeploymentStatus {
             observed_revision: 7,
             phase,
-            conditions: vec![Condition::holds("Valid", "SpecValid", "ok")],
+            conditions: vec![Condition::holds("Valid", Reason::SpecValid, "ok")],
             instances: InstanceCounts {
                 desired: 2,
                 running: 2,
@@ -208,6 +227,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: Utc::now(),
         }
     }

@@ -676,13 +676,15 @@ mod tests {
         assert!(!spec.paused);
         assert_eq!(spec.revision_history_limit, 10);
         assert_eq!(spec.change_cause, None);
+        assert_eq!(spec.crash_loop_limit, 3);
         let errors = errors_of(json!({"cmd": "x", "progress_deadline_seconds": 0,
                                       "paused": "yes", "revision_history_limit": 5000,
-                                      "auto_rollback": 1}));
+                                      "auto_rollback": 1, "crash_loop_limit": 0}));
         assert!(message_at(&errors, "/progress_deadline_seconds").contains("at least 1"));
         assert!(message_at(&errors, "/paused").contains("true or false"));
         assert!(message_at(&errors, "/auto_rollback").contains("true or false"));
         assert!(message_at(&errors, "/revision_history_limit").contains("1000"));
+        assert!(message_at(&errors, "/crash_loop_limit").contains("at least 1"));
     }
 
     #[test]

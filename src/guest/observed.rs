@@ -229,6 +229,9 @@ mod tests {
             3,
         ));
         observed.apply(put("/observed/a/dev/status", "{}", 4));
+        // The rollout history and journal sit beside the tasks: neither is an endpoint.
+        observed.apply(put("/observed/a/dev/history/3", r#"{"spec": {}}"#, 4));
+        observed.apply(put("/observed/a/dev/journal/0000000001", "{}", 4));
         observed.apply(WatchEvent::Synced { revision: 4 });
         assert!(observed.is_synced());
         assert_eq!(observed.revision(), 4);

@@ -4,6 +4,8 @@
 //! <prefix>/desired/<service>/<name>                    Deployment spec
 //! <prefix>/observed/<service>/<name>/status            DeploymentStatus
 //! <prefix>/observed/<service>/<name>/tasks/<task-id>   TaskRecord
+//! <prefix>/observed/<service>/<name>/history/<rev>     RevisionRecord (rev: /desired mod_revision)
+//! <prefix>/observed/<service>/<name>/journal/<seq>     JournalEntry (seq: 10 digits, from 1)
 //! <prefix>/theseus/leader/...                          election keys
 //! ```
 //!
@@ -13,7 +15,7 @@
 
 use crate::api::{DeploymentKey, DnsLabel, KeyError};
 
-use super::Error;
+use super::{Error, Revision};
 
 /// The key layout under one root prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,6 +37,20 @@ pub enum KeyPath {
         key: DeploymentKey,
         /// The task id, opaque (Marathon's).
         task_id: String,
+    },
+    /// `<p>/observed/<service>/<name>/history/<revision>`.
+    History {
+        /// The deployment.
+        key: DeploymentKey,
+        /// The `/desired` revision the record is about.
+        revision: Revision,
+    },
+    /// `<p>/observed/<service>/<name>/journal/<sequence>`.
+    Journal {
+        /// The deployment.
+        key: DeploymentKey,
+        /// The entry's place in the journal, from 1.
+        sequence: u64,
     },
 }
 
@@ -117,6 +133,27 @@ impl Layout {
         format!("{}{task_id}", self.tasks(key))
     }
 
+    /// `<p>/observed/<service>/<name>/history/`: the revision history of one deployment.
+    pub fn history(&self, key: &DeploymentKey) -> String {
+        format!("{}history/", self.observed(key))
+    }
+
+    /// `<p>/observed/<service>/<name>/history/<revision>`.
+    pub fn history_record(&self, key: &DeploymentKey, revision: Revision) -> String {
+        format!("{}{revision}", self.history(key))
+    }
+
+    /// `<p>/observed/<service>/<name>/journal/`: the decision journal of one deployment.
+    pub fn journal(&self, key: &DeploymentKey) -> String {
+        format!("{}journal/", self.observed(key))
+    }
+
+    /// `<p>/observed/<service>/<name>/journal/<sequence>`, the sequence in 10 digits so that
+    /// etcd lists the entries in order.
+    pub fn journal_entry(&self, key: &DeploymentKey, sequence: u64) -> String {
+        format!("{}{sequence:010}", self.journal(key))
+    }
+
     /// `<p>/theseus/leader/`: where controller replicas campaign.
     pub fn leader_root(&self) -> String {
         format!("{}/theseus/leader/", self.prefix)
@@ -135,7 +172,8 @@ impl Layout {
         })
     }
 
-    /// What `key` names, if it is a desired spec, a status or a task record of this layout.
+    /// What `key` names, if it is a desired spec, a status, a task record, a history record or
+    /// a journal entry of this layout.
     pub fn parse(&self, key: &str) -> Option<KeyPath> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
         let segments: Vec<&str> = rest.split('/').collect();
@@ -148,6 +186,14 @@ impl Layout {
                     key,
                     task_id: task_id.to_owned(),
                 })
+            }
+            ["observed", service, name, "history", revision] => {
+                let revision = revision.parse().ok().filter(|r: &Revision| *r > 0)?;
+                deployment(service, name).map(|key| KeyPath::History { key, revision })
+            }
+            ["observed", service, name, "journal", sequence] => {
+                let sequence = sequence.parse().ok().filter(|s: &u64| *s > 0)?;
+                deployment(service, name).map(|key| KeyPath::Journal { key, sequence })
             }
             _ => None,
         }
@@ -248,7 +294,25 @@ mod tests {
                     task_id: "t.1".into()
                 })
             );
+            assert_eq!(
+                layout.parse(&layout.history_record(&key(), 42)),
+                Some(KeyPath::History {
+                    key: key(),
+                    revision: 42
+                })
+            );
+            assert_eq!(
+                layout.parse(&layout.journal_entry(&key(), 7)),
+                Some(KeyPath::Journal {
+                    key: key(),
+                    sequence: 7
+                })
+            );
         }
+        assert_eq!(
+            Layout::default().journal_entry(&key(), 7),
+            "/observed/ingestor/dev/journal/0000000007"
+        );
     }
 
     #[test]
@@ -263,6 +327,9 @@ mod tests {
             "/p/observed/ingestor/dev/", // the directory itself
             "/p/observed/ingestor/dev/tasks/",
             "/p/observed/ingestor/dev/other",
+            "/p/observed/ingestor/dev/history/",
+            "/p/observed/ingestor/dev/history/x",
+            "/p/observed/ingestor/dev/journal/-1",
             "/p/theseus/leader/abc",
         ] {
             assert_eq!(layout.parse(other), None, "{other}");

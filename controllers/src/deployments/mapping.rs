@@ -601,6 +601,7 @@ mod tests {
         let base = mapping().spec_hash(&key(), &spec(json!({"cmd": "x"})));
         let steered = spec(json!({"cmd": "x", "paused": true, "auto_rollback": false,
                                   "progress_deadline_seconds": 30, "revision_history_limit": 2,
+                                  "crash_loop_limit": 9,
                                   "change_cause": "try a smaller heap"}));
         assert_eq!(mapping().spec_hash(&key(), &steered), base);
     }

@@ -7,9 +7,17 @@
 //! - [`progress`]: a revision's progress deadline, kept in its status;
 //! - [`statuses`]: the statuses written, and the only way they are written;
 //! - [`started`]: which Marathon deployments this term started, for overriding locks;
+//! - [`crash_loop`]: a revision whose tasks keep failing, counted in its status;
+//! - [`history`]: the revision history as pure steps, and where a failed revision goes back to;
+//! - [`journal`]: the decisions of one reconcile, for the deployment's journal;
+//! - [`lists`]: the history and journal as etcd holds them, and the only way they are written;
 //! - [`reconcile`]: one key against Marathon.
 
+pub mod crash_loop;
 pub mod drift;
+pub mod history;
+pub mod journal;
+pub mod lists;
 pub mod mapping;
 pub mod progress;
 pub mod reconcile;

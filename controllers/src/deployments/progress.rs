@@ -4,20 +4,18 @@
 //! What it promises: [`apply_deadline`] is pure. The clock of a revision starts when the
 //! controller first acts on it and is kept in its status (`revision_started_at`), so it
 //! survives restarts and failovers; it stops for good when the revision first runs
-//! (`revision_running_at`), so a later loss of instances is `Degraded`, not a failed rollout.
+//! (`revision_running_at`), so a later loss of instances is `Degraded`, not a failed rollout
+//! (a crash loop within the deadline still fails it: see [`super::crash_loop`]).
 //! A revision past its deadline is `Failed` with the `Progressing` reason `DeadlineExceeded`,
 //! whose message says what it was waiting for and the last task failure. The same inputs give
 //! the same report, so an idle resync writes nothing. While paused, no clock runs.
 //!
-//! What it does not do: roll back. The app stays as Marathon has it.
+//! What it does not do: roll back (the reconcile decides that, from the revision history).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use theseus::api::{Condition, DeploymentStatus, Phase};
-
-/// The `Progressing` reason of a revision that did not reach `Running` in time.
-pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
 
 /// Where the revision stands against its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +71,7 @@ pub fn apply_deadline(
             failure.state, failure.message, failure.host
         ));
     }
-    let exceeded = Condition::fails("Progressing", DEADLINE_EXCEEDED, message);
+    let exceeded = Condition::fails("Progressing", Reason::DeadlineExceeded, message);
     match status
         .conditions
         .iter_mut()
@@ -108,7 +106,7 @@ mod tests {
             phase,
             conditions: vec![Condition::holds(
                 "Progressing",
-                "Deploying",
+                Reason::Deploying,
                 "Marathon deployment(s) [d1] in progress",
             )],
             instances: InstanceCounts::default(),
@@ -118,6 +116,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: at(0),
         }
     }
@@ -168,7 +167,7 @@ mod tests {
         );
         assert_eq!(late.phase, Phase::Failed);
         let condition = late.condition("Progressing").unwrap();
-        assert_eq!(condition.reason, DEADLINE_EXCEEDED);
+        assert!(condition.is(Reason::DeadlineExceeded));
         assert!(!condition.status);
         for part in [
             "revision 7",

@@ -20,6 +20,8 @@
 //!   Marathon write and the status write sits the failpoint
 //!   `deployments::after_marathon_write`, for tests that kill the controller there.
 //!
+//! How a revision is recorded, fails and is rolled back is [`rollout`]'s part.
+//!
 //! Which deployments this controller started is remembered for the leadership term only:
 //! after a failover, a lock held by the previous leader's deployment is waited out.
 
@@ -28,12 +30,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use theseus::api::{DeploymentKey, parse_spec};
+use theseus::api::{
+    Decision, DeploymentKey, JournalEntry, Phase, Reason, RevisionOutcome, RevisionRecord,
+    parse_spec,
+};
 use theseus::marathon::{self, App, AppId, DeploymentId};
 use theseus::store::Entry;
 use tracing::{debug, info};
 
+use super::crash_loop::{apply_crash_loop, count_failures};
 use super::drift::{Drift, DriftedField, drift};
+use super::history;
+use super::journal::Journal;
+use super::lists::KeptList;
 use super::mapping::{DesiredApp, Mapping, Ownership};
 use super::progress::{Deadline, apply_deadline, stop_clock};
 use super::started::StartedDeployments;
@@ -45,6 +54,10 @@ use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::reflector::Reflection;
 use crate::runtime::runner::Action;
 
+mod rollout;
+
+use rollout::{Decided, report_failure};
+
 /// How soon a key waiting for someone else's deployment is looked at again.
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// Added to a revision's time left before its deadline is looked at again, so the look
@@ -53,6 +66,8 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 
 /// The failpoint between a Marathon write and the status write.
 pub const AFTER_MARATHON_WRITE: &str = "deployments::after_marathon_write";
+/// The failpoint between recording a rollback and asking Marathon for it.
+pub const BEFORE_ROLLBACK: &str = "deployments::before_rollback";
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +102,16 @@ pub enum ReconcileError {
         #[source]
         source: Box<FenceError>,
     },
+    /// The revision history or the journal could not be written (etcd failed, or the
+    /// leadership is gone); nothing was asked of Marathon after it.
+    #[error("cannot record the rollout of {key}: {source}")]
+    Record {
+        /// The deployment.
+        key: DeploymentKey,
+        /// Why.
+        #[source]
+        source: Box<FenceError>,
+    },
     /// The leadership ended before a Marathon write; nothing was written.
     #[error("not writing app `{app}` for {key}: {source}")]
     NotLeading {
@@ -105,7 +130,9 @@ impl MetricLabel for ReconcileError {
         match self {
             ReconcileError::MarathonUnavailable { .. } => "marathon_unavailable",
             ReconcileError::Marathon { source, .. } => source.metric_label(),
-            ReconcileError::Status { source, .. } => source.metric_label(),
+            ReconcileError::Status { source, .. } | ReconcileError::Record { source, .. } => {
+                source.metric_label()
+            }
             ReconcileError::NotLeading { .. } => "leadership_lost",
         }
     }
@@ -116,6 +143,8 @@ struct Converged {
     situation: Situation<'static>,
     /// Whether Marathon accepted a write.
     wrote: bool,
+    /// The write, for the journal.
+    decision: Option<(Decision, String)>,
     /// What to do next if all went well.
     action: Action,
     /// The error to back off with, after the status is written.
@@ -127,14 +156,16 @@ impl Converged {
         Self {
             situation,
             wrote: false,
+            decision: None,
             action: Action::Done,
             failure: None,
         }
     }
 
-    fn wrote() -> Self {
+    fn wrote(decision: Decision, message: String) -> Self {
         Self {
             wrote: true,
+            decision: Some((decision, message)),
             ..Self::done(Situation::Applied)
         }
     }
@@ -154,6 +185,8 @@ pub struct Deployments {
     desired: Reflection<DeploymentKey>,
     snapshot: Arc<MarathonSnapshot>,
     statuses: Arc<Statuses>,
+    history: Arc<KeptList<RevisionRecord>>,
+    journal: Arc<KeptList<JournalEntry>>,
     fence: Fence,
     /// Deployments this term started, by key.
     started: StartedDeployments,
@@ -166,7 +199,7 @@ impl Deployments {
         mapping: Mapping,
         desired: Reflection<DeploymentKey>,
         snapshot: Arc<MarathonSnapshot>,
-        statuses: Arc<Statuses>,
+        records: Records,
         fence: Fence,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -174,7 +207,9 @@ impl Deployments {
             mapping,
             desired,
             snapshot,
-            statuses,
+            statuses: records.statuses,
+            history: records.history,
+            journal: records.journal,
             fence,
             started: StartedDeployments::default(),
             metrics,
@@ -186,11 +221,13 @@ impl Deployments {
         &self.mapping
     }
 
-    /// Every key there is something to reconcile for: a spec, a status, or an app in the
-    /// group whose id is a deployment's.
+    /// Every key there is something to reconcile for: a spec, a status, a history or
+    /// journal, or an app in the group whose id is a deployment's.
     pub fn keys(&self) -> BTreeSet<DeploymentKey> {
         let mut keys: BTreeSet<DeploymentKey> = self.desired.keys().into_iter().collect();
         keys.extend(self.statuses.keys());
+        keys.extend(self.history.keys());
+        keys.extend(self.journal.keys());
         keys.extend(
             self.snapshot
                 .apps()
@@ -236,12 +273,41 @@ impl Deployments {
             }
         };
         let desired = self.mapping.desired_app(key, &spec);
-        let subject = Subject {
+        let mut subject = Subject {
             revision,
             app_id,
             desired_instances: Some(spec.instances),
             health_checked: !spec.health_checks.is_empty(),
         };
+        let prior = self.statuses.get(key);
+        let mut journal = Journal::new(revision);
+        let history = self.history.get(key);
+        // A paused revision is not acted on, so it gets no record until it is resumed.
+        let record = if spec.paused {
+            None
+        } else {
+            Some(
+                self.begin_revision(key, entry, &spec, &desired, &history, &mut journal)
+                    .await?,
+            )
+        };
+        // A revision rolled back stays rolled back until /desired changes: the app is kept
+        // at the revision it went back to, drift included.
+        let rollback = record
+            .as_ref()
+            .filter(|record| record.outcome == RevisionOutcome::RolledBack)
+            .map(|record| {
+                record
+                    .rolled_back_to
+                    .and_then(|to| history.get(&u64::try_from(to).ok()?))
+                    .and_then(|target| parse_spec(target.spec.to_string().as_bytes()).ok())
+                    .map(|target| {
+                        // The status counts instances against what runs: the target's.
+                        subject.desired_instances = Some(target.instances);
+                        subject.health_checked = !target.health_checks.is_empty();
+                        self.mapping.desired_app(key, &target)
+                    })
+            });
         let converged = match self.snapshot.current_app(app_id).await {
             // Paused: nothing of this deployment goes to Marathon, drift included.
             Ok(app) if spec.paused => {
@@ -251,9 +317,14 @@ impl Deployments {
                 });
                 Converged::done(Situation::Paused { waiting })
             }
+            // Rolled back to a revision the history no longer holds: the app stays as it is.
+            Ok(_) if matches!(rollback, Some(None)) => Converged::done(Situation::Applied),
             Ok(app) => {
                 self.started.forget_finished(key, app.as_deref());
-                self.converge(key, &desired, app).await
+                match &rollback {
+                    Some(Some(target)) => self.converge(key, target, app, true).await,
+                    _ => self.converge(key, &desired, app, false).await,
+                }
             }
             Err(message) => Converged::failed(
                 Situation::MarathonUnavailable(message.clone()),
@@ -266,29 +337,105 @@ impl Deployments {
         if converged.wrote {
             fail::fail_point!(AFTER_MARATHON_WRITE);
         }
+        journal.extend(converged.decision.clone());
         let app = self.snapshot.app(app_id);
         let mut status = report(subject, app.as_deref(), &converged.situation);
         let mut action = converged.action;
-        match &converged.situation {
-            Situation::Paused { .. } => stop_clock(&mut status),
-            Situation::Applied | Situation::Locked(_) | Situation::MarathonUnavailable(_) => {
-                let deadline = Duration::from_secs(spec.progress_deadline_seconds.into());
-                let prior = self.statuses.get(key);
-                if let Deadline::Pending(left) =
-                    apply_deadline(&mut status, prior.as_ref(), deadline, Utc::now())
-                {
-                    // Look again when the deadline passes, even if nothing else happens.
-                    let due = left + DEADLINE_SLACK;
-                    action = match action {
-                        Action::RequeueAfter(after) => Action::RequeueAfter(after.min(due)),
-                        Action::Done => Action::RequeueAfter(due),
-                    };
+        let mut failure = converged.failure;
+        match (&converged.situation, record) {
+            (Situation::Paused { .. }, _) => {
+                stop_clock(&mut status);
+                journal.on_reason(prior.as_ref(), &status, Reason::Paused, Decision::Paused);
+            }
+            (
+                Situation::Applied | Situation::Locked(_) | Situation::MarathonUnavailable(_),
+                Some(record),
+            ) => {
+                journal.on_reason(
+                    prior.as_ref(),
+                    &status,
+                    Reason::WaitingForDeployment,
+                    Decision::WaitingForDeployment,
+                );
+                if history::decided(&record) {
+                    report_failure(&mut status, prior.as_ref(), &record);
+                } else {
+                    let now = Utc::now();
+                    let deadline = Duration::from_secs(spec.progress_deadline_seconds.into());
+                    let outcome = apply_deadline(&mut status, prior.as_ref(), deadline, now);
+                    // Failures count until the revision runs, and after that within its
+                    // deadline: a task that runs for a moment before it exits still loops.
+                    let counting = status.revision_running_at.is_none()
+                        || status.revision_started_at.is_some_and(|started| {
+                            now < started
+                                + chrono::Duration::from_std(deadline)
+                                    .unwrap_or(chrono::Duration::MAX)
+                        });
+                    count_failures(&mut status, prior.as_ref(), app.as_deref(), counting);
+                    let crash_looping = apply_crash_loop(&mut status, spec.crash_loop_limit);
+                    match outcome {
+                        _ if crash_looping => {}
+                        Deadline::Met => {
+                            self.record_running(key, &spec, &record, &status, &mut journal)
+                                .await?;
+                        }
+                        Deadline::Pending(left) => {
+                            // Look again when the deadline passes, even if nothing else
+                            // happens.
+                            let due = left + DEADLINE_SLACK;
+                            action = match action {
+                                Action::RequeueAfter(after) => Action::RequeueAfter(after.min(due)),
+                                Action::Done => Action::RequeueAfter(due),
+                            };
+                        }
+                        Deadline::Exceeded => {}
+                    }
+                    let undecided = matches!(
+                        record.outcome,
+                        RevisionOutcome::Deploying | RevisionOutcome::Running
+                    );
+                    if status.phase == Phase::Failed && undecided {
+                        let reason = if crash_looping {
+                            Reason::CrashLooping
+                        } else {
+                            Reason::DeadlineExceeded
+                        };
+                        let decided = self
+                            .fail_revision(
+                                key,
+                                &spec,
+                                &record,
+                                &history,
+                                reason,
+                                &mut status,
+                                &mut journal,
+                            )
+                            .await?;
+                        match decided {
+                            Decided::RolledBack(rolled) => {
+                                subject.desired_instances = Some(rolled.instances);
+                                subject.health_checked = rolled.health_checked;
+                                status = report(
+                                    subject,
+                                    self.snapshot.app(app_id).as_deref(),
+                                    &rolled.situation,
+                                );
+                                report_failure(&mut status, prior.as_ref(), &rolled.record);
+                                failure = failure.or(rolled.failure);
+                                action = rolled.action;
+                            }
+                            Decided::Failed(record) => {
+                                report_failure(&mut status, prior.as_ref(), &record)
+                            }
+                        }
+                    }
                 }
             }
             _ => {}
         }
+        self.write_journal(key, journal).await?;
         self.write_status(key, status).await?;
-        match converged.failure {
+        match failure {
             Some(failure) => Err(failure),
             None => Ok(action),
         }
@@ -350,6 +497,17 @@ impl Deployments {
             }
         }
         self.started.forget(key);
+        // The history and the journal go before the status, so a stop in between leaves the
+        // status to say the deployment is being deleted, and the next reconcile finishes.
+        for list in [
+            self.history.remove(key).await,
+            self.journal.remove(key).await,
+        ] {
+            list.map_err(|source| ReconcileError::Record {
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
+        }
         self.statuses
             .remove(key)
             .await
@@ -360,11 +518,15 @@ impl Deployments {
         Ok(Action::Done)
     }
 
+    /// Makes `app` match `desired`. `rollback`: `desired` is an earlier revision a failed one
+    /// goes back to, which overrides any lock on the owned app (the failed revision's
+    /// deployment, whoever started it).
     async fn converge(
         &self,
         key: &DeploymentKey,
         desired: &DesiredApp,
         mut app: Option<Arc<App>>,
+        rollback: bool,
     ) -> Converged {
         let id = desired.id();
         // Twice at most: a create that finds the id taken looks at what took it, once.
@@ -381,7 +543,10 @@ impl Deployments {
                         if let Some(deployment) = created.deployment_id {
                             self.started.started(key, deployment);
                         }
-                        return Converged::wrote();
+                        return Converged::wrote(
+                            Decision::AppCreated,
+                            format!("created Marathon app `{id}`"),
+                        );
                     }
                     Err(marathon::Error::AppExists { .. }) if attempt == 0 => {
                         debug!(app = %id, "the app appeared meanwhile; reading it");
@@ -401,8 +566,8 @@ impl Deployments {
             }
             return match drift(desired, &current) {
                 Drift::InSync => Converged::done(Situation::Applied),
-                Drift::Scale { from, to } => self.scale(key, desired, from, to).await,
-                Drift::Update { fields } => self.update(key, desired, &fields).await,
+                Drift::Scale { from, to } => self.scale(key, desired, from, to, rollback).await,
+                Drift::Update { fields } => self.update(key, desired, &fields, rollback).await,
             };
         }
         self.snapshot.mark_stale(id);
@@ -422,6 +587,7 @@ impl Deployments {
         key: &DeploymentKey,
         desired: &DesiredApp,
         fields: &[DriftedField],
+        rollback: bool,
     ) -> Converged {
         let id = desired.id();
         let fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
@@ -441,11 +607,14 @@ impl Deployments {
                     self.metrics.marathon_write("update");
                     self.snapshot.record_updated(&desired.app, &result);
                     self.started.started(key, result.deployment_id);
-                    return Converged::wrote();
+                    return Converged::wrote(
+                        Decision::AppUpdated,
+                        format!("updated Marathon app `{id}` ({})", fields.join(", ")),
+                    );
                 }
                 Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if self.started.all_mine(key, &deployments) {
-                        info!(app = %id, "a newer spec replaces this controller's deployment in progress");
+                    if rollback || self.started.all_mine(key, &deployments) {
+                        info!(app = %id, rollback, "a newer spec replaces a deployment in progress");
                         force = true;
                         continue;
                     }
@@ -462,6 +631,7 @@ impl Deployments {
         desired: &DesiredApp,
         from: u32,
         to: u32,
+        rollback: bool,
     ) -> Converged {
         let id = desired.id();
         let mut patch = App::new(id.clone());
@@ -477,10 +647,13 @@ impl Deployments {
                     self.metrics.marathon_write("scale");
                     self.snapshot.record_scaled(id, to, &result);
                     self.started.started(key, result.deployment_id);
-                    return Converged::wrote();
+                    return Converged::wrote(
+                        Decision::AppScaled,
+                        format!("scaled Marathon app `{id}` from {from} to {to} instances"),
+                    );
                 }
                 Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if self.started.all_mine(key, &deployments) {
+                    if rollback || self.started.all_mine(key, &deployments) {
                         info!(app = %id, "a newer instance count replaces this controller's deployment in progress");
                         force = true;
                         continue;
@@ -588,6 +761,17 @@ impl Deployments {
                 source: Box::new(source),
             })
     }
+}
+
+/// The statuses, revision histories and journals of one term, as the reconciler writes them.
+#[derive(Debug)]
+pub struct Records {
+    /// `/observed/<service>/<name>/status`.
+    pub statuses: Arc<Statuses>,
+    /// `/observed/<service>/<name>/history/<revision>`.
+    pub history: Arc<KeptList<RevisionRecord>>,
+    /// `/observed/<service>/<name>/journal/<sequence>`.
+    pub journal: Arc<KeptList<JournalEntry>>,
 }
 
 /// The subject of a removed deployment's status.

@@ -17,7 +17,7 @@
 
 use chrono::Utc;
 use theseus::api::{
-    Condition, DeploymentStatus, InstanceCounts, Phase, TaskFailure, ValidationErrors,
+    Condition, DeploymentStatus, InstanceCounts, Phase, Reason, TaskFailure, ValidationErrors,
 };
 use theseus::marathon::{App, AppId, DeploymentId};
 
@@ -88,27 +88,31 @@ pub fn report(
     match situation {
         Situation::Invalid(errors) => conditions.push(Condition::fails(
             "Valid",
-            "SpecInvalid",
+            Reason::SpecInvalid,
             format!("the spec is not valid, nothing was changed: {errors}"),
         )),
         Situation::Deleting(_) => {}
-        _ => conditions.push(Condition::holds("Valid", "SpecValid", "the spec is valid")),
+        _ => conditions.push(Condition::holds(
+            "Valid",
+            Reason::SpecValid,
+            "the spec is valid",
+        )),
     }
     let progressing = match situation {
         Situation::Invalid(_) => None,
         Situation::NotOwned(message) => Some(Condition::fails(
             "Progressing",
-            "AppNotOwned",
+            Reason::AppNotOwned,
             message.clone(),
         )),
         Situation::Rejected(message) => Some(Condition::fails(
             "Progressing",
-            "MarathonRejected",
+            Reason::MarathonRejected,
             message.clone(),
         )),
         Situation::Locked(deployments) => Some(Condition::fails(
             "Progressing",
-            "WaitingForDeployment",
+            Reason::WaitingForDeployment,
             format!(
                 "Marathon app `{}` is locked by deployment(s) [{}] that theseus did not start \
                  for this spec; waiting for them to finish",
@@ -118,12 +122,12 @@ pub fn report(
         )),
         Situation::MarathonUnavailable(message) => Some(Condition::fails(
             "Progressing",
-            "MarathonUnavailable",
+            Reason::MarathonUnavailable,
             message.clone(),
         )),
         Situation::Deleting(None) => Some(Condition::holds(
             "Progressing",
-            "Deleting",
+            Reason::Deleting,
             format!(
                 "the spec was removed; deleting Marathon app `{}`",
                 subject.app_id
@@ -131,7 +135,7 @@ pub fn report(
         )),
         Situation::Deleting(Some(message)) => Some(Condition::fails(
             "Progressing",
-            "MarathonUnavailable",
+            Reason::MarathonUnavailable,
             format!(
                 "the spec was removed but Marathon app `{}` cannot be deleted yet: {message}",
                 subject.app_id
@@ -139,7 +143,7 @@ pub fn report(
         )),
         Situation::Paused { waiting } => Some(Condition::fails(
             "Progressing",
-            "Paused",
+            Reason::Paused,
             if *waiting {
                 format!(
                     "the deployment is paused: this revision waits, and Marathon app `{}` is \
@@ -157,12 +161,12 @@ pub fn report(
         Situation::Applied => Some(match app {
             None => Condition::holds(
                 "Progressing",
-                "Creating",
+                Reason::Creating,
                 format!("creating Marathon app `{}`", subject.app_id),
             ),
             Some(app) if app.deployment_ids().next().is_some() => Condition::holds(
                 "Progressing",
-                "Deploying",
+                Reason::Deploying,
                 format!(
                     "Marathon deployment(s) [{}] in progress",
                     join(&app.deployment_ids().cloned().collect::<Vec<_>>())
@@ -170,7 +174,7 @@ pub fn report(
             ),
             Some(app) => Condition::holds(
                 "Progressing",
-                "Deployed",
+                Reason::Deployed,
                 match &app.version {
                     Some(version) => format!("version {version} is deployed"),
                     None => "the app is deployed".to_owned(),
@@ -226,6 +230,7 @@ pub fn report(
             }),
         revision_started_at: None,
         revision_running_at: None,
+        revision_task_failures: 0,
         updated_at: Utc::now(),
     }
 }
@@ -246,7 +251,7 @@ fn available(subject: Subject<'_>, app: Option<&App>, counts: &InstanceCounts) -
     if app.is_none() {
         return Condition::fails(
             "Available",
-            "AppMissing",
+            Reason::AppMissing,
             format!("Marathon app `{}` does not exist yet", subject.app_id),
         );
     }
@@ -260,26 +265,26 @@ fn available(subject: Subject<'_>, app: Option<&App>, counts: &InstanceCounts) -
         if healthy >= desired && running >= desired {
             Condition::holds(
                 "Available",
-                "AllInstancesHealthy",
+                Reason::AllInstancesHealthy,
                 format!("{healthy} of {desired} instances running and healthy"),
             )
         } else {
             Condition::fails(
                 "Available",
-                "InstancesUnavailable",
+                Reason::InstancesUnavailable,
                 format!("{running} of {desired} instances running, {healthy} healthy"),
             )
         }
     } else if running >= desired {
         Condition::holds(
             "Available",
-            "AllInstancesRunning",
+            Reason::AllInstancesRunning,
             format!("{running} of {desired} instances running"),
         )
     } else {
         Condition::fails(
             "Available",
-            "InstancesUnavailable",
+            Reason::InstancesUnavailable,
             format!("{running} of {desired} instances running"),
         )
     }

@@ -328,6 +328,7 @@ mod tests {
             last_task_failure: None,
             revision_started_at: None,
             revision_running_at: None,
+            revision_task_failures: 0,
             updated_at: chrono::DateTime::UNIX_EPOCH,
         }
     }

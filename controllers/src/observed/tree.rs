@@ -15,6 +15,9 @@
 //!   is handed to `on_status` as a [`StatusChange`], so the statuses and the task records load
 //!   from one list of `/observed/` and whoever keeps the statuses sees every later write to
 //!   them, the controller's own and anyone else's. The copy keeps no statuses itself.
+//! - Likewise every change of a history record or journal entry
+//!   (`/observed/<service>/<name>/(history|journal)/...`) is handed to `on_list` as a
+//!   [`ListChange`]: those keys are never taken for task records, nor for garbage.
 //!
 //! Compactions, broken streams and etcd restarts are the watch's business
 //! ([`theseus::store::WatchStream`]): it relists and delivers the difference.
@@ -55,6 +58,30 @@ pub struct StatusChange {
     pub listed: bool,
 }
 
+/// Which list under a deployment's `/observed` prefix a [`ListChange`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    /// `history/<revision>`.
+    History,
+    /// `journal/<sequence>`.
+    Journal,
+}
+
+/// A change of a history record or journal entry, as the watch delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListChange {
+    /// The deployment.
+    pub key: DeploymentKey,
+    /// The list.
+    pub list: ListKind,
+    /// The revision (history) or sequence (journal) the key names.
+    pub index: u64,
+    /// The new entry; `None` when it was deleted.
+    pub entry: Option<Entry>,
+    /// The revision of the change.
+    pub revision: Revision,
+}
+
 /// What one watch event changed.
 #[derive(Debug, PartialEq, Eq)]
 enum Applied {
@@ -62,6 +89,8 @@ enum Applied {
     Records(DeploymentKey),
     /// A status.
     Status(StatusChange),
+    /// A history record or journal entry.
+    List(ListChange),
     /// Nothing the copy's users need to hear of.
     Nothing,
 }
@@ -114,6 +143,7 @@ impl ObservedTree {
         metrics: Arc<Metrics>,
         on_change: impl Fn(&DeploymentKey),
         on_status: impl Fn(StatusChange),
+        on_list: impl Fn(ListChange),
         stop: CancellationToken,
     ) {
         loop {
@@ -125,6 +155,7 @@ impl ObservedTree {
                 Some(Ok(event)) => match self.apply(event) {
                     Applied::Records(key) => on_change(&key),
                     Applied::Status(change) => on_status(change),
+                    Applied::List(change) => on_list(change),
                     Applied::Nothing => {}
                 },
                 Some(Err(error)) => {
@@ -163,7 +194,19 @@ impl ObservedTree {
                             entry: Some(entry),
                         });
                     }
-                    _ => None,
+                    Some(path) => match list_of(path) {
+                        Some((key, list, index)) => {
+                            return Applied::List(ListChange {
+                                key,
+                                list,
+                                index,
+                                revision: entry.mod_revision,
+                                entry: Some(entry),
+                            });
+                        }
+                        None => None,
+                    },
+                    None => None,
                 }
             }
             WatchEvent::Delete { key, revision, .. } => {
@@ -180,7 +223,19 @@ impl ObservedTree {
                             entry: None,
                         });
                     }
-                    _ => None,
+                    Some(path) => match list_of(path) {
+                        Some((key, list, index)) => {
+                            return Applied::List(ListChange {
+                                key,
+                                list,
+                                index,
+                                revision,
+                                entry: None,
+                            });
+                        }
+                        None => None,
+                    },
+                    None => None,
                 }
             }
             WatchEvent::Synced { revision } => {
@@ -254,6 +309,17 @@ impl ObservedTree {
         state
             .removed
             .insert((key.clone(), task_id.to_owned()), revision);
+    }
+}
+
+/// The deployment, list and index of a history or journal key.
+fn list_of(path: KeyPath) -> Option<(DeploymentKey, ListKind, u64)> {
+    match path {
+        KeyPath::History { key, revision } => {
+            Some((key, ListKind::History, u64::try_from(revision).ok()?))
+        }
+        KeyPath::Journal { key, sequence } => Some((key, ListKind::Journal, sequence)),
+        _ => None,
     }
 }
 
@@ -474,5 +540,48 @@ mod tests {
             })
         );
         assert!(tree.is_empty(), "statuses are not task records");
+    }
+
+    #[test]
+    fn history_and_journal_entries_are_handed_on_never_taken_for_task_records() {
+        let tree = ObservedTree::new(Layout::default());
+        tree.apply(WatchEvent::Synced { revision: 1 });
+        let entry = |key: String, revision| Entry {
+            key,
+            value: b"{}".to_vec(),
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+            lease: 0,
+        };
+        let record = entry(tree.layout.history_record(&key(), 7), 8);
+        assert_eq!(
+            tree.apply(WatchEvent::Put {
+                entry: record.clone(),
+                prev: None,
+            }),
+            Applied::List(ListChange {
+                key: key(),
+                list: ListKind::History,
+                index: 7,
+                entry: Some(record),
+                revision: 8,
+            })
+        );
+        assert_eq!(
+            tree.apply(WatchEvent::Delete {
+                key: tree.layout.journal_entry(&key(), 3),
+                revision: 9,
+                prev: None,
+            }),
+            Applied::List(ListChange {
+                key: key(),
+                list: ListKind::Journal,
+                index: 3,
+                entry: None,
+                revision: 9,
+            })
+        );
+        assert!(tree.is_empty());
     }
 }

@@ -1,0 +1,306 @@
+//! The bounded lists the controller keeps under a deployment's own `/observed` prefix, the
+//! revision history (`history/<revision>`) and the decision journal (`journal/<sequence>`):
+//! what etcd holds, and the only way the controller writes them.
+//!
+//! What it promises:
+//! - [`KeptList::observe`] is fed every change of the list the watch of `/observed/`
+//!   delivers, from its first list on, so the copy is what etcd holds. Changes are ordered by
+//!   revision: the echo of an older write never turns a newer one back, and an entry this
+//!   replica deleted does not come back from the late echo of its put.
+//! - [`KeptList::write`] puts entries and deletes the oldest beyond the bound in one fenced
+//!   transaction; the copy has them as soon as etcd accepted it. Writing what the copy already
+//!   holds writes nothing.
+//! - An entry that does not decode is not returned, but counts against the bound (it goes
+//!   first, being among the oldest or not).
+//!
+//! What it does not do: repair entries somebody else wrote. These lists inform people and
+//! `theseus rollout undo`; the one decision taken from them, a rollback, only ever goes to a
+//! revision recorded as having reached `Running`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use theseus::api::DeploymentKey;
+use theseus::store::{Layout, Revision, Txn};
+use tracing::warn;
+
+use crate::observed::tree::{ListChange, ListKind};
+use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
+
+/// The most value bytes one transaction puts (etcd's request limit is 1.5 MiB).
+const TXN_BYTES: usize = 1024 * 1024;
+
+/// What etcd holds at one index.
+#[derive(Debug, Clone)]
+enum Held<T> {
+    Value(T),
+    Unreadable,
+    /// Deleted at the slot's revision; kept until the watch has passed it.
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    held: Held<T>,
+    revision: Revision,
+}
+
+/// One transaction of a write, and what it puts.
+struct Batch<T> {
+    txn: Txn,
+    bytes: usize,
+    written: Vec<(u64, T)>,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Self {
+            txn: Txn::new(),
+            bytes: 0,
+            written: Vec::new(),
+        }
+    }
+}
+
+/// One kind of list of every deployment; see the module documentation.
+#[derive(Debug)]
+pub struct KeptList<T> {
+    fenced: FencedStore,
+    layout: Layout,
+    kind: ListKind,
+    copy: Mutex<HashMap<DeploymentKey, BTreeMap<u64, Slot<T>>>>,
+}
+
+impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
+    /// An empty copy of the `kind` lists; fill it with [`KeptList::observe`].
+    pub fn new(fenced: FencedStore, kind: ListKind) -> Self {
+        let layout = fenced.store().layout().clone();
+        Self {
+            fenced,
+            layout,
+            kind,
+            copy: Mutex::default(),
+        }
+    }
+
+    fn copy(&self) -> MutexGuard<'_, HashMap<DeploymentKey, BTreeMap<u64, Slot<T>>>> {
+        self.copy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key of entry `index` of `key`'s list.
+    fn entry_key(&self, key: &DeploymentKey, index: u64) -> String {
+        match self.kind {
+            ListKind::History => self
+                .layout
+                .history_record(key, Revision::try_from(index).unwrap_or(Revision::MAX)),
+            ListKind::Journal => self.layout.journal_entry(key, index),
+        }
+    }
+
+    fn prefix(&self, key: &DeploymentKey) -> String {
+        match self.kind {
+            ListKind::History => self.layout.history(key),
+            ListKind::Journal => self.layout.journal(key),
+        }
+    }
+
+    /// Applies one change the watch delivered (of this kind of list).
+    pub fn observe(&self, change: ListChange) {
+        debug_assert_eq!(change.list, self.kind);
+        let held = match change.entry {
+            Some(entry) => match entry.json::<T>() {
+                Ok(value) => Held::Value(value),
+                Err(error) => {
+                    warn!(key = %change.key, %error, "an entry under /observed does not decode");
+                    Held::Unreadable
+                }
+            },
+            None => Held::Deleted,
+        };
+        let mut copy = self.copy();
+        let list = copy.entry(change.key.clone()).or_default();
+        // The watch delivers in revision order: deletions it has passed are settled.
+        list.retain(|_, slot| {
+            !matches!(slot.held, Held::Deleted) || slot.revision >= change.revision
+        });
+        match list.get(&change.index) {
+            Some(slot) if slot.revision >= change.revision => {}
+            _ => {
+                list.insert(
+                    change.index,
+                    Slot {
+                        held,
+                        revision: change.revision,
+                    },
+                );
+            }
+        }
+        if list.is_empty() {
+            copy.remove(&change.key);
+        }
+    }
+
+    /// The readable entries of `key`, by index.
+    pub fn get(&self, key: &DeploymentKey) -> BTreeMap<u64, T> {
+        self.copy()
+            .get(key)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|(index, slot)| match &slot.held {
+                        Held::Value(value) => Some((*index, value.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The highest index `key`'s list holds (0 when empty).
+    pub fn last_index(&self, key: &DeploymentKey) -> u64 {
+        self.copy()
+            .get(key)
+            .and_then(|list| {
+                list.iter()
+                    .rev()
+                    .find(|(_, slot)| !matches!(slot.held, Held::Deleted))
+                    .map(|(index, _)| *index)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every deployment with an entry.
+    pub fn keys(&self) -> Vec<DeploymentKey> {
+        self.copy()
+            .iter()
+            .filter(|(_, list)| {
+                list.values()
+                    .any(|slot| !matches!(slot.held, Held::Deleted))
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Puts `puts` into `key`'s list and deletes its oldest entries beyond `keep`, in one
+    /// fenced transaction; whether anything was written.
+    pub async fn write(
+        &self,
+        key: &DeploymentKey,
+        puts: Vec<(u64, T)>,
+        keep: usize,
+    ) -> Result<bool, FenceError> {
+        let (puts, deletes) = {
+            let copy = self.copy();
+            let list = copy.get(key);
+            let puts: Vec<(u64, T)> = puts
+                .into_iter()
+                .filter(|(index, value)| {
+                    !list.and_then(|list| list.get(index)).is_some_and(
+                        |slot| matches!(&slot.held, Held::Value(held) if held == value),
+                    )
+                })
+                .collect();
+            let mut live: Vec<(u64, bool)> = list
+                .map(|list| {
+                    list.iter()
+                        .filter(|(_, slot)| !matches!(slot.held, Held::Deleted))
+                        .map(|(index, slot)| (*index, matches!(slot.held, Held::Unreadable)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (index, _) in &puts {
+                if !live.iter().any(|(live, _)| live == index) {
+                    live.push((*index, false));
+                }
+            }
+            // Unreadable entries first, then the oldest.
+            live.sort_by_key(|(index, unreadable)| (!unreadable, *index));
+            let excess = live.len().saturating_sub(keep);
+            let room = MAX_TXN_OPERATIONS.saturating_sub(puts.len());
+            let deletes: Vec<u64> = live
+                .into_iter()
+                .take(excess.min(room))
+                .map(|(index, _)| index)
+                .collect();
+            (puts, deletes)
+        };
+        let puts: Vec<(u64, T)> = puts
+            .into_iter()
+            .filter(|(index, _)| !deletes.contains(index))
+            .collect();
+        if puts.is_empty() && deletes.is_empty() {
+            return Ok(false);
+        }
+        // etcd refuses a request over 1.5 MiB: puts go in as few transactions as keep each
+        // under a budget, the deletions with the last.
+        let mut batches: Vec<Batch<T>> = vec![Batch::default()];
+        for (index, value) in puts {
+            let entry_key = self.entry_key(key, index);
+            let bytes = serde_json::to_vec(&value).map_err(|error| FenceError::Encode {
+                key: entry_key.clone(),
+                reason: error.to_string(),
+            })?;
+            let last = batches.last_mut().expect("one batch at least");
+            if last.bytes > 0 && last.bytes + bytes.len() > TXN_BYTES {
+                batches.push(Batch::default());
+            }
+            let last = batches.last_mut().expect("one batch at least");
+            last.bytes += bytes.len();
+            last.txn = std::mem::take(&mut last.txn).put(&entry_key, bytes);
+            last.written.push((index, value));
+        }
+        let last = batches.last_mut().expect("one batch at least");
+        for index in &deletes {
+            last.txn = std::mem::take(&mut last.txn).delete(&self.entry_key(key, *index));
+        }
+        let count = batches.len();
+        for (position, Batch { txn, written, .. }) in batches.into_iter().enumerate() {
+            let revision = self.fenced.txn(&self.prefix(key), txn).await?;
+            let mut copy = self.copy();
+            let list = copy.entry(key.clone()).or_default();
+            for (index, value) in written {
+                list.insert(
+                    index,
+                    Slot {
+                        held: Held::Value(value),
+                        revision,
+                    },
+                );
+            }
+            if position + 1 == count {
+                for index in &deletes {
+                    list.insert(
+                        *index,
+                        Slot {
+                            held: Held::Deleted,
+                            revision,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes `key`'s whole list, if it has any entry; whether it deleted one.
+    pub async fn remove(&self, key: &DeploymentKey) -> Result<bool, FenceError> {
+        let held = self.copy().get(key).is_some_and(|list| {
+            list.values()
+                .any(|slot| !matches!(slot.held, Held::Deleted))
+        });
+        if !held {
+            return Ok(false);
+        }
+        let revision = self.fenced.delete_prefix(&self.prefix(key)).await?;
+        if let Some(list) = self.copy().get_mut(key) {
+            for slot in list.values_mut() {
+                *slot = Slot {
+                    held: Held::Deleted,
+                    revision,
+                };
+            }
+        }
+        Ok(true)
+    }
+}
