@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::deployments::lists::KeptList;
-use crate::deployments::mapping::{MANAGED_SELECTOR, Mapping, MappingError};
+use crate::deployments::mapping::{Mapping, MappingError};
 use crate::deployments::reconcile::{Deployments, Records};
 use crate::deployments::statuses::Statuses;
 use crate::http::{HttpError, HttpServer, ReplicaReport};
@@ -37,6 +37,7 @@ use crate::marathon_snapshot::{
 };
 use crate::observed::reconcile::Observed;
 use crate::observed::tree::{ListKind, ObservedTree};
+use crate::ownership::MANAGED_SELECTOR;
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
@@ -339,7 +340,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         Arc::clone(metrics),
     ));
     let observed = Arc::new(Observed::new(
-        mapping.clone(),
+        mapping.installation().clone(),
         Arc::clone(&snapshot),
         tree,
         fenced,

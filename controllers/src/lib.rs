@@ -15,4 +15,5 @@ pub mod deployments;
 pub mod http;
 pub mod marathon_snapshot;
 pub mod observed;
+pub mod ownership;
 pub mod runtime;

@@ -19,10 +19,11 @@ use theseus::api::parse_spec;
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TaskRecord};
 use theseus::marathon::{App, AppQuery, Embed, MarathonClient, TaskState};
 use theseus::store::{KeyPath, Revision, Store};
-use theseus_controllers::deployments::mapping::{
-    DEPLOYMENT_LABEL, MANAGED_SELECTOR, Mapping, SERVICE_LABEL, SPEC_HASH_LABEL,
-};
+use theseus_controllers::deployments::mapping::Mapping;
 use theseus_controllers::observed::record::has_record;
+use theseus_controllers::ownership::{
+    DEPLOYMENT_LABEL, MANAGED_SELECTOR, SERVICE_LABEL, SPEC_HASH_LABEL,
+};
 
 use super::churn::ChurnLog;
 

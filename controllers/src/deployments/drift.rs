@@ -12,7 +12,8 @@ use std::fmt;
 
 use theseus::marathon::App;
 
-use super::mapping::{DesiredApp, SPEC_HASH_LABEL};
+use super::mapping::DesiredApp;
+use crate::ownership::SPEC_HASH_LABEL;
 
 /// A field that differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,11 @@
 //! From a validated Deployment spec to the Marathon app that runs it (DESIGN.md, "Mapping to
-//! Marathon"), and back from a Marathon app to the deployment that owns it.
+//! Marathon"). Which app belongs to which deployment is [`crate::ownership`]'s to say; the
+//! mapping writes the labels it reads.
 //!
 //! What it promises:
 //! - The mapping is deterministic: the same spec and [`Mapping`] give the same [`App`], with
 //!   ports (and so `portIndex`es) in the order of their names.
-//! - The app id is `/<group>/<service>/<name>`; [`Mapping::key_of`] inverts it.
+//! - The app id is the [`Installation`]'s: `/<group>/<service>/<name>`.
 //! - Every mapped app carries the ownership labels `THESEUS_MANAGED`, `THESEUS_SERVICE`,
 //!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`. The spec hash is a sha256 over a canonical
 //!   serialisation (keys sorted, no whitespace) of the validated spec without `instances` and
@@ -12,8 +13,6 @@
 //!   of every other input of the mapping (app id, etcd endpoints, prefix, mapping version):
 //!   two specs that map to different apps have different hashes, and a change of `instances`
 //!   alone leaves the hash as it is, so it can be applied as a scale without a restart.
-//! - [`Mapping::ownership`] says whether an app belongs to a key of this controller; only then
-//!   may it be changed or deleted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,26 +20,18 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use theseus::api::{DeploymentKey, DeploymentSpec, DnsLabel, HealthProtocol, environment};
+use theseus::api::{DeploymentKey, DeploymentSpec, HealthProtocol, environment};
 use theseus::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
 use theseus::marathon::container::{
     Container, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol, Volume, VolumeMode,
 };
 use theseus::marathon::health::{CommandCheck, HealthCheck, HealthCheckProtocol};
-use theseus::marathon::{App, AppId, AppIdError};
+use theseus::marathon::{App, AppId};
 
-/// Marks an app as managed by theseus; the value is [`MANAGED_VALUE`].
-pub const MANAGED_LABEL: &str = "THESEUS_MANAGED";
-/// The value of [`MANAGED_LABEL`].
-pub const MANAGED_VALUE: &str = "true";
-/// The service of the deployment that owns the app.
-pub const SERVICE_LABEL: &str = "THESEUS_SERVICE";
-/// The name of the deployment that owns the app.
-pub const DEPLOYMENT_LABEL: &str = "THESEUS_DEPLOYMENT";
-/// The hash of the spec (and mapping inputs) the app was last written from.
-pub const SPEC_HASH_LABEL: &str = "THESEUS_SPEC_HASH";
-/// The Marathon label selector of every app theseus manages.
-pub const MANAGED_SELECTOR: &str = "THESEUS_MANAGED==true";
+use crate::ownership::{
+    DEPLOYMENT_LABEL, Installation, InstallationError, MANAGED_LABEL, MANAGED_VALUE, Ownership,
+    SERVICE_LABEL, SPEC_HASH_LABEL,
+};
 
 /// Bumped whenever the mapping itself changes, so that every app is rewritten once.
 const MAPPING_VERSION: u32 = 1;
@@ -48,27 +39,17 @@ const MAPPING_VERSION: u32 = 1;
 /// Why a mapping cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
-    /// The Marathon group is not a Marathon path.
-    #[error(
-        "--marathon-group `{group}` is not a Marathon group path: {source}; give one such as \
-         `/theseus` or `prod/theseus`"
-    )]
-    Group {
-        /// The group as given.
-        group: String,
-        /// Why.
-        #[source]
-        source: AppIdError,
-    },
+    /// Where its apps live cannot be set up.
+    #[error(transparent)]
+    Installation(#[from] InstallationError),
 }
 
 /// The inputs of the mapping besides the spec: where apps live in Marathon's group tree and
 /// what every task is told about etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
-    group: Vec<String>,
+    installation: Installation,
     etcd_endpoints: Vec<String>,
-    prefix: String,
 }
 
 /// The hash of a spec and the mapping inputs, as hex; the `THESEUS_SPEC_HASH` label.
@@ -109,15 +90,6 @@ impl DesiredApp {
     }
 }
 
-/// Whether an app in Marathon belongs to a deployment of this controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ownership {
-    /// It does: theseus may change and delete it.
-    Owned,
-    /// It does not; theseus must leave it alone. The text says why, for the status.
-    NotOwned(String),
-}
-
 impl Mapping {
     /// A mapping placing apps under `group` (`None` or empty: the root group), telling tasks
     /// `etcd_endpoints` and `prefix`.
@@ -126,94 +98,30 @@ impl Mapping {
         etcd_endpoints: Vec<String>,
         prefix: &str,
     ) -> Result<Self, MappingError> {
-        let group = match group.map(str::trim) {
-            None | Some("") | Some("/") => Vec::new(),
-            Some(text) => AppId::parse(text)
-                .map_err(|source| MappingError::Group {
-                    group: text.to_owned(),
-                    source,
-                })?
-                .segments()
-                .map(str::to_owned)
-                .collect(),
-        };
         Ok(Self {
-            group,
+            installation: Installation::new(group, prefix)?,
             etcd_endpoints,
-            prefix: prefix.to_owned(),
         })
     }
 
-    /// The app id of `key`: `/<group>/<service>/<name>`.
+    /// The installation the mapped apps belong to.
+    pub fn installation(&self) -> &Installation {
+        &self.installation
+    }
+
+    /// The app id of `key`; see [`Installation::app_id`].
     pub fn app_id(&self, key: &DeploymentKey) -> AppId {
-        let segments = self
-            .group
-            .iter()
-            .map(String::as_str)
-            .chain([key.service.as_str(), key.name.as_str()]);
-        AppId::from_segments(segments).expect("DNS labels are valid Marathon path segments")
+        self.installation.app_id(key)
     }
 
-    /// The deployment whose app id `app` is, if it is one: directly under the group, two
-    /// segments that are DNS labels.
+    /// The deployment of app id `app`; see [`Installation::key_of`].
     pub fn key_of(&self, app: &AppId) -> Option<DeploymentKey> {
-        let segments: Vec<&str> = app.segments().collect();
-        let group: Vec<&str> = self.group.iter().map(String::as_str).collect();
-        let rest = segments.strip_prefix(group.as_slice())?;
-        match rest {
-            [service, name] => Some(DeploymentKey {
-                service: DnsLabel::parse("service", service).ok()?,
-                name: DnsLabel::parse("name", name).ok()?,
-            }),
-            _ => None,
-        }
+        self.installation.key_of(app)
     }
 
-    /// Whether `app` belongs to `key` under this controller: the id is `key`'s, the labels
-    /// say theseus manages it for `key`, and its tasks are told this controller's prefix (so
-    /// a controller started with another `--prefix` never takes another installation's apps).
+    /// Whether `app` belongs to `key`; see [`Installation::ownership`].
     pub fn ownership(&self, key: &DeploymentKey, app: &App) -> Ownership {
-        let id = self.app_id(key);
-        if app.id != id {
-            return Ownership::NotOwned(format!(
-                "Marathon app `{}` is not the app of {key} (`{id}`)",
-                app.id
-            ));
-        }
-        if app.label(MANAGED_LABEL) != Some(MANAGED_VALUE) {
-            return Ownership::NotOwned(format!(
-                "Marathon app `{id}` exists without the label {MANAGED_LABEL}={MANAGED_VALUE}, \
-                 so theseus did not create it and leaves it alone; delete or rename it, or \
-                 choose another deployment name"
-            ));
-        }
-        if app.label(SERVICE_LABEL) != Some(key.service.as_str())
-            || app.label(DEPLOYMENT_LABEL) != Some(key.name.as_str())
-        {
-            return Ownership::NotOwned(format!(
-                "Marathon app `{id}` is labelled as deployment {}/{}, not {key}; theseus leaves \
-                 it alone; fix its {SERVICE_LABEL} and {DEPLOYMENT_LABEL} labels or delete it",
-                app.label(SERVICE_LABEL).unwrap_or("?"),
-                app.label(DEPLOYMENT_LABEL).unwrap_or("?"),
-            ));
-        }
-        let prefix = match app
-            .env
-            .as_ref()
-            .and_then(|env| env.get(environment::THESEUS_PREFIX))
-        {
-            Some(EnvValue::Value(prefix)) => Some(prefix.as_str()),
-            _ => None,
-        };
-        if prefix != Some(self.prefix.as_str()) {
-            return Ownership::NotOwned(format!(
-                "Marathon app `{id}` belongs to the theseus installation with prefix `{}`, not \
-                 `{}`; theseus leaves it alone",
-                prefix.unwrap_or("(none)"),
-                self.prefix
-            ));
-        }
-        Ownership::Owned
+        self.installation.ownership(key, app)
     }
 
     /// The spec hash of `spec` deployed as `key`.
@@ -238,7 +146,7 @@ impl Mapping {
             mapping: MAPPING_VERSION,
             app_id: self.app_id(key).to_string(),
             etcd_endpoints: &self.etcd_endpoints,
-            prefix: &self.prefix,
+            prefix: self.installation.prefix(),
             spec,
         };
         let value = serde_json::to_value(&inputs).expect("hash inputs serialise");
@@ -380,7 +288,10 @@ impl Mapping {
             (environment::DEPLOYMENT_NAME, key.name.to_string()),
             (environment::LABELS, spec.labels.join(",")),
             (environment::ETCD_ENDPOINTS, self.etcd_endpoints.join(",")),
-            (environment::THESEUS_PREFIX, self.prefix.clone()),
+            (
+                environment::THESEUS_PREFIX,
+                self.installation.prefix().to_owned(),
+            ),
         ] {
             env.insert(name.to_owned(), EnvValue::Value(value));
         }

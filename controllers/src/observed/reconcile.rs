@@ -32,8 +32,8 @@ use tracing::debug;
 use super::record::{LaunchedFrom, TaskTemplate, launched_from};
 use super::tree::ObservedTree;
 use super::versions::AppVersions;
-use crate::deployments::mapping::{Mapping, Ownership};
 use crate::marathon_snapshot::MarathonSnapshot;
+use crate::ownership::{Installation, Ownership};
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::runner::Action;
@@ -106,7 +106,7 @@ struct Wanted {
 /// The observed reconciler of one leadership term.
 #[derive(Debug)]
 pub struct Observed {
-    mapping: Mapping,
+    installation: Installation,
     layout: Layout,
     snapshot: Arc<MarathonSnapshot>,
     tree: ObservedTree,
@@ -119,7 +119,7 @@ impl Observed {
     /// A reconciler over the snapshot (which must embed tasks) and the tree, writing through
     /// `fenced`.
     pub fn new(
-        mapping: Mapping,
+        installation: Installation,
         snapshot: Arc<MarathonSnapshot>,
         tree: ObservedTree,
         fenced: FencedStore,
@@ -130,7 +130,7 @@ impl Observed {
             "the observed reconciler needs tasks"
         );
         Self {
-            mapping,
+            installation,
             layout: fenced.store().layout().clone(),
             versions: AppVersions::new(snapshot.client().clone()),
             snapshot,
@@ -140,9 +140,9 @@ impl Observed {
         }
     }
 
-    /// The mapping.
-    pub fn mapping(&self) -> &Mapping {
-        &self.mapping
+    /// The installation whose apps it records.
+    pub fn installation(&self) -> &Installation {
+        &self.installation
     }
 
     /// Every key there may be records for: those with records, and those with an app.
@@ -152,14 +152,14 @@ impl Observed {
             self.snapshot
                 .apps()
                 .iter()
-                .filter_map(|app| self.mapping.key_of(&app.id)),
+                .filter_map(|app| self.installation.key_of(&app.id)),
         );
         keys
     }
 
     /// Reconciles the records of `key`; see the module documentation.
     pub async fn reconcile(&self, key: DeploymentKey) -> Result<Action, ObservedError> {
-        let app_id = self.mapping.app_id(&key);
+        let app_id = self.installation.app_id(&key);
         let app = self
             .snapshot
             .current_app(&app_id)
@@ -168,7 +168,7 @@ impl Observed {
                 key: key.clone(),
                 message,
             })?
-            .filter(|app| self.mapping.ownership(&key, app) == Ownership::Owned);
+            .filter(|app| self.installation.ownership(&key, app) == Ownership::Owned);
         let wanted = match app.as_deref() {
             Some(app) => match &app.tasks {
                 Some(_) => self.wanted(&key, app).await,
