@@ -43,6 +43,7 @@ use tracing::{debug, info, warn};
 
 use crate::runtime::metrics::Metrics;
 
+mod backlog;
 mod events;
 mod task_events;
 
@@ -191,6 +192,8 @@ pub struct MarathonSnapshot {
     /// the probe of a Marathon that stopped answering requests).
     stream_connected: std::sync::atomic::AtomicBool,
     subscribers: RwLock<Vec<Subscriber>>,
+    /// Events read from the stream and not applied yet.
+    backlog: backlog::Backlog,
     metrics: Arc<Metrics>,
 }
 
@@ -213,6 +216,7 @@ impl MarathonSnapshot {
             reachable: tokio::sync::watch::Sender::new(false),
             stream_connected: std::sync::atomic::AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
+            backlog: backlog::Backlog::default(),
             metrics,
         }
     }

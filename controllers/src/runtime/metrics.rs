@@ -112,6 +112,7 @@ pub struct Metrics {
     snapshot_refreshes: Counter,
     snapshot_task_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
+    marathon_event_backlog_peak: Gauge,
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
@@ -153,6 +154,7 @@ impl Metrics {
             snapshot_refreshes: Counter::default(),
             snapshot_task_events: Family::default(),
             marathon_events: Counter::default(),
+            marathon_event_backlog_peak: Gauge::default(),
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
@@ -223,6 +225,11 @@ impl Metrics {
             "marathon_events",
             "Events received on Marathon's event stream",
             metrics.marathon_events.clone(),
+        );
+        registry.register(
+            "marathon_event_backlog_peak",
+            "The most events read from Marathon's stream and not yet applied at once, in this term",
+            metrics.marathon_event_backlog_peak.clone(),
         );
         registry.register(
             "etcd_requests",
@@ -346,6 +353,12 @@ impl Metrics {
     /// An event arrived on Marathon's event stream.
     pub fn marathon_event(&self) {
         self.marathon_events.inc();
+    }
+
+    /// The most events read from Marathon's stream and waiting to be applied at once.
+    pub fn marathon_event_backlog_peak(&self, events: usize) {
+        self.marathon_event_backlog_peak
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
     }
 
     /// An etcd request finished; `result` is `ok`, `error` or `fence_failed`.
