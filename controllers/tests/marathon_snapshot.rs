@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
+
 use localmarathon::{ExecutorKind, TaskState};
 use theseus::marathon::{App, AppId, Embed, MarathonClient};
-use theseus_controllers::marathon_snapshot::{Change, MarathonSnapshot, SnapshotConfig};
+use theseus_controllers::marathon_snapshot::{
+    Change, MarathonSnapshot, RelistReason, SnapshotConfig,
+};
 use theseus_controllers::runtime::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -182,6 +186,73 @@ async fn the_event_stream_is_not_cut_while_applying_events_is_held() {
     })
     .await;
     assert_eq!(cluster.marathon.traffic().stream_cuts, 0);
+    stop.cancel();
+    following.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_apps_changed_at_once_are_re_read_one_by_one_never_by_a_full_list() {
+    const CHANGED: usize = 100;
+    let cluster = Cluster::start_with(ExecutorKind::Sim).await;
+    let ids: Vec<AppId> = (0..CHANGED)
+        .map(|i| AppId::parse(&format!("/many/a{i}")).unwrap())
+        .collect();
+    for id in &ids {
+        cluster
+            .client
+            .create_app(&managed_app(id, 0))
+            .await
+            .unwrap();
+    }
+    let metrics = Arc::new(Metrics::new());
+    let snapshot = snapshot(cluster.client.clone(), Arc::clone(&metrics));
+    // As the controller does: a first list, then the stream (which lists once it connects).
+    snapshot.relist(RelistReason::Initial).await.unwrap();
+    let stop = CancellationToken::new();
+    let following = tokio::spawn(Arc::clone(&snapshot).follow_events(stop.clone()));
+    wait_until(
+        "the snapshot relisted once the stream connected",
+        || async { cluster.marathon.traffic().app_lists == 2 },
+    )
+    .await;
+    let before = cluster.marathon.traffic();
+
+    // Another client changes every app, 16 at a time as the controller's workers would:
+    // the picture cannot know what it did.
+    futures::stream::iter(&ids)
+        .for_each_concurrent(16, |id| {
+            let client = cluster.client.clone();
+            async move {
+                client
+                    .patch_app(id, &managed_app(id, 2), false)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    wait_until(
+        "the picture shows every app scaled and its deployment done",
+        || async {
+            ids.iter().all(|id| {
+                snapshot.app(id).is_some_and(|app| {
+                    app.instances == Some(2)
+                        && app.tasks_running == Some(2)
+                        && app.deployment_ids().next().is_none()
+                })
+            })
+        },
+    )
+    .await;
+    let after = cluster.marathon.traffic();
+    assert_eq!(
+        after.app_lists, before.app_lists,
+        "a full list while the event stream stayed connected"
+    );
+    assert_eq!(after.stream_cuts, 0);
+    assert!(
+        after.app_reads - before.app_reads >= CHANGED as u64,
+        "each changed app is re-read"
+    );
     stop.cancel();
     following.await.unwrap();
 }

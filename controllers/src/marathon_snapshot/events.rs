@@ -7,8 +7,11 @@
 //! falling behind because the picture was slow. An app's events are applied in the order
 //! they came. A task or health event is applied in place when the snapshot embeds
 //! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
-//! marks it dirty, as does a task event the picture cannot take; dirty apps are re-read
-//! one `GET /v2/apps/{id}` each, or by one relist when many are dirty at once; a re-read that
+//! marks it dirty, as does a task event the picture cannot take, unless it tells nothing new
+//! (see [`deployment_events`](super::deployment_events)); dirty apps are re-read one
+//! `GET /v2/apps/{id}` each, at most [`REFRESH_BATCH`] per round and
+//! [`CONCURRENT_REFRESHES`] at once, never by a full list, so however many apps change at
+//! once the number of full lists stays that of (re)connections and resyncs; a re-read that
 //! fails is retried after a pause even if no further event comes, or, while Marathon is
 //! unreachable, once it is reachable again. The stream is reconnected with a backoff capped
 //! at [`PROBE_MAX_DELAY`], and Marathon is reported unreachable while it cannot be: during an
@@ -20,16 +23,18 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{StreamExt, stream};
-use theseus::marathon::{AppId, Event, EventKind};
+use theseus::marathon::{AppId, Embed, Event, EventKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::backlog::{AppBacklog, Batch};
+use super::deployment_events;
 use super::task_events::{self, Applied};
 use super::{Change, MarathonSnapshot, Reachability, RelistReason, State};
 
-/// Above this many dirty apps, one relist is cheaper than reading each.
-const RELIST_ABOVE_DIRTY: usize = 16;
+/// The most dirty apps taken for one round of re-reads: events about the rest (and new
+/// ones about these) are batched into the next round.
+const REFRESH_BATCH: usize = 256;
 /// Apps re-read at once after events.
 const CONCURRENT_REFRESHES: usize = 8;
 /// Pause before re-reading apps whose re-read failed while Marathon was reachable.
@@ -293,13 +298,20 @@ impl MarathonSnapshot {
     }
 
     /// What one event does to `app`'s picture: task events change it in place when the
-    /// snapshot embeds tasks; any other event asks for the app to be re-read.
+    /// snapshot embeds tasks, deployment and API events when it embeds deployments (see
+    /// [`deployment_events`]); any other event asks for the app to be re-read.
     fn apply_event(&self, state: &mut State, app: &AppId, event: &Event) -> Applied {
         if self.tracks_tasks()
             && task_events::task_event_app(event).is_some()
             && let Some(applied) = task_events::apply(state, event)
         {
             self.metrics.snapshot_task_event(applied.label());
+            return applied;
+        }
+        if self.config.embeds.contains(&Embed::Deployments)
+            && let Some(applied) = deployment_events::apply(state, app, event)
+        {
+            self.metrics.snapshot_deployment_event(applied.label());
             return applied;
         }
         Applied::Reread(app.clone())
@@ -319,17 +331,18 @@ impl MarathonSnapshot {
                 () = self.dirty_added.notified() => {}
             }
             // Events that arrive while this round reads are batched into the next one.
-            let dirty: Vec<AppId> = std::mem::take(&mut self.state().dirty)
-                .into_iter()
-                .collect();
-            if dirty.is_empty() {
-                continue;
-            }
-            if dirty.len() > RELIST_ABOVE_DIRTY {
-                if let Err(error) = self.relist(RelistReason::Events).await {
-                    warn!(%error, "cannot relist Marathon after events");
-                    self.retry_later(dirty, &stop).await;
+            let dirty: Vec<AppId> = {
+                let mut state = self.state();
+                let round: Vec<AppId> = state.dirty.iter().take(REFRESH_BATCH).cloned().collect();
+                for id in &round {
+                    state.dirty.remove(id);
                 }
+                if !state.dirty.is_empty() {
+                    self.dirty_added.notify_one();
+                }
+                round
+            };
+            if dirty.is_empty() {
                 continue;
             }
             let failed: Vec<AppId> = stream::iter(dirty)

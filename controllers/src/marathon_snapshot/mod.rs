@@ -5,10 +5,12 @@
 //! - [`MarathonSnapshot::relist`] makes exactly one `GET /v2/apps?label=…&embed=…` call. A
 //!   periodic resync of converged deployments therefore costs one Marathon call in all, not
 //!   one per app.
-//! - Events about apps (deployments, API changes, terminations) mark the app dirty, and
-//!   [`MarathonSnapshot::follow_events`] re-reads dirty apps (one `GET /v2/apps/{id}` each,
-//!   or one relist when many are dirty at once). Marathon does not replay events, so the
-//!   snapshot is relisted every time the stream (re)connects.
+//! - Events about apps (deployments, API changes, terminations) mark the app dirty unless
+//!   the picture already knows what they say ([`deployment_events`]), and
+//!   [`MarathonSnapshot::follow_events`] re-reads dirty apps, one `GET /v2/apps/{id}` each,
+//!   however many there are: a full list happens only when the picture is unknown (the first
+//!   list of a term, every (re)connection of the stream, since Marathon does not replay
+//!   events, the periodic resync, and the probe of a Marathon that stopped answering).
 //! - When the snapshot embeds tasks, task and health events are applied in place
 //!   ([`task_events`]): a task starting, running, failing or turning healthy costs no
 //!   Marathon call. A list or read that began before such an event keeps what the event
@@ -44,6 +46,7 @@ use tracing::{debug, info, warn};
 use crate::runtime::metrics::Metrics;
 
 mod backlog;
+mod deployment_events;
 mod events;
 mod task_events;
 
@@ -81,8 +84,6 @@ pub enum RelistReason {
     Resync,
     /// The event stream (re)connected; events in between may be lost.
     Reconnect,
-    /// Many apps were dirty at once.
-    Events,
     /// A request failed as if Marathon were down while the event stream stayed connected:
     /// a probe of whether it answers.
     Probe,
@@ -94,7 +95,6 @@ impl RelistReason {
             RelistReason::Initial => "initial",
             RelistReason::Resync => "resync",
             RelistReason::Reconnect => "reconnect",
-            RelistReason::Events => "events",
             RelistReason::Probe => "probe",
         }
     }
@@ -139,6 +139,9 @@ struct Entry {
     task_marks: HashMap<TaskId, u64>,
     /// When an event last set the app's last task failure.
     failure_mark: Option<u64>,
+    /// Deployments events said ended, with the clock when each did: a read that began
+    /// earlier, or a write recorded later, does not list them.
+    ended: HashMap<DeploymentId, u64>,
 }
 
 impl Entry {
@@ -535,6 +538,7 @@ impl MarathonSnapshot {
             foreign: false,
             task_marks: HashMap::new(),
             failure_mark: None,
+            ended: HashMap::new(),
         });
         entry.stamp = stamp;
         entry.written = Some(None);
@@ -561,11 +565,16 @@ impl MarathonSnapshot {
             return;
         }
         // What events said about tasks stays newer than any read that began before them.
-        let (task_marks, failure_mark) = state
+        let (task_marks, failure_mark, mut ended) = state
             .entries
             .remove(&id)
-            .map(|entry| (entry.task_marks, entry.failure_mark))
+            .map(|entry| (entry.task_marks, entry.failure_mark, entry.ended))
             .unwrap_or_default();
+        // A deployment that ended before its write's answer came does not run again.
+        let mut app = app;
+        if let Some(app) = app.as_mut() {
+            deployment_events::drop_ended(app, &mut ended, 0);
+        }
         state.entries.insert(
             id,
             Entry {
@@ -575,6 +584,7 @@ impl MarathonSnapshot {
                 foreign: false,
                 task_marks,
                 failure_mark,
+                ended,
             },
         );
     }
@@ -604,6 +614,7 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                 &mut entry.failure_mark,
                 started,
             );
+            deployment_events::drop_ended(&mut app, &mut entry.ended, started);
             entry.foreign = foreign;
             entry.stamp = entry.stamp.max(started);
             entry.written = None;
@@ -623,6 +634,7 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                     foreign,
                     task_marks: HashMap::new(),
                     failure_mark: None,
+                    ended: HashMap::new(),
                 },
             );
             Some(id)

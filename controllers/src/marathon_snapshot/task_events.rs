@@ -440,6 +440,7 @@ mod tests {
                 foreign: false,
                 task_marks: HashMap::new(),
                 failure_mark: None,
+                ended: HashMap::new(),
             },
         );
         state
@@ -595,6 +596,7 @@ mod tests {
                 foreign: false,
                 task_marks: HashMap::new(),
                 failure_mark: None,
+                ended: HashMap::new(),
             },
         );
         let killed = event(

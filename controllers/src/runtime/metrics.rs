@@ -111,6 +111,7 @@ pub struct Metrics {
     snapshot_relists: Family<ReasonLabels, Counter>,
     snapshot_refreshes: Counter,
     snapshot_task_events: Family<OutcomeLabels, Counter>,
+    snapshot_deployment_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
     marathon_event_backlog_peak: Gauge,
     etcd_requests: Family<EtcdLabels, Counter>,
@@ -153,6 +154,7 @@ impl Metrics {
             snapshot_relists: Family::default(),
             snapshot_refreshes: Counter::default(),
             snapshot_task_events: Family::default(),
+            snapshot_deployment_events: Family::default(),
             marathon_events: Counter::default(),
             marathon_event_backlog_peak: Gauge::default(),
             etcd_requests: Family::default(),
@@ -220,6 +222,12 @@ impl Metrics {
             "Task and health events, by what they did to the snapshot: applied in place, \
              unchanged (already known), or reread (the app had to be re-read)",
             metrics.snapshot_task_events.clone(),
+        );
+        registry.register(
+            "marathon_snapshot_deployment_events",
+            "Deployment and API events, by what they did to the snapshot: applied in place, \
+             unchanged (already known), or reread (the app had to be re-read)",
+            metrics.snapshot_deployment_events.clone(),
         );
         registry.register(
             "marathon_events",
@@ -330,7 +338,7 @@ impl Metrics {
     }
 
     /// The Marathon snapshot was relisted, for `reason` (`initial`, `resync`, `reconnect`,
-    /// `events`, `recovery`).
+    /// `probe`).
     pub fn snapshot_relisted(&self, reason: &'static str) {
         self.snapshot_relists
             .get_or_create(&ReasonLabels { reason })
@@ -346,6 +354,14 @@ impl Metrics {
     /// (`unchanged`), or made its app be re-read (`reread`).
     pub fn snapshot_task_event(&self, outcome: &'static str) {
         self.snapshot_task_events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A deployment or API event was applied to the snapshot (`applied`), changed nothing
+    /// (`unchanged`), or made its app be re-read (`reread`).
+    pub fn snapshot_deployment_event(&self, outcome: &'static str) {
+        self.snapshot_deployment_events
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
