@@ -108,6 +108,7 @@ mod tests {
                 task_marks: HashMap::new(),
                 failure_mark: None,
                 ended: HashMap::new(),
+                provisioned: HashMap::new(),
             },
         );
         state

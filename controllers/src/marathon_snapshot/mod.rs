@@ -36,6 +36,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use theseus::marathon::app::{DeploymentRef, Version};
+use theseus::marathon::task::InstanceId;
 use theseus::marathon::{
     App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, MarathonClient,
     TaskId,
@@ -142,6 +143,10 @@ struct Entry {
     /// Deployments events said ended, with the clock when each did: a read that began
     /// earlier, or a write recorded later, does not list them.
     ended: HashMap<DeploymentId, u64>,
+    /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
+    /// hold yet: when, and the clock when the event was applied. Their first status update
+    /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
+    provisioned: HashMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 impl Entry {
@@ -539,6 +544,7 @@ impl MarathonSnapshot {
             task_marks: HashMap::new(),
             failure_mark: None,
             ended: HashMap::new(),
+            provisioned: HashMap::new(),
         });
         entry.stamp = stamp;
         entry.written = Some(None);
@@ -565,10 +571,17 @@ impl MarathonSnapshot {
             return;
         }
         // What events said about tasks stays newer than any read that began before them.
-        let (task_marks, failure_mark, mut ended) = state
+        let (task_marks, failure_mark, mut ended, provisioned) = state
             .entries
             .remove(&id)
-            .map(|entry| (entry.task_marks, entry.failure_mark, entry.ended))
+            .map(|entry| {
+                (
+                    entry.task_marks,
+                    entry.failure_mark,
+                    entry.ended,
+                    entry.provisioned,
+                )
+            })
             .unwrap_or_default();
         // A deployment that ended before its write's answer came does not run again.
         let mut app = app;
@@ -585,6 +598,7 @@ impl MarathonSnapshot {
                 task_marks,
                 failure_mark,
                 ended,
+                provisioned,
             },
         );
     }
@@ -601,12 +615,11 @@ impl State {
 /// Puts `app`, found by a list or read that began at `started`, into the picture if the
 /// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
 /// picture says.
-fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<AppId> {
+fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Option<AppId> {
     let id = app.id.clone();
     match state.entries.get_mut(&id) {
         Some(entry) if !entry.accepts(started, Some(&app)) => None,
         Some(entry) => {
-            let mut app = app;
             task_events::merge_marked(
                 &mut app,
                 entry.app.as_deref(),
@@ -615,6 +628,8 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                 started,
             );
             deployment_events::drop_ended(&mut app, &mut entry.ended, started);
+            // The read shows the tasks of instances provisioned before it began.
+            entry.provisioned.retain(|_, (_, stamp)| *stamp > started);
             entry.foreign = foreign;
             entry.stamp = entry.stamp.max(started);
             entry.written = None;
@@ -635,6 +650,7 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                     task_marks: HashMap::new(),
                     failure_mark: None,
                     ended: HashMap::new(),
+                    provisioned: HashMap::new(),
                 },
             );
             Some(id)
