@@ -586,6 +586,7 @@ impl MarathonSnapshot {
         // A deployment that ended before its write's answer came does not run again.
         let mut app = app;
         if let Some(app) = app.as_mut() {
+            keep_what_is_read(app);
             deployment_events::drop_ended(app, &mut ended, 0);
         }
         state.entries.insert(
@@ -616,6 +617,7 @@ impl State {
 /// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
 /// picture says.
 fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Option<AppId> {
+    keep_what_is_read(&mut app);
     let id = app.id.clone();
     match state.entries.get_mut(&id) {
         Some(entry) if !entry.accepts(started, Some(&app)) => None,
@@ -655,6 +657,25 @@ fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Opti
             );
             Some(id)
         }
+    }
+}
+
+/// Drops from `app` what no reconciler reads: the fields this client does not model, which
+/// Marathon sends with every app and task (strategies, roles, secrets, …) and which are never
+/// written back from the picture. At thousands of apps they are most of its memory.
+fn keep_what_is_read(app: &mut App) {
+    app.extra = Default::default();
+    if let Some(container) = app.container.as_mut() {
+        container.extra = Default::default();
+    }
+    if let Some(info) = app.version_info.as_mut() {
+        info.extra = Default::default();
+    }
+    if let Some(failure) = app.last_task_failure.as_mut() {
+        failure.extra = Default::default();
+    }
+    for task in app.tasks.iter_mut().flatten() {
+        task.extra = Default::default();
     }
 }
 
