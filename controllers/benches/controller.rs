@@ -298,6 +298,9 @@ fn app_of(id: &AppId, instances: u32) -> App {
     let mut app = App::new(id.clone());
     app.cmd = Some("sleep 1000".into());
     app.instances = Some(instances);
+    // As the controller maps a spec without ports: no host port, so the agents' port
+    // ranges never limit how many tasks run.
+    app.port_definitions = Some(Vec::new());
     app
 }
 
