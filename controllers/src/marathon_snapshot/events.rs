@@ -70,10 +70,12 @@ impl MarathonSnapshot {
     /// [`Backlog`]: applying them (and every Marathon request) happens elsewhere, so a slow
     /// picture never makes Marathon cut the stream.
     pub async fn follow_events(self: Arc<Self>, stop: CancellationToken) {
+        // The reader stops with `stop`, and also when this future is dropped (a term lost).
+        let reader_stop = stop.child_token();
+        let _stop_reader = reader_stop.clone().drop_guard();
         let reader = tokio::spawn({
             let snapshot = Arc::clone(&self);
-            let stop = stop.clone();
-            async move { snapshot.read_events(stop).await }
+            async move { snapshot.read_events(reader_stop).await }
         });
         tokio::join!(
             self.apply_events(stop.clone()),
