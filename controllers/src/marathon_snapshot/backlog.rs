@@ -30,8 +30,9 @@ pub(super) const MAX_EVENTS_PER_APP: usize = 64;
 /// What waits to be applied for one app.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum AppBacklog {
-    /// Events to apply in this order.
-    Events(Vec<Event>),
+    /// Events to apply in this order, each with the snapshot's clock when it was read from
+    /// the stream: a read of the app that began later already shows what it says.
+    Events(Vec<(u64, Event)>),
     /// Too much to hold: re-read the app instead.
     Reread,
 }
@@ -70,9 +71,9 @@ impl Backlog {
         self.batch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `event` of `app` behind the app's earlier events, or joins it to the app's
-    /// re-read mark.
-    pub(super) fn push(&self, app: &AppId, event: Event) {
+    /// Queues `event` of `app`, read from the stream at clock `received`, behind the app's
+    /// earlier events, or joins it to the app's re-read mark.
+    pub(super) fn push(&self, app: &AppId, received: u64, event: Event) {
         let held = {
             let mut batch = self.batch();
             let full = batch.events >= MAX_EVENTS;
@@ -85,7 +86,7 @@ impl Backlog {
                     batch.apps.insert(app.clone(), AppBacklog::Reread);
                 }
                 Some(AppBacklog::Events(events)) => {
-                    events.push(event);
+                    events.push((received, event));
                     added = 1;
                 }
                 None if full => {
@@ -94,7 +95,7 @@ impl Backlog {
                 None => {
                     batch
                         .apps
-                        .insert(app.clone(), AppBacklog::Events(vec![event]));
+                        .insert(app.clone(), AppBacklog::Events(vec![(received, event)]));
                     added = 1;
                 }
             }
@@ -159,13 +160,13 @@ mod tests {
     #[test]
     fn an_apps_events_come_out_in_the_order_they_went_in() {
         let backlog = Backlog::default();
-        backlog.push(&id("/a/x"), running("/a/x", "1"));
-        backlog.push(&id("/a/y"), running("/a/y", "2"));
-        backlog.push(&id("/a/x"), running("/a/x", "3"));
+        backlog.push(&id("/a/x"), 1, running("/a/x", "1"));
+        backlog.push(&id("/a/y"), 2, running("/a/y", "2"));
+        backlog.push(&id("/a/x"), 3, running("/a/x", "3"));
         let batch = backlog.take();
         assert_eq!(
             batch.apps[&id("/a/x")],
-            AppBacklog::Events(vec![running("/a/x", "1"), running("/a/x", "3")])
+            AppBacklog::Events(vec![(1, running("/a/x", "1")), (3, running("/a/x", "3"))])
         );
         assert_eq!(batch.apps.len(), 2);
         assert!(backlog.take().is_empty(), "taken whole");
@@ -175,9 +176,9 @@ mod tests {
     fn too_many_events_of_one_app_become_one_reread() {
         let backlog = Backlog::default();
         for i in 0..=MAX_EVENTS_PER_APP + 10 {
-            backlog.push(&id("/a/x"), running("/a/x", &i.to_string()));
+            backlog.push(&id("/a/x"), 0, running("/a/x", &i.to_string()));
         }
-        backlog.push(&id("/a/y"), running("/a/y", "y"));
+        backlog.push(&id("/a/y"), 0, running("/a/y", "y"));
         let batch = backlog.take();
         assert_eq!(batch.apps[&id("/a/x")], AppBacklog::Reread);
         assert_eq!(batch.events, 1, "only /a/y's event is held");
@@ -191,7 +192,7 @@ mod tests {
         for round in 0..8 {
             for app in 0..apps {
                 let app = format!("/s/a{app}");
-                backlog.push(&id(&app), running(&app, &round.to_string()));
+                backlog.push(&id(&app), 0, running(&app, &round.to_string()));
             }
         }
         assert!(backlog.peak() <= MAX_EVENTS, "peak {}", backlog.peak());

@@ -103,6 +103,7 @@ mod tests {
             Entry {
                 app: Some(Arc::new(app)),
                 stamp: 0,
+                read_began: 0,
                 written: None,
                 foreign: false,
                 task_marks: HashMap::new(),

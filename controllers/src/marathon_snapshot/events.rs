@@ -194,8 +194,10 @@ impl MarathonSnapshot {
     }
 
     /// Hands an event to the backlog, by the apps in scope it is about.
-    fn queue_event(&self, event: Event) {
+    pub(super) fn queue_event(&self, event: Event) {
         self.metrics.marathon_event();
+        // Stamped as read: a read of the app that begins after this shows what it says.
+        let received = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let apps: Vec<AppId> = event
             .affected_apps()
             .into_iter()
@@ -212,12 +214,12 @@ impl MarathonSnapshot {
                     self.backlog.push_deployment(deployment.clone());
                 }
             }
-            [app] => self.backlog.push(app, event),
+            [app] => self.backlog.push(app, received, event),
             [rest @ .., last] => {
                 for app in rest {
-                    self.backlog.push(app, event.clone());
+                    self.backlog.push(app, received, event.clone());
                 }
-                self.backlog.push(last, event);
+                self.backlog.push(last, received, event);
             }
         }
         self.metrics
@@ -247,7 +249,7 @@ impl MarathonSnapshot {
     }
 
     /// Applies one batch of events to the picture; tells subscribers which apps changed.
-    fn apply_batch(&self, batch: Batch) {
+    pub(super) fn apply_batch(&self, batch: Batch) {
         let mut changed = Vec::new();
         let mut dirty = Vec::new();
         for (app, pending) in batch.apps {
@@ -260,7 +262,17 @@ impl MarathonSnapshot {
             };
             let mut state = self.state();
             let mut app_changed = false;
-            for event in &events {
+            for (received, event) in &events {
+                // A read that began after the event was read from the stream already shows
+                // it, or something newer: applying it now would take the picture back.
+                if state
+                    .entries
+                    .get(&app)
+                    .is_some_and(|entry| entry.read_began > *received)
+                {
+                    self.metrics.snapshot_task_event("overtaken");
+                    continue;
+                }
                 match self.apply_event(&mut state, &app, event) {
                     Applied::Changed(_) => app_changed = true,
                     Applied::Unchanged => {}

@@ -33,6 +33,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use theseus::marathon::app::{DeploymentRef, Version};
@@ -130,6 +131,9 @@ struct Entry {
     app: Option<Arc<App>>,
     /// The clock when what is here was learnt: the start of the read, or the write.
     stamp: u64,
+    /// The start of the latest read that replaced what is here: an event read from the
+    /// stream before it is already in the picture (or overtaken), and is not applied again.
+    read_began: u64,
     /// Set when what is here is the controller's own write: the app version that write made,
     /// if Marathon said.
     written: Option<Option<Version>>,
@@ -179,8 +183,10 @@ fn version_before(a: &Version, b: &Version) -> bool {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<AppId, Entry>,
-    /// Ticks at the start of every read and at every recorded write; orders them.
-    clock: u64,
+    /// Ticks at the start of every read, at every recorded write and at every event read
+    /// from the stream; orders them. Shared with the stream's reader, which stamps events
+    /// without taking the picture's lock.
+    clock: Arc<AtomicU64>,
     /// Apps whose state is unknown after a write whose outcome is unknown.
     stale: HashSet<AppId>,
     /// Apps named by events since they were last re-read.
@@ -202,6 +208,8 @@ pub struct MarathonSnapshot {
     subscribers: RwLock<Vec<Subscriber>>,
     /// Events read from the stream and not applied yet.
     backlog: backlog::Backlog,
+    /// The picture's clock (`State::clock`), for stamping events as they are read.
+    clock: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
 
@@ -216,10 +224,15 @@ impl fmt::Debug for MarathonSnapshot {
 impl MarathonSnapshot {
     /// An empty snapshot, not listed yet.
     pub fn new(client: MarathonClient, config: SnapshotConfig, metrics: Arc<Metrics>) -> Self {
+        let clock = Arc::new(AtomicU64::new(0));
         Self {
             client,
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                clock: Arc::clone(&clock),
+                ..State::default()
+            }),
+            clock,
             dirty_added: Notify::new(),
             reachable: tokio::sync::watch::Sender::new(false),
             stream_connected: std::sync::atomic::AtomicBool::new(false),
@@ -539,6 +552,7 @@ impl MarathonSnapshot {
         let entry = state.entries.entry(id.clone()).or_insert(Entry {
             app: None,
             stamp,
+            read_began: 0,
             written: None,
             foreign: false,
             task_marks: HashMap::new(),
@@ -571,11 +585,12 @@ impl MarathonSnapshot {
             return;
         }
         // What events said about tasks stays newer than any read that began before them.
-        let (task_marks, failure_mark, mut ended, provisioned) = state
+        let (read_began, task_marks, failure_mark, mut ended, provisioned) = state
             .entries
             .remove(&id)
             .map(|entry| {
                 (
+                    entry.read_began,
                     entry.task_marks,
                     entry.failure_mark,
                     entry.ended,
@@ -594,6 +609,7 @@ impl MarathonSnapshot {
             Entry {
                 app: app.map(Arc::new),
                 stamp,
+                read_began,
                 written: Some(version),
                 foreign: false,
                 task_marks,
@@ -608,8 +624,7 @@ impl MarathonSnapshot {
 impl State {
     /// Advances the clock; the new time.
     fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
+        self.clock.fetch_add(1, AtomicOrdering::SeqCst) + 1
     }
 }
 
@@ -634,6 +649,7 @@ fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Opti
             entry.provisioned.retain(|_, (_, stamp)| *stamp > started);
             entry.foreign = foreign;
             entry.stamp = entry.stamp.max(started);
+            entry.read_began = entry.read_began.max(started);
             entry.written = None;
             let changed = entry.app.as_deref() != Some(&app);
             if changed {
@@ -647,6 +663,7 @@ fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Opti
                 Entry {
                     app: Some(Arc::new(app)),
                     stamp: started,
+                    read_began: started,
                     written: None,
                     foreign,
                     task_marks: HashMap::new(),
@@ -1064,6 +1081,42 @@ mod tests {
         let x = snapshot.app(&id("/a/x")).unwrap();
         assert!(x.tasks.as_ref().unwrap().is_empty());
         assert_eq!(x.tasks_running, Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_event_read_before_a_list_began_does_not_turn_the_list_back() {
+        let marathon = Arc::new(Scripted::default());
+        let mut app = managed("/a/x", "h");
+        app["tasks"] = json!([{
+            "id": "a_x.1", "appId": "/a/x", "host": "10.0.0.1", "ports": [31000],
+            "state": "TASK_RUNNING", "startedAt": "2026-01-01T00:00:01.000Z"
+        }]);
+        app["tasksRunning"] = json!(1);
+        app["tasksStaged"] = json!(0);
+        *marathon.listed.lock().unwrap() = vec![app];
+        let client = start(Arc::clone(&marathon)).await;
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            client,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        // The task's earlier state is read from the stream, but its applier is behind...
+        snapshot.queue_event(theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_STARTING", "host": "10.0.0.1", "ports": [31000]
+        })));
+        // ...while a list that begins later already shows the task running.
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Initial).await.unwrap();
+        snapshot.apply_batch(snapshot.backlog.take());
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        let task = &x.tasks.as_ref().unwrap()[0];
+        assert_eq!(task.state, theseus::marathon::TaskState::Running);
+        assert_eq!(x.tasks_running, Some(1));
     }
 
     #[tokio::test]

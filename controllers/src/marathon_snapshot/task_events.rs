@@ -473,6 +473,7 @@ mod tests {
             Entry {
                 app: Some(Arc::new(app)),
                 stamp: 0,
+                read_began: 0,
                 written: None,
                 foreign: false,
                 task_marks: HashMap::new(),
@@ -657,6 +658,7 @@ mod tests {
             Entry {
                 app: None,
                 stamp: 0,
+                read_began: 0,
                 written: Some(None),
                 foreign: false,
                 task_marks: HashMap::new(),
