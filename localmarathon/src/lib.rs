@@ -394,6 +394,12 @@ impl Handle {
         self.shared.lock().agents.iter().map(|a| a.info()).collect()
     }
 
+    /// How often clients listed apps, read single apps, and had their event stream cut
+    /// because they fell behind.
+    pub fn traffic(&self) -> api::TrafficCounts {
+        self.shared.traffic.counts()
+    }
+
     /// Every active task.
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
         let st = self.shared.lock();

@@ -212,6 +212,8 @@ pub struct Shared {
     state: Mutex<State>,
     /// Event bus.
     pub bus: EventBus,
+    /// What clients asked for, counted.
+    pub traffic: crate::api::Traffic,
     /// Version timestamps.
     pub clock: VersionClock,
     /// Wakes the scheduler loop.
@@ -238,6 +240,7 @@ impl Shared {
                 unsaved: false,
             }),
             bus: EventBus::new(),
+            traffic: crate::api::Traffic::default(),
             clock: VersionClock::default(),
             wake: Notify::new(),
             settings,

@@ -81,7 +81,20 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     pub fn spawn(etcd: &EtcdServer, marathon: &str, resync: &str) -> Self {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_theseus-controller"));
+        // THESEUS_BENCH_WRAPPER runs the controller under a profiler, e.g. `heaptrack -o
+        // <file>` (its memory figures are then the wrapper's).
+        let wrapper = std::env::var("THESEUS_BENCH_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command
+                    .args(words)
+                    .arg(env!("CARGO_BIN_EXE_theseus-controller"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_theseus-controller")),
+        };
         command
             .args(["--etcd-endpoints", &etcd.endpoint(), "--marathon", marathon])
             .args(["--listen", &format!("127.0.0.1:{port}")])

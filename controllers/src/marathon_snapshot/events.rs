@@ -1,29 +1,40 @@
 //! Keeping the snapshot fresh from Marathon's event stream: events name the apps to re-read,
 //! and every (re)connection relists, since Marathon does not replay what was missed.
 //!
-//! What it promises: a task or health event is applied in place when the snapshot embeds
+//! What it promises: the stream is read on a task of its own that only queues events in a
+//! [`Backlog`](super::backlog::Backlog) bounded by app, so reading never waits on applying
+//! (nor on a relist, a re-read or a subscriber) and Marathon never cuts the stream for
+//! falling behind because the picture was slow. An app's events are applied in the order
+//! they came. A task or health event is applied in place when the snapshot embeds
 //! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
-//! marks it dirty, as does a task event the picture cannot take; dirty apps are re-read
-//! one `GET /v2/apps/{id}` each, or by one relist when many are dirty at once; a re-read that
+//! marks it dirty, as does a task event the picture cannot take, unless it tells nothing new
+//! (see [`deployment_events`](super::deployment_events)); dirty apps are re-read one
+//! `GET /v2/apps/{id}` each, at most [`REFRESH_BATCH`] per round and
+//! [`CONCURRENT_REFRESHES`] at once, never by a full list, so however many apps change at
+//! once the number of full lists stays that of (re)connections and resyncs; a re-read that
 //! fails is retried after a pause even if no further event comes, or, while Marathon is
 //! unreachable, once it is reachable again. The stream is reconnected with a backoff capped
 //! at [`PROBE_MAX_DELAY`], and Marathon is reported unreachable while it cannot be: during an
 //! outage those connection attempts are the only requests, however many apps or keys wait,
 //! and Marathon's return is noticed within about that delay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{StreamExt, stream};
-use theseus::marathon::{AppId, Event, EventKind};
+use theseus::marathon::{AppId, Embed, Event, EventKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::backlog::{AppBacklog, Batch};
+use super::deployment_events;
 use super::task_events::{self, Applied};
-use super::{Change, MarathonSnapshot, Reachability, RelistReason};
+use super::{Change, MarathonSnapshot, Reachability, RelistReason, State};
 
-/// Above this many dirty apps, one relist is cheaper than reading each.
-const RELIST_ABOVE_DIRTY: usize = 16;
+/// The most dirty apps taken for one round of re-reads: events about the rest (and new
+/// ones about these) are batched into the next round.
+const REFRESH_BATCH: usize = 256;
 /// Apps re-read at once after events.
 const CONCURRENT_REFRESHES: usize = 8;
 /// Pause before re-reading apps whose re-read failed while Marathon was reachable.
@@ -51,15 +62,31 @@ const EVENT_KINDS: &[EventKind] = &[
 ];
 
 impl MarathonSnapshot {
-    /// Follows Marathon's event stream until `stop`: relists on every (re)connect, marks the
-    /// apps events name as dirty, and re-reads dirty apps. Reconnects with backoff; marks
-    /// Marathon unreachable while it cannot connect.
-    pub async fn follow_events(&self, stop: CancellationToken) {
+    /// Follows Marathon's event stream until `stop`: relists on every (re)connect, applies
+    /// task events in place, marks the apps other events name as dirty, and re-reads dirty
+    /// apps. Reconnects with backoff; marks Marathon unreachable while it cannot connect.
+    ///
+    /// The stream is read on a task of its own that only hands events to the
+    /// [`Backlog`]: applying them (and every Marathon request) happens elsewhere, so a slow
+    /// picture never makes Marathon cut the stream.
+    pub async fn follow_events(self: Arc<Self>, stop: CancellationToken) {
+        // The reader stops with `stop`, and also when this future is dropped (a term lost).
+        let reader_stop = stop.child_token();
+        let _stop_reader = reader_stop.clone().drop_guard();
+        let reader = tokio::spawn({
+            let snapshot = Arc::clone(&self);
+            async move { snapshot.read_events(reader_stop).await }
+        });
         tokio::join!(
-            self.read_events(stop.clone()),
+            self.apply_events(stop.clone()),
             self.refresh_dirty(stop.clone()),
             self.probe(stop)
         );
+        if let Err(error) = reader.await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
     }
 
     /// While Marathon is unreachable and the event stream stays connected (a Marathon whose
@@ -100,6 +127,8 @@ impl MarathonSnapshot {
         }
     }
 
+    /// Reads the stream into the backlog, and nothing else: no lock of the picture, no
+    /// Marathon request, no subscriber runs here.
     async fn read_events(&self, stop: CancellationToken) {
         let backoff_policy = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
@@ -129,18 +158,21 @@ impl MarathonSnapshot {
             self.stream_connected
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             // Events before this point are lost for good: only a fresh list tells the truth.
-            if let Err(error) = self.relist(RelistReason::Reconnect).await {
-                warn!(%error, "cannot list Marathon's apps after connecting to its events");
-            } else {
-                backoff = backoff_policy.build();
-            }
+            self.backlog.relist();
+            let mut delivered = false;
             loop {
                 let next = tokio::select! {
                     () = stop.cancelled() => return,
                     next = events.next() => next,
                 };
                 match next {
-                    Some(Ok(event)) => self.on_event(&event),
+                    Some(Ok(event)) => {
+                        if !delivered {
+                            delivered = true;
+                            backoff = backoff_policy.build();
+                        }
+                        self.queue_event(event);
+                    }
                     Some(Err(error)) => {
                         warn!(%error, "Marathon's event stream failed; reconnecting");
                         break;
@@ -161,57 +193,149 @@ impl MarathonSnapshot {
         }
     }
 
-    pub(super) fn on_event(&self, event: &Event) {
+    /// Hands an event to the backlog, by the apps in scope it is about.
+    pub(super) fn queue_event(&self, event: Event) {
         self.metrics.marathon_event();
-        if self.tracks_tasks()
-            && let Some(app) = task_events::task_event_app(event)
-        {
-            if !(self.config.in_scope)(app) {
-                return;
-            }
-            let applied = task_events::apply(&mut self.state(), event);
-            if let Some(applied) = applied {
-                self.metrics.snapshot_task_event(applied.label());
-                match applied {
-                    Applied::Changed(app) => self.publish(Change::Apps(vec![app])),
-                    Applied::Unchanged => {}
-                    Applied::Reread(app) => {
-                        self.state().dirty.insert(app);
-                        self.dirty_added.notify_one();
-                    }
-                }
-                return;
-            }
-        }
-        let mut apps: Vec<AppId> = event
+        // Stamped as read: a read of the app that begins after this shows what it says.
+        let received = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let apps: Vec<AppId> = event
             .affected_apps()
             .into_iter()
             .filter(|id| (self.config.in_scope)(id))
             .cloned()
             .collect();
-        let mut state = self.state();
-        if apps.is_empty()
-            && let Some(deployment) = event.deployment_id()
+        match apps.as_slice() {
+            [] => {
+                if event.affected_apps().is_empty()
+                    && let Some(deployment) = event.deployment_id()
+                {
+                    // A deployment event without its plan: the apps that deployment was
+                    // changing are found in the picture when it is applied.
+                    self.backlog.push_deployment(deployment.clone());
+                }
+            }
+            [app] => self.backlog.push(app, received, event),
+            [rest @ .., last] => {
+                for app in rest {
+                    self.backlog.push(app, received, event.clone());
+                }
+                self.backlog.push(last, received, event);
+            }
+        }
+        self.metrics
+            .marathon_event_backlog_peak(self.backlog.peak());
+    }
+
+    /// Applies what the reader queued, a batch at a time: relists first if the stream
+    /// (re)connected, then every app's events in order.
+    async fn apply_events(&self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.backlog.ready() => {}
+            }
+            let batch = self.backlog.take();
+            if batch.is_empty() {
+                continue;
+            }
+            if batch.relist
+                && let Err(error) = self.relist(RelistReason::Reconnect).await
+            {
+                // The probe relists once Marathon answers again.
+                warn!(%error, "cannot list Marathon's apps after connecting to its events");
+            }
+            self.apply_batch(batch);
+        }
+    }
+
+    /// Applies one batch of events to the picture; tells subscribers which apps changed.
+    pub(super) fn apply_batch(&self, batch: Batch) {
+        let mut changed = Vec::new();
+        let mut dirty = Vec::new();
+        for (app, pending) in batch.apps {
+            let events = match pending {
+                AppBacklog::Reread => {
+                    dirty.push(app);
+                    continue;
+                }
+                AppBacklog::Events(events) => events,
+            };
+            let mut state = self.state();
+            let mut app_changed = false;
+            for (received, event) in &events {
+                // A read that began after the event was read from the stream already shows
+                // it, or something newer: applying it now would take the picture back.
+                if state
+                    .entries
+                    .get(&app)
+                    .is_some_and(|entry| entry.read_began > *received)
+                {
+                    self.metrics.snapshot_task_event("overtaken");
+                    continue;
+                }
+                match self.apply_event(&mut state, &app, event) {
+                    Applied::Changed(_) => app_changed = true,
+                    Applied::Unchanged => {}
+                    // The re-read shows what the rest of its events say.
+                    Applied::Reread(_) => {
+                        dirty.push(app.clone());
+                        break;
+                    }
+                }
+            }
+            if app_changed {
+                changed.push(app);
+            }
+        }
+        if !batch.deployments.is_empty() {
+            let state = self.state();
+            for deployment in &batch.deployments {
+                dirty.extend(
+                    state
+                        .entries
+                        .iter()
+                        .filter(|(_, entry)| {
+                            entry
+                                .app
+                                .as_ref()
+                                .is_some_and(|app| app.deployment_ids().any(|d| d == deployment))
+                        })
+                        .map(|(id, _)| id.clone()),
+                );
+            }
+        }
+        self.publish(Change::Apps(changed));
+        if !dirty.is_empty() {
+            self.state().dirty.extend(dirty);
+            self.dirty_added.notify_one();
+        }
+    }
+
+    /// What one event does to `app`'s picture: task events change it in place when the
+    /// snapshot embeds tasks, deployment and API events when it embeds deployments (see
+    /// [`deployment_events`]); any other event asks for the app to be re-read.
+    fn apply_event(&self, state: &mut State, app: &AppId, event: &Event) -> Applied {
+        if self.tracks_tasks()
+            && task_events::task_event_app(event).is_some()
+            && let Some(applied) = task_events::apply(state, event)
         {
-            // A deployment event without its plan: the apps that deployment was changing.
-            apps = state
-                .entries
-                .iter()
-                .filter(|(_, entry)| {
-                    entry
-                        .app
-                        .as_ref()
-                        .is_some_and(|app| app.deployment_ids().any(|d| d == deployment))
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
+            self.metrics.snapshot_task_event(applied.label());
+            return applied;
         }
-        if apps.is_empty() {
-            return;
+        if self.config.embeds.contains(&Embed::Deployments)
+            && let Some(applied) = deployment_events::apply(state, app, event)
+        {
+            self.metrics.snapshot_deployment_event(applied.label());
+            return applied;
         }
-        state.dirty.extend(apps);
-        drop(state);
-        self.dirty_added.notify_one();
+        Applied::Reread(app.clone())
+    }
+
+    /// Applies one event at once, as the reader and applier together would.
+    #[cfg(test)]
+    pub(super) fn on_event(&self, event: &Event) {
+        self.queue_event(event.clone());
+        self.apply_batch(self.backlog.take());
     }
 
     async fn refresh_dirty(&self, stop: CancellationToken) {
@@ -221,17 +345,18 @@ impl MarathonSnapshot {
                 () = self.dirty_added.notified() => {}
             }
             // Events that arrive while this round reads are batched into the next one.
-            let dirty: Vec<AppId> = std::mem::take(&mut self.state().dirty)
-                .into_iter()
-                .collect();
-            if dirty.is_empty() {
-                continue;
-            }
-            if dirty.len() > RELIST_ABOVE_DIRTY {
-                if let Err(error) = self.relist(RelistReason::Events).await {
-                    warn!(%error, "cannot relist Marathon after events");
-                    self.retry_later(dirty, &stop).await;
+            let dirty: Vec<AppId> = {
+                let mut state = self.state();
+                let round: Vec<AppId> = state.dirty.iter().take(REFRESH_BATCH).cloned().collect();
+                for id in &round {
+                    state.dirty.remove(id);
                 }
+                if !state.dirty.is_empty() {
+                    self.dirty_added.notify_one();
+                }
+                round
+            };
+            if dirty.is_empty() {
                 continue;
             }
             let failed: Vec<AppId> = stream::iter(dirty)

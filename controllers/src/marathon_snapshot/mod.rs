@@ -5,10 +5,12 @@
 //! - [`MarathonSnapshot::relist`] makes exactly one `GET /v2/apps?label=…&embed=…` call. A
 //!   periodic resync of converged deployments therefore costs one Marathon call in all, not
 //!   one per app.
-//! - Events about apps (deployments, API changes, terminations) mark the app dirty, and
-//!   [`MarathonSnapshot::follow_events`] re-reads dirty apps (one `GET /v2/apps/{id}` each,
-//!   or one relist when many are dirty at once). Marathon does not replay events, so the
-//!   snapshot is relisted every time the stream (re)connects.
+//! - Events about apps (deployments, API changes, terminations) mark the app dirty unless
+//!   the picture already knows what they say ([`deployment_events`]), and
+//!   [`MarathonSnapshot::follow_events`] re-reads dirty apps, one `GET /v2/apps/{id}` each,
+//!   however many there are: a full list happens only when the picture is unknown (the first
+//!   list of a term, every (re)connection of the stream, since Marathon does not replay
+//!   events, the periodic resync, and the probe of a Marathon that stopped answering).
 //! - When the snapshot embeds tasks, task and health events are applied in place
 //!   ([`task_events`]): a task starting, running, failing or turning healthy costs no
 //!   Marathon call. A list or read that began before such an event keeps what the event
@@ -31,9 +33,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use theseus::marathon::app::{DeploymentRef, Version};
+use theseus::marathon::task::InstanceId;
 use theseus::marathon::{
     App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, MarathonClient,
     TaskId,
@@ -43,6 +47,8 @@ use tracing::{debug, info, warn};
 
 use crate::runtime::metrics::Metrics;
 
+mod backlog;
+mod deployment_events;
 mod events;
 mod task_events;
 
@@ -80,8 +86,6 @@ pub enum RelistReason {
     Resync,
     /// The event stream (re)connected; events in between may be lost.
     Reconnect,
-    /// Many apps were dirty at once.
-    Events,
     /// A request failed as if Marathon were down while the event stream stayed connected:
     /// a probe of whether it answers.
     Probe,
@@ -93,7 +97,6 @@ impl RelistReason {
             RelistReason::Initial => "initial",
             RelistReason::Resync => "resync",
             RelistReason::Reconnect => "reconnect",
-            RelistReason::Events => "events",
             RelistReason::Probe => "probe",
         }
     }
@@ -128,6 +131,9 @@ struct Entry {
     app: Option<Arc<App>>,
     /// The clock when what is here was learnt: the start of the read, or the write.
     stamp: u64,
+    /// The start of the latest read that replaced what is here: an event read from the
+    /// stream before it is already in the picture (or overtaken), and is not applied again.
+    read_began: u64,
     /// Set when what is here is the controller's own write: the app version that write made,
     /// if Marathon said.
     written: Option<Option<Version>>,
@@ -138,6 +144,13 @@ struct Entry {
     task_marks: HashMap<TaskId, u64>,
     /// When an event last set the app's last task failure.
     failure_mark: Option<u64>,
+    /// Deployments events said ended, with the clock when each did: a read that began
+    /// earlier, or a write recorded later, does not list them.
+    ended: HashMap<DeploymentId, u64>,
+    /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
+    /// hold yet: when, and the clock when the event was applied. Their first status update
+    /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
+    provisioned: HashMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 impl Entry {
@@ -170,8 +183,10 @@ fn version_before(a: &Version, b: &Version) -> bool {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<AppId, Entry>,
-    /// Ticks at the start of every read and at every recorded write; orders them.
-    clock: u64,
+    /// Ticks at the start of every read, at every recorded write and at every event read
+    /// from the stream; orders them. Shared with the stream's reader, which stamps events
+    /// without taking the picture's lock.
+    clock: Arc<AtomicU64>,
     /// Apps whose state is unknown after a write whose outcome is unknown.
     stale: HashSet<AppId>,
     /// Apps named by events since they were last re-read.
@@ -191,6 +206,10 @@ pub struct MarathonSnapshot {
     /// the probe of a Marathon that stopped answering requests).
     stream_connected: std::sync::atomic::AtomicBool,
     subscribers: RwLock<Vec<Subscriber>>,
+    /// Events read from the stream and not applied yet.
+    backlog: backlog::Backlog,
+    /// The picture's clock (`State::clock`), for stamping events as they are read.
+    clock: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
 
@@ -205,14 +224,20 @@ impl fmt::Debug for MarathonSnapshot {
 impl MarathonSnapshot {
     /// An empty snapshot, not listed yet.
     pub fn new(client: MarathonClient, config: SnapshotConfig, metrics: Arc<Metrics>) -> Self {
+        let clock = Arc::new(AtomicU64::new(0));
         Self {
             client,
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                clock: Arc::clone(&clock),
+                ..State::default()
+            }),
+            clock,
             dirty_added: Notify::new(),
             reachable: tokio::sync::watch::Sender::new(false),
             stream_connected: std::sync::atomic::AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
+            backlog: backlog::Backlog::default(),
             metrics,
         }
     }
@@ -527,10 +552,13 @@ impl MarathonSnapshot {
         let entry = state.entries.entry(id.clone()).or_insert(Entry {
             app: None,
             stamp,
+            read_began: 0,
             written: None,
             foreign: false,
             task_marks: HashMap::new(),
             failure_mark: None,
+            ended: HashMap::new(),
+            provisioned: HashMap::new(),
         });
         entry.stamp = stamp;
         entry.written = Some(None);
@@ -557,20 +585,37 @@ impl MarathonSnapshot {
             return;
         }
         // What events said about tasks stays newer than any read that began before them.
-        let (task_marks, failure_mark) = state
+        let (read_began, task_marks, failure_mark, mut ended, provisioned) = state
             .entries
             .remove(&id)
-            .map(|entry| (entry.task_marks, entry.failure_mark))
+            .map(|entry| {
+                (
+                    entry.read_began,
+                    entry.task_marks,
+                    entry.failure_mark,
+                    entry.ended,
+                    entry.provisioned,
+                )
+            })
             .unwrap_or_default();
+        // A deployment that ended before its write's answer came does not run again.
+        let mut app = app;
+        if let Some(app) = app.as_mut() {
+            keep_what_is_read(app);
+            deployment_events::drop_ended(app, &mut ended, 0);
+        }
         state.entries.insert(
             id,
             Entry {
                 app: app.map(Arc::new),
                 stamp,
+                read_began,
                 written: Some(version),
                 foreign: false,
                 task_marks,
                 failure_mark,
+                ended,
+                provisioned,
             },
         );
     }
@@ -579,20 +624,19 @@ impl MarathonSnapshot {
 impl State {
     /// Advances the clock; the new time.
     fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
+        self.clock.fetch_add(1, AtomicOrdering::SeqCst) + 1
     }
 }
 
 /// Puts `app`, found by a list or read that began at `started`, into the picture if the
 /// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
 /// picture says.
-fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<AppId> {
+fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Option<AppId> {
+    keep_what_is_read(&mut app);
     let id = app.id.clone();
     match state.entries.get_mut(&id) {
         Some(entry) if !entry.accepts(started, Some(&app)) => None,
         Some(entry) => {
-            let mut app = app;
             task_events::merge_marked(
                 &mut app,
                 entry.app.as_deref(),
@@ -600,8 +644,12 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                 &mut entry.failure_mark,
                 started,
             );
+            deployment_events::drop_ended(&mut app, &mut entry.ended, started);
+            // The read shows the tasks of instances provisioned before it began.
+            entry.provisioned.retain(|_, (_, stamp)| *stamp > started);
             entry.foreign = foreign;
             entry.stamp = entry.stamp.max(started);
+            entry.read_began = entry.read_began.max(started);
             entry.written = None;
             let changed = entry.app.as_deref() != Some(&app);
             if changed {
@@ -615,14 +663,36 @@ fn replace(state: &mut State, started: u64, app: App, foreign: bool) -> Option<A
                 Entry {
                     app: Some(Arc::new(app)),
                     stamp: started,
+                    read_began: started,
                     written: None,
                     foreign,
                     task_marks: HashMap::new(),
                     failure_mark: None,
+                    ended: HashMap::new(),
+                    provisioned: HashMap::new(),
                 },
             );
             Some(id)
         }
+    }
+}
+
+/// Drops from `app` what no reconciler reads: the fields this client does not model, which
+/// Marathon sends with every app and task (strategies, roles, secrets, …) and which are never
+/// written back from the picture. At thousands of apps they are most of its memory.
+fn keep_what_is_read(app: &mut App) {
+    app.extra = Default::default();
+    if let Some(container) = app.container.as_mut() {
+        container.extra = Default::default();
+    }
+    if let Some(info) = app.version_info.as_mut() {
+        info.extra = Default::default();
+    }
+    if let Some(failure) = app.last_task_failure.as_mut() {
+        failure.extra = Default::default();
+    }
+    for task in app.tasks.iter_mut().flatten() {
+        task.extra = Default::default();
     }
 }
 
@@ -1011,6 +1081,42 @@ mod tests {
         let x = snapshot.app(&id("/a/x")).unwrap();
         assert!(x.tasks.as_ref().unwrap().is_empty());
         assert_eq!(x.tasks_running, Some(0));
+    }
+
+    #[tokio::test]
+    async fn an_event_read_before_a_list_began_does_not_turn_the_list_back() {
+        let marathon = Arc::new(Scripted::default());
+        let mut app = managed("/a/x", "h");
+        app["tasks"] = json!([{
+            "id": "a_x.1", "appId": "/a/x", "host": "10.0.0.1", "ports": [31000],
+            "state": "TASK_RUNNING", "startedAt": "2026-01-01T00:00:01.000Z"
+        }]);
+        app["tasksRunning"] = json!(1);
+        app["tasksStaged"] = json!(0);
+        *marathon.listed.lock().unwrap() = vec![app];
+        let client = start(Arc::clone(&marathon)).await;
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            client,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        // The task's earlier state is read from the stream, but its applier is behind...
+        snapshot.queue_event(theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_STARTING", "host": "10.0.0.1", "ports": [31000]
+        })));
+        // ...while a list that begins later already shows the task running.
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Initial).await.unwrap();
+        snapshot.apply_batch(snapshot.backlog.take());
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        let task = &x.tasks.as_ref().unwrap()[0];
+        assert_eq!(task.state, theseus::marathon::TaskState::Running);
+        assert_eq!(x.tasks_running, Some(1));
     }
 
     #[tokio::test]

@@ -11,8 +11,10 @@
 //!   those status updates, which is also when it emits the event); times already known are
 //!   kept. Health results are left as they were: events do not carry them, and the next
 //!   read brings them.
-//! - `instance_changed_event` with a terminal condition removes the instance's tasks; its
-//!   other conditions repeat what the status update that comes with them says.
+//! - `instance_changed_event` with a terminal condition removes the instance's tasks;
+//!   `Provisioned` (the launch) gives its coming task the event's time as `stagedAt`, since
+//!   no status update reports TASK_STAGING; its other conditions repeat what the status
+//!   update that comes with them says.
 //! - `instance_health_changed_event`, and `health_status_changed_event` of an app with one
 //!   health check, set the health verdict of the instance's tasks. Failed checks and
 //!   unhealthy kills change nothing until the status or verdict they lead to arrives.
@@ -23,6 +25,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use theseus::marathon::events::{
     HealthStatusChanged, InstanceChanged, InstanceHealthChanged, StatusUpdate,
@@ -134,7 +138,11 @@ fn status_update(state: &mut State, e: &StatusUpdate) -> Applied {
         (None, true) => false,
         (Some(i), false) => update(&mut tasks[i], e),
         (None, false) => {
-            tasks.push(new_task(e));
+            let mut task = new_task(e);
+            if task.staged_at.is_none() {
+                task.staged_at = take_provisioned(&mut entry.provisioned, &task);
+            }
+            tasks.push(task);
             true
         }
     };
@@ -242,7 +250,36 @@ fn terminal_condition(condition: &str) -> Option<TaskState> {
     })
 }
 
+/// The time the instance of `task` was provisioned, if an event said, forgotten once taken.
+fn take_provisioned(
+    provisioned: &mut HashMap<InstanceId, (DateTime<Utc>, u64)>,
+    task: &Task,
+) -> Option<DateTime<Utc>> {
+    let instance = provisioned
+        .keys()
+        .find(|instance| of_instance(task, instance))?
+        .clone();
+    provisioned.remove(&instance).map(|(time, _)| time)
+}
+
 fn instance_changed(state: &mut State, e: &InstanceChanged) -> Applied {
+    // Marathon launched the instance: its task's first status update comes next, and
+    // Marathon's list shows this moment as the task's `stagedAt` (no status update of
+    // TASK_STAGING is sent; Mesos reports from TASK_STARTING on).
+    if e.condition == "Provisioned" {
+        let Some(time) = e.timestamp else {
+            return Applied::Unchanged;
+        };
+        return match tasks_of(state, &e.run_spec_id, false) {
+            Ok((entry, stamp)) => {
+                entry
+                    .provisioned
+                    .insert(e.instance_id.clone(), (time, stamp));
+                Applied::Unchanged
+            }
+            Err(applied) => applied,
+        };
+    }
     // Other conditions come with a status update that says more (ids, ports, addresses).
     if terminal_condition(&e.condition).is_none() {
         return Applied::Unchanged;
@@ -436,10 +473,13 @@ mod tests {
             Entry {
                 app: Some(Arc::new(app)),
                 stamp: 0,
+                read_began: 0,
                 written: None,
                 foreign: false,
                 task_marks: HashMap::new(),
                 failure_mark: None,
+                ended: HashMap::new(),
+                provisioned: HashMap::new(),
             },
         );
         state
@@ -563,6 +603,33 @@ mod tests {
     }
 
     #[test]
+    fn a_task_first_reported_starting_is_staged_when_its_instance_was_provisioned() {
+        let mut state = state_with(running_app());
+        let provisioned = event(
+            "event-instance_changed_event.json",
+            json!({"condition": "Provisioned", "runSpecId": "/my-app",
+                   "timestamp": "2026-01-02T03:04:05.000Z"}),
+        );
+        assert_eq!(apply(&mut state, &provisioned), Some(Applied::Unchanged));
+        let starting = event(
+            "event-status_update_event.json",
+            json!({"taskId": TASK, "taskStatus": "TASK_STARTING",
+                   "timestamp": "2026-01-02T03:04:06.000Z"}),
+        );
+        apply(&mut state, &starting);
+        let task = &app_of(&state, "/my-app").tasks.as_ref().unwrap()[0];
+        let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(task.staged_at, time("2026-01-02T03:04:05Z"));
+        assert!(
+            state
+                .entries
+                .values()
+                .all(|entry| entry.provisioned.is_empty()),
+            "the launch is forgotten once its task is known"
+        );
+    }
+
+    #[test]
     fn an_app_the_picture_does_not_hold_with_tasks_is_reread() {
         let mut state = state_with(json!({"id": "/no-tasks", "instances": 1}));
         let running = event(
@@ -591,10 +658,13 @@ mod tests {
             Entry {
                 app: None,
                 stamp: 0,
+                read_began: 0,
                 written: Some(None),
                 foreign: false,
                 task_marks: HashMap::new(),
                 failure_mark: None,
+                ended: HashMap::new(),
+                provisioned: HashMap::new(),
             },
         );
         let killed = event(

@@ -111,7 +111,9 @@ pub struct Metrics {
     snapshot_relists: Family<ReasonLabels, Counter>,
     snapshot_refreshes: Counter,
     snapshot_task_events: Family<OutcomeLabels, Counter>,
+    snapshot_deployment_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
+    marathon_event_backlog_peak: Gauge,
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
@@ -153,7 +155,9 @@ impl Metrics {
             snapshot_relists: Family::default(),
             snapshot_refreshes: Counter::default(),
             snapshot_task_events: Family::default(),
+            snapshot_deployment_events: Family::default(),
             marathon_events: Counter::default(),
+            marathon_event_backlog_peak: Gauge::default(),
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
@@ -222,9 +226,20 @@ impl Metrics {
             metrics.snapshot_task_events.clone(),
         );
         registry.register(
+            "marathon_snapshot_deployment_events",
+            "Deployment and API events, by what they did to the snapshot: applied in place, \
+             unchanged (already known), or reread (the app had to be re-read)",
+            metrics.snapshot_deployment_events.clone(),
+        );
+        registry.register(
             "marathon_events",
             "Events received on Marathon's event stream",
             metrics.marathon_events.clone(),
+        );
+        registry.register(
+            "marathon_event_backlog_peak",
+            "The most events read from Marathon's stream and not yet applied at once, in this term",
+            metrics.marathon_event_backlog_peak.clone(),
         );
         registry.register(
             "etcd_requests",
@@ -330,7 +345,7 @@ impl Metrics {
     }
 
     /// The Marathon snapshot was relisted, for `reason` (`initial`, `resync`, `reconnect`,
-    /// `events`, `recovery`).
+    /// `probe`).
     pub fn snapshot_relisted(&self, reason: &'static str) {
         self.snapshot_relists
             .get_or_create(&ReasonLabels { reason })
@@ -350,9 +365,23 @@ impl Metrics {
             .inc();
     }
 
+    /// A deployment or API event was applied to the snapshot (`applied`), changed nothing
+    /// (`unchanged`), or made its app be re-read (`reread`).
+    pub fn snapshot_deployment_event(&self, outcome: &'static str) {
+        self.snapshot_deployment_events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
     /// An event arrived on Marathon's event stream.
     pub fn marathon_event(&self) {
         self.marathon_events.inc();
+    }
+
+    /// The most events read from Marathon's stream and waiting to be applied at once.
+    pub fn marathon_event_backlog_peak(&self, events: usize) {
+        self.marathon_event_backlog_peak
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
     }
 
     /// An etcd request finished; `result` is `ok`, `error` or `fence_failed`.

@@ -93,6 +93,11 @@ impl Marathon {
         self.handle().tasks()
     }
 
+    /// How often clients listed apps, read single apps, and had their event stream cut.
+    pub fn traffic(&self) -> localmarathon::api::TrafficCounts {
+        self.handle().traffic()
+    }
+
     /// The tasks of app `id` in `state`.
     pub fn tasks_of(&self, id: &str, state: TaskState) -> Vec<TaskSnapshot> {
         self.tasks()

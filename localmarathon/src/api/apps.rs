@@ -159,6 +159,7 @@ pub async fn list(
     State(api): State<ApiState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    api.shared.traffic.app_listed();
     let q = QueryParams::parse(q.as_deref());
     let mut embed = Embed::parse(&q.all("embed"), "apps.");
     // Marathon embeds counts and deployments in the list whether asked or not.
@@ -270,6 +271,7 @@ pub async fn dispatch(
         if let Some((app, version)) = rest.rsplit_once("/versions/") {
             return version_of(&api, &parse_app_id(app)?, version);
         }
+        api.shared.traffic.app_read();
         return show(&api, rest, &q);
     }
     if method == Method::DELETE {

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -21,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ApiState, QueryParams};
 use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
+use crate::state::Shared;
 use crate::timestamp::Timestamp;
 
 /// Publishes `event_stream_detached` when the stream is dropped.
@@ -76,6 +78,7 @@ pub async fn stream(
         beat: tokio::time::Interval,
         stop: tokio_util::sync::CancellationToken,
         filter: Vec<String>,
+        shared: Arc<Shared>,
         _detach: Detach,
     }
     let feed = Feed {
@@ -83,6 +86,7 @@ pub async fn stream(
         beat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
         stop,
         filter,
+        shared: Arc::clone(&api.shared),
         _detach: detach,
     };
     // Pull-driven: nothing is spawned, and dropping the response drops the subscription.
@@ -99,7 +103,16 @@ pub async fn stream(
                         Bytes::from(event.sse_frame())
                     }
                     // Marathon drops subscribers that cannot keep up; so do we.
-                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    Err(RecvError::Lagged(missed)) => {
+                        feed.shared.traffic.stream_cut();
+                        tracing::warn!(
+                            remote = %feed._detach.remote,
+                            missed,
+                            "event stream subscriber fell too far behind; disconnecting it"
+                        );
+                        return None;
+                    }
+                    Err(RecvError::Closed) => return None,
                 },
             };
             return Some((Ok::<Bytes, Infallible>(chunk), feed));

@@ -16,6 +16,7 @@ pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -39,6 +40,50 @@ pub struct ApiState {
     pub stop: CancellationToken,
     /// Address the API listens on, as `/v2/leader` reports it.
     pub leader: SocketAddr,
+}
+
+/// How often clients asked for what costs Marathon most, so that tests and benchmarks can
+/// check a client's habits: full app lists, single app reads, and event streams cut because
+/// their reader fell [`BUS_CAPACITY`](crate::events::BUS_CAPACITY) events behind.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    app_lists: AtomicU64,
+    app_reads: AtomicU64,
+    stream_cuts: AtomicU64,
+}
+
+/// The counts of [`Traffic`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrafficCounts {
+    /// `GET /v2/apps` answered (with any filter).
+    pub app_lists: u64,
+    /// `GET /v2/apps/{id}` answered.
+    pub app_reads: u64,
+    /// Event streams ended because their reader fell too far behind.
+    pub stream_cuts: u64,
+}
+
+impl Traffic {
+    pub(crate) fn app_listed(&self) {
+        self.app_lists.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn app_read(&self) {
+        self.app_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_cut(&self) {
+        self.stream_cuts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn counts(&self) -> TrafficCounts {
+        TrafficCounts {
+            app_lists: self.app_lists.load(Ordering::Relaxed),
+            app_reads: self.app_reads.load(Ordering::Relaxed),
+            stream_cuts: self.stream_cuts.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The router of every endpoint.
