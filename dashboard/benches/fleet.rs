@@ -9,7 +9,8 @@
 //! [`Dashboard::serve`]), so its memory is the dashboard's alone. Measured:
 //!
 //! 1. the dashboard's start until its first list of etcd is live;
-//! 2. the fleet's first view as the server answers it: `GET /api/fleet`, to the last byte;
+//! 2. the fleet's first view as the server answers it: `GET /api/fleet`, to the last byte,
+//!    with etcd quiet and while specs are put one after another;
 //! 3. first paint in headless Chromium (through chromedriver, driven by Selenium from Python,
 //!    as the browser test does): from the start of navigation to the fleet table holding its
 //!    first page of rows with the count of every deployment, taken in the page as the first
@@ -504,6 +505,40 @@ async fn run(options: Options) {
 
     let latencies = put_to_page(&store, &dashboard.url, n, options.puts).await;
     table.push(("put → rows event, 1 page open".into(), summary(latencies)));
+
+    // The first view while the fleet changes: specs put one after another meanwhile.
+    let flowing = CancellationToken::new();
+    let writer = tokio::spawn({
+        let (store, flowing) = (store.clone(), flowing.clone());
+        async move {
+            let mut puts = 0;
+            while !flowing.is_cancelled() {
+                let i = puts % 100;
+                let value = spec(i, 3 + (puts % 2) as u32);
+                store
+                    .put(&store.layout().desired(&key_of(i)), value)
+                    .await
+                    .unwrap();
+                puts += 1;
+            }
+            puts
+        }
+    });
+    let mut views = Vec::new();
+    let started = Instant::now();
+    for _ in 0..5 {
+        views.push(fetch(&format!("{}/api/fleet", dashboard.url)).await.0);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    flowing.cancel();
+    let puts = writer.await.unwrap();
+    table.push((
+        format!(
+            "GET /api/fleet, complete, during {:.0} puts/s",
+            puts as f64 / elapsed
+        ),
+        summary(views),
+    ));
 
     let (sender, mut arrivals) = mpsc::unbounded_channel();
     let mut pages = Vec::new();
