@@ -5,8 +5,14 @@
 //! the election) an event changed, so the pages can be told exactly what to redraw. Values are
 //! parsed once, when they arrive; a value that does not parse is kept raw and shown as such,
 //! never dropped. It does not read etcd itself: the [`feed`](crate::feed) does.
+//!
+//! Each deployment's records sit behind an `Arc` of their own, so cloning a model (what the
+//! feed does when a page still holds the picture it changes) copies the map of 10,000
+//! pointers, not 10,000 deployments' specs and tasks; a change copies only the records of the
+//! deployment it touches, and only when a page holds them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -76,7 +82,7 @@ impl DeploymentRecords {
 #[derive(Debug, Clone)]
 pub struct Model {
     layout: Layout,
-    deployments: BTreeMap<DeploymentKey, DeploymentRecords>,
+    deployments: BTreeMap<DeploymentKey, Arc<DeploymentRecords>>,
     /// Election keys under `<p>/theseus/leader/`, by key.
     election: BTreeMap<String, Entry>,
     /// When each leader key was first seen by this process.
@@ -100,7 +106,7 @@ impl Model {
     }
 
     /// Every deployment with any key, in key order.
-    pub fn deployments(&self) -> &BTreeMap<DeploymentKey, DeploymentRecords> {
+    pub fn deployments(&self) -> &BTreeMap<DeploymentKey, Arc<DeploymentRecords>> {
         &self.deployments
     }
 
@@ -136,7 +142,7 @@ impl Model {
         let Some((key, place)) = self.place(&entry.key) else {
             return Changed::Nothing;
         };
-        let records = self.deployments.entry(key.clone()).or_default();
+        let records = Arc::make_mut(self.deployments.entry(key.clone()).or_default());
         match place {
             Place::Desired => {
                 records.desired = Some(Desired {
@@ -181,7 +187,8 @@ impl Model {
     pub fn carry_times_from(&mut self, earlier: &Model) {
         for (key, records) in &mut self.deployments {
             if let Some(before) = earlier.deployments.get(key) {
-                records.changed_at = records.changed_at.max(before.changed_at);
+                let changed_at = records.changed_at.max(before.changed_at);
+                Arc::make_mut(records).changed_at = changed_at;
             }
         }
         for (key, seen) in &earlier.election_seen {
@@ -200,7 +207,7 @@ impl Model {
         let Some((deployment, place)) = self.place(key) else {
             return Changed::Nothing;
         };
-        let Some(records) = self.deployments.get_mut(&deployment) else {
+        let Some(records) = self.deployments.get_mut(&deployment).map(Arc::make_mut) else {
             return Changed::Nothing;
         };
         match place {
@@ -345,6 +352,41 @@ mod tests {
             model.apply(event, Some(Utc::now()));
         }
         assert!(model.deployments().is_empty());
+    }
+
+    #[test]
+    fn a_change_to_a_held_model_copies_only_the_deployment_it_touches() {
+        let mut model = Model::new(Layout::default());
+        put(&mut model, "/desired/web/blue", r#"{"cmd":"run"}"#, 2);
+        put(&mut model, "/desired/web/green", r#"{"cmd":"run"}"#, 3);
+        let held = model.clone();
+        put(
+            &mut model,
+            "/desired/web/blue",
+            r#"{"cmd":"run","instances":2}"#,
+            4,
+        );
+        let (blue, green) = ("web/blue".parse().unwrap(), "web/green".parse().unwrap());
+        assert!(Arc::ptr_eq(
+            &held.deployments()[&green],
+            &model.deployments()[&green]
+        ));
+        assert!(!Arc::ptr_eq(
+            &held.deployments()[&blue],
+            &model.deployments()[&blue]
+        ));
+        assert_eq!(
+            held.deployments()[&blue].desired.as_ref().unwrap().revision,
+            2
+        );
+        assert_eq!(
+            model.deployments()[&blue]
+                .desired
+                .as_ref()
+                .unwrap()
+                .revision,
+            4
+        );
     }
 
     #[test]

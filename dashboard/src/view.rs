@@ -264,7 +264,7 @@ pub struct DeploymentView {
 /// The deployment page of `key` (an empty page with `exists: false` when nothing is known).
 pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
     let empty = DeploymentRecords::default();
-    let records = model.deployments().get(key);
+    let records = model.deployments().get(key).map(AsRef::as_ref);
     let exists = records.is_some();
     let records = records.unwrap_or(&empty);
     let status = records
