@@ -57,8 +57,10 @@ pub struct DeploymentRecords {
     pub desired: Option<Desired>,
     /// The status, or the reason it does not parse.
     pub status: Option<Result<DeploymentStatus, String>>,
-    /// Task records by task id; a record that does not parse is its raw text.
-    pub tasks: BTreeMap<String, Result<TaskRecord, String>>,
+    /// Task records by task id; a record that does not parse is its raw text. Boxed: a
+    /// map's node holds room for eleven values inline, and a task record is large, so
+    /// unboxed a deployment with two tasks would carry nine empty records' worth of memory.
+    pub tasks: BTreeMap<String, Box<Result<TaskRecord, String>>>,
     /// History entries by the rest of their key.
     pub history: BTreeMap<String, Value>,
     /// Journal entries by the rest of their key.
@@ -166,7 +168,7 @@ impl Model {
                 let record = entry
                     .json::<TaskRecord>()
                     .map_err(|_| String::from_utf8_lossy(&entry.value).into_owned());
-                records.tasks.insert(id, record);
+                records.tasks.insert(id, Box::new(record));
             }
             Place::List(list, rest) => {
                 let value = json_or_text(&entry.value);
@@ -332,7 +334,7 @@ mod tests {
         let records = &model.deployments()[&key];
         assert_eq!(records.desired.as_ref().unwrap().revision, 2);
         assert!(records.desired.as_ref().unwrap().spec.is_ok());
-        assert_eq!(records.tasks["t1"], Err("garbled".to_owned()));
+        assert_eq!(*records.tasks["t1"], Err("garbled".to_owned()));
         assert_eq!(records.history["2"], serde_json::json!({"a": 1}));
         assert_eq!(records.journal["0001"], Value::String("text".into()));
         assert_eq!(model.election().len(), 1);

@@ -359,7 +359,7 @@ pub fn services(model: &Model) -> Vec<ServiceView> {
             records
                 .tasks
                 .values()
-                .filter_map(|r| r.as_ref().ok())
+                .filter_map(|r| r.as_ref().as_ref().ok())
                 .cloned(),
         );
     }
