@@ -5,8 +5,14 @@
 //! the election) an event changed, so the pages can be told exactly what to redraw. Values are
 //! parsed once, when they arrive; a value that does not parse is kept raw and shown as such,
 //! never dropped. It does not read etcd itself: the [`feed`](crate::feed) does.
+//!
+//! Each deployment's records sit behind an `Arc` of their own, so cloning a model (what the
+//! feed does when a page still holds the picture it changes) copies the map of 10,000
+//! pointers, not 10,000 deployments' specs and tasks; a change copies only the records of the
+//! deployment it touches, and only when a page holds them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -33,15 +39,40 @@ pub enum Changed {
     Nothing,
 }
 
-/// The spec under `/desired`, parsed once.
+/// The spec under `/desired`, validated once. The value is kept as the bytes stored (with
+/// the labels read out for the fleet's rows) rather than as a JSON tree: with 10,000
+/// deployments the trees' maps cost tens of MiB, and only a deployment's own page needs one.
 #[derive(Debug, Clone)]
 pub struct Desired {
-    /// The raw value as JSON (a JSON string holding the text when it is not JSON).
-    pub raw: Value,
+    /// The value as stored.
+    pub text: Box<[u8]>,
+    /// The spec's labels as text, whatever they hold (also when the spec is not valid).
+    pub labels: Vec<String>,
     /// The validated spec, or why it is not one.
     pub spec: Result<DeploymentSpec, String>,
     /// The key's mod revision.
     pub revision: Revision,
+}
+
+impl Desired {
+    /// The value as JSON (a JSON string holding the text when it is not JSON).
+    pub fn raw(&self) -> Value {
+        json_or_text(&self.text)
+    }
+}
+
+/// The labels of a raw spec, as text, whatever they hold.
+fn labels_of(raw: &Value) -> Vec<String> {
+    match raw.get("labels") {
+        Some(Value::Array(labels)) => labels
+            .iter()
+            .map(|label| match label {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Everything the dashboard knows of one deployment.
@@ -51,8 +82,10 @@ pub struct DeploymentRecords {
     pub desired: Option<Desired>,
     /// The status, or the reason it does not parse.
     pub status: Option<Result<DeploymentStatus, String>>,
-    /// Task records by task id; a record that does not parse is its raw text.
-    pub tasks: BTreeMap<String, Result<TaskRecord, String>>,
+    /// Task records by task id; a record that does not parse is its raw text. Boxed: a
+    /// map's node holds room for eleven values inline, and a task record is large, so
+    /// unboxed a deployment with two tasks would carry nine empty records' worth of memory.
+    pub tasks: BTreeMap<String, Box<Result<TaskRecord, String>>>,
     /// History entries by the rest of their key.
     pub history: BTreeMap<String, Value>,
     /// Journal entries by the rest of their key.
@@ -76,7 +109,7 @@ impl DeploymentRecords {
 #[derive(Debug, Clone)]
 pub struct Model {
     layout: Layout,
-    deployments: BTreeMap<DeploymentKey, DeploymentRecords>,
+    deployments: BTreeMap<DeploymentKey, Arc<DeploymentRecords>>,
     /// Election keys under `<p>/theseus/leader/`, by key.
     election: BTreeMap<String, Entry>,
     /// When each leader key was first seen by this process.
@@ -100,7 +133,7 @@ impl Model {
     }
 
     /// Every deployment with any key, in key order.
-    pub fn deployments(&self) -> &BTreeMap<DeploymentKey, DeploymentRecords> {
+    pub fn deployments(&self) -> &BTreeMap<DeploymentKey, Arc<DeploymentRecords>> {
         &self.deployments
     }
 
@@ -136,12 +169,14 @@ impl Model {
         let Some((key, place)) = self.place(&entry.key) else {
             return Changed::Nothing;
         };
-        let records = self.deployments.entry(key.clone()).or_default();
+        let records = Arc::make_mut(self.deployments.entry(key.clone()).or_default());
         match place {
             Place::Desired => {
+                let spec = parse_spec(&entry.value).map_err(|errors| errors.to_string());
                 records.desired = Some(Desired {
-                    raw: json_or_text(&entry.value),
-                    spec: parse_spec(&entry.value).map_err(|errors| errors.to_string()),
+                    labels: labels_of(&json_or_text(&entry.value)),
+                    text: entry.value.into_boxed_slice(),
+                    spec,
                     revision: entry.mod_revision,
                 });
             }
@@ -160,7 +195,7 @@ impl Model {
                 let record = entry
                     .json::<TaskRecord>()
                     .map_err(|_| String::from_utf8_lossy(&entry.value).into_owned());
-                records.tasks.insert(id, record);
+                records.tasks.insert(id, Box::new(record));
             }
             Place::List(list, rest) => {
                 let value = json_or_text(&entry.value);
@@ -181,7 +216,8 @@ impl Model {
     pub fn carry_times_from(&mut self, earlier: &Model) {
         for (key, records) in &mut self.deployments {
             if let Some(before) = earlier.deployments.get(key) {
-                records.changed_at = records.changed_at.max(before.changed_at);
+                let changed_at = records.changed_at.max(before.changed_at);
+                Arc::make_mut(records).changed_at = changed_at;
             }
         }
         for (key, seen) in &earlier.election_seen {
@@ -200,7 +236,7 @@ impl Model {
         let Some((deployment, place)) = self.place(key) else {
             return Changed::Nothing;
         };
-        let Some(records) = self.deployments.get_mut(&deployment) else {
+        let Some(records) = self.deployments.get_mut(&deployment).map(Arc::make_mut) else {
             return Changed::Nothing;
         };
         match place {
@@ -325,7 +361,7 @@ mod tests {
         let records = &model.deployments()[&key];
         assert_eq!(records.desired.as_ref().unwrap().revision, 2);
         assert!(records.desired.as_ref().unwrap().spec.is_ok());
-        assert_eq!(records.tasks["t1"], Err("garbled".to_owned()));
+        assert_eq!(*records.tasks["t1"], Err("garbled".to_owned()));
         assert_eq!(records.history["2"], serde_json::json!({"a": 1}));
         assert_eq!(records.journal["0001"], Value::String("text".into()));
         assert_eq!(model.election().len(), 1);
@@ -348,6 +384,41 @@ mod tests {
     }
 
     #[test]
+    fn a_change_to_a_held_model_copies_only_the_deployment_it_touches() {
+        let mut model = Model::new(Layout::default());
+        put(&mut model, "/desired/web/blue", r#"{"cmd":"run"}"#, 2);
+        put(&mut model, "/desired/web/green", r#"{"cmd":"run"}"#, 3);
+        let held = model.clone();
+        put(
+            &mut model,
+            "/desired/web/blue",
+            r#"{"cmd":"run","instances":2}"#,
+            4,
+        );
+        let (blue, green) = ("web/blue".parse().unwrap(), "web/green".parse().unwrap());
+        assert!(Arc::ptr_eq(
+            &held.deployments()[&green],
+            &model.deployments()[&green]
+        ));
+        assert!(!Arc::ptr_eq(
+            &held.deployments()[&blue],
+            &model.deployments()[&blue]
+        ));
+        assert_eq!(
+            held.deployments()[&blue].desired.as_ref().unwrap().revision,
+            2
+        );
+        assert_eq!(
+            model.deployments()[&blue]
+                .desired
+                .as_ref()
+                .unwrap()
+                .revision,
+            4
+        );
+    }
+
+    #[test]
     fn an_invalid_spec_is_kept_raw_with_the_reason() {
         let mut model = Model::new(Layout::default());
         put(
@@ -364,7 +435,7 @@ mod tests {
             .desired
             .clone()
             .unwrap();
-        assert!(desired.spec.unwrap_err().contains("instnaces"));
-        assert_eq!(desired.raw["instnaces"], 2);
+        assert!(desired.spec.as_ref().unwrap_err().contains("instnaces"));
+        assert_eq!(desired.raw()["instnaces"], 2);
     }
 }

@@ -57,7 +57,7 @@ pub fn fleet_row(key: &DeploymentKey, records: &DeploymentRecords) -> FleetRow {
         id: key.to_string(),
         service: key.service.to_string(),
         name: key.name.to_string(),
-        labels: desired.map(|d| labels_of(&d.raw)).unwrap_or_default(),
+        labels: desired.map(|d| d.labels.clone()).unwrap_or_default(),
         desired_revision: desired.map(|d| d.revision),
         observed_revision: status.map(|s| s.observed_revision),
         desired: spec_instances.or(counts.map(|c| c.desired)),
@@ -76,20 +76,6 @@ pub fn fleet(model: &Model) -> Vec<FleetRow> {
         .iter()
         .map(|(key, records)| fleet_row(key, records))
         .collect()
-}
-
-/// The labels of a raw spec, as text, whatever they hold.
-fn labels_of(raw: &Value) -> Vec<String> {
-    match raw.get("labels") {
-        Some(Value::Array(labels)) => labels
-            .iter()
-            .map(|label| match label {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The phase to show, as `theseus get` shows it: `Invalid` for a spec that does not
@@ -264,7 +250,7 @@ pub struct DeploymentView {
 /// The deployment page of `key` (an empty page with `exists: false` when nothing is known).
 pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
     let empty = DeploymentRecords::default();
-    let records = model.deployments().get(key);
+    let records = model.deployments().get(key).map(AsRef::as_ref);
     let exists = records.is_some();
     let records = records.unwrap_or(&empty);
     let status = records
@@ -286,7 +272,7 @@ pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
         spec: records
             .desired
             .as_ref()
-            .map_or(Value::Null, |desired| mask_spec(desired.raw.clone())),
+            .map_or(Value::Null, |desired| mask_spec(desired.raw())),
         spec_errors: records
             .desired
             .as_ref()
@@ -359,7 +345,7 @@ pub fn services(model: &Model) -> Vec<ServiceView> {
             records
                 .tasks
                 .values()
-                .filter_map(|r| r.as_ref().ok())
+                .filter_map(|r| r.as_ref().as_ref().ok())
                 .cloned(),
         );
     }
