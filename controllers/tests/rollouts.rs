@@ -486,6 +486,9 @@ async fn a_revision_that_never_turns_healthy_is_rolled_back_and_never_stops_serv
     // replaced was gone, so the mirrored count may dip by one, never to zero.)
     let (fewest, changes) = watching.await.unwrap();
     assert!(changes > 0, "the watch saw the tasks change");
-    assert!(fewest >= 1, "no instance served at some point during the rollback");
+    assert!(
+        fewest >= 1,
+        "no instance served at some point during the rollback"
+    );
     controller.shutdown().await;
 }
