@@ -190,6 +190,22 @@ async fn the_event_stream_is_not_cut_while_applying_events_is_held() {
     following.await.unwrap();
 }
 
+/// Full lists the snapshot made to recover: after its stream reconnected, or as the probe of
+/// a Marathon it could not reach.
+fn recovery_relists(metrics: &Metrics) -> u64 {
+    let encoded = metrics.encode();
+    ["reconnect", "probe"]
+        .iter()
+        .map(|reason| {
+            metric_sum(
+                &encoded,
+                "theseus_controller_marathon_snapshot_relists_total",
+                &format!("reason=\"{reason}\""),
+            )
+        })
+        .sum::<f64>() as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_apps_changed_at_once_are_re_read_one_by_one_never_by_a_full_list() {
     const CHANGED: usize = 100;
@@ -212,10 +228,11 @@ async fn many_apps_changed_at_once_are_re_read_one_by_one_never_by_a_full_list()
     let following = tokio::spawn(Arc::clone(&snapshot).follow_events(stop.clone()));
     wait_until(
         "the snapshot relisted once the stream connected",
-        || async { cluster.marathon.traffic().app_lists == 2 },
+        || async { cluster.marathon.traffic().app_lists == 2 && recovery_relists(&metrics) == 1 },
     )
     .await;
     let before = cluster.marathon.traffic();
+    let recoveries_before = recovery_relists(&metrics);
 
     // Another client changes every app, 16 at a time as the controller's workers would:
     // the picture cannot know what it did.
@@ -244,14 +261,20 @@ async fn many_apps_changed_at_once_are_re_read_one_by_one_never_by_a_full_list()
     )
     .await;
     let after = cluster.marathon.traffic();
+    // Not claimed here: that the stream is never cut (a debug build cut it in about one run of
+    // six, the reader starved of CPU by the re-reads beside it). A cut, or a read timing out on
+    // a busy machine, makes the snapshot list again to recover: those lists are the lost
+    // stream's, not the stale apps'.
+    let recoveries = recovery_relists(&metrics) - recoveries_before;
     assert_eq!(
-        after.app_lists, before.app_lists,
-        "a full list while the event stream stayed connected"
+        after.app_lists - before.app_lists,
+        recoveries,
+        "a full list that no lost stream or unreachable Marathon explains: {after:?}"
     );
-    assert_eq!(after.stream_cuts, 0);
+    // Without such a list, every changed app was read on its own.
     assert!(
-        after.app_reads - before.app_reads >= CHANGED as u64,
-        "each changed app is re-read"
+        recoveries > 0 || after.app_reads - before.app_reads >= CHANGED as u64,
+        "each changed app is re-read: {after:?}"
     );
     stop.cancel();
     following.await.unwrap();
