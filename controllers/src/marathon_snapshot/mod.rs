@@ -790,6 +790,19 @@ mod tests {
         ))
     }
 
+    /// A snapshot that embeds tasks, as the controller's does.
+    fn tasks_snapshot(client: MarathonClient) -> Arc<MarathonSnapshot> {
+        Arc::new(MarathonSnapshot::new(
+            client,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ))
+    }
+
     fn managed(id: &str, hash: &str) -> Value {
         json!({"id": id, "instances": 1, "labels": {"THESEUS_MANAGED": "true", "THESEUS_SPEC_HASH": hash}})
     }
@@ -1035,15 +1048,7 @@ mod tests {
         app["tasksStaged"] = json!(0);
         *marathon.listed.lock().unwrap() = vec![app];
         let client = start(Arc::clone(&marathon)).await;
-        let snapshot = Arc::new(MarathonSnapshot::new(
-            client,
-            SnapshotConfig {
-                selector: "THESEUS_MANAGED==true".into(),
-                embeds: vec![Embed::Counts, Embed::Tasks],
-                in_scope: Arc::new(|_| true),
-            },
-            Arc::new(Metrics::new()),
-        ));
+        let snapshot = tasks_snapshot(client);
         marathon.gate.add_permits(1);
         snapshot.relist(RelistReason::Initial).await.unwrap();
         let heard = Arc::new(Mutex::new(Vec::new()));
@@ -1095,15 +1100,7 @@ mod tests {
         app["tasksStaged"] = json!(0);
         *marathon.listed.lock().unwrap() = vec![app];
         let client = start(Arc::clone(&marathon)).await;
-        let snapshot = Arc::new(MarathonSnapshot::new(
-            client,
-            SnapshotConfig {
-                selector: "THESEUS_MANAGED==true".into(),
-                embeds: vec![Embed::Counts, Embed::Tasks],
-                in_scope: Arc::new(|_| true),
-            },
-            Arc::new(Metrics::new()),
-        ));
+        let snapshot = tasks_snapshot(client);
         // The task's earlier state is read from the stream, but its applier is behind...
         snapshot.queue_event(theseus::marathon::Event::from_json(json!({
             "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
