@@ -29,7 +29,8 @@ use tracing::{info, warn};
 
 use crate::deployments::lists::KeptList;
 use crate::deployments::mapping::{Mapping, MappingError};
-use crate::deployments::reconcile::{Deployments, Records};
+use crate::deployments::reconcile::Deployments;
+use crate::deployments::records::Records;
 use crate::deployments::statuses::Statuses;
 use crate::http::{HttpError, HttpServer, ReplicaReport};
 use crate::marathon_snapshot::{
@@ -335,6 +336,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
             statuses,
             history,
             journal,
+            fenced: fenced.clone(),
         },
         term.fence.clone(),
         Arc::clone(metrics),

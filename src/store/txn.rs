@@ -90,6 +90,19 @@ impl Txn {
         self.operations.is_empty()
     }
 
+    /// How many operations it holds.
+    pub fn len(&self) -> usize {
+        self.operations.len()
+    }
+
+    /// This transaction's compares and operations followed by `other`'s: both apply
+    /// atomically, or neither.
+    pub fn and(mut self, other: Txn) -> Txn {
+        self.compares.extend(other.compares);
+        self.operations.extend(other.operations);
+        self
+    }
+
     /// The keys and prefixes it touches, for messages: `/a`, `/b/*`.
     pub(crate) fn describe(&self) -> String {
         let mut keys: Vec<String> = self
@@ -135,5 +148,23 @@ impl Txn {
             })
             .collect();
         etcd_client::Txn::new().when(compares).and_then(operations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_transactions_joined_keep_every_compare_and_operation_in_order() {
+        let first = Txn::new()
+            .require_create_revision("/leader", 7)
+            .put("/a", "1")
+            .delete("/b");
+        let second = Txn::new().put("/c", "2").delete_prefix("/d/");
+        let joined = first.and(second);
+        assert_eq!(joined.len(), 4);
+        assert_eq!(joined.describe(), "txn on /leader, /a, /b, /c, /d/*");
+        assert!(Txn::new().and(Txn::new()).is_empty());
     }
 }

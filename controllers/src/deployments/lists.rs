@@ -30,7 +30,7 @@ use crate::observed::tree::{ListChange, ListKind};
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
 
 /// The most value bytes one transaction puts (etcd's request limit is 1.5 MiB).
-const TXN_BYTES: usize = 1024 * 1024;
+pub(crate) const TXN_BYTES: usize = 1024 * 1024;
 
 /// What etcd holds at one index.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ struct Slot<T> {
 }
 
 /// One transaction of a write, and what it puts.
+#[derive(Debug)]
 struct Batch<T> {
     txn: Txn,
     bytes: usize,
@@ -61,6 +62,51 @@ impl<T> Default for Batch<T> {
             bytes: 0,
             written: Vec::new(),
         }
+    }
+}
+
+/// A write of one deployment's list, staged by [`KeptList::stage`].
+#[derive(Debug)]
+pub struct StagedList<T> {
+    key: DeploymentKey,
+    batches: Vec<Batch<T>>,
+    deletes: Vec<u64>,
+}
+
+/// One transaction of a staged write, and what the copy learns once etcd accepts it
+/// ([`KeptList::settle`]).
+#[derive(Debug)]
+pub struct StagedTxn<T> {
+    /// The puts and deletes.
+    pub txn: Txn,
+    /// The value bytes it puts.
+    pub bytes: usize,
+    key: DeploymentKey,
+    written: Vec<(u64, T)>,
+    deletes: Vec<u64>,
+}
+
+impl<T> StagedList<T> {
+    /// The write's transactions, to be applied in order (one unless its values are too
+    /// large for one request).
+    pub fn into_txns(self) -> Vec<StagedTxn<T>> {
+        let count = self.batches.len();
+        let mut deletes = Some(self.deletes);
+        self.batches
+            .into_iter()
+            .enumerate()
+            .map(|(position, batch)| StagedTxn {
+                txn: batch.txn,
+                bytes: batch.bytes,
+                key: self.key.clone(),
+                written: batch.written,
+                deletes: if position + 1 == count {
+                    deletes.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
     }
 }
 
@@ -99,7 +145,8 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         }
     }
 
-    fn prefix(&self, key: &DeploymentKey) -> String {
+    /// The prefix of `key`'s list.
+    pub fn prefix(&self, key: &DeploymentKey) -> String {
         match self.kind {
             ListKind::History => self.layout.history(key),
             ListKind::Journal => self.layout.journal(key),
@@ -190,6 +237,25 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         puts: Vec<(u64, T)>,
         keep: usize,
     ) -> Result<bool, FenceError> {
+        let Some(staged) = self.stage(key, puts, keep)? else {
+            return Ok(false);
+        };
+        for part in staged.into_txns() {
+            let revision = self.fenced.txn(&self.prefix(key), part.txn.clone()).await?;
+            self.settle(part, revision);
+        }
+        Ok(true)
+    }
+
+    /// What [`KeptList::write`] would write, not written yet: `None` when the copy already
+    /// holds it. Apply its transactions ([`StagedList::into_txns`]) in order, each followed
+    /// by [`KeptList::settle`].
+    pub fn stage(
+        &self,
+        key: &DeploymentKey,
+        puts: Vec<(u64, T)>,
+        keep: usize,
+    ) -> Result<Option<StagedList<T>>, FenceError> {
         let (puts, deletes) = {
             let copy = self.copy();
             let list = copy.get(key);
@@ -230,7 +296,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
             .filter(|(index, _)| !deletes.contains(index))
             .collect();
         if puts.is_empty() && deletes.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         // etcd refuses a request over 1.5 MiB: puts go in as few transactions as keep each
         // under a budget, the deletions with the last.
@@ -254,33 +320,35 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         for index in &deletes {
             last.txn = std::mem::take(&mut last.txn).delete(&self.entry_key(key, *index));
         }
-        let count = batches.len();
-        for (position, Batch { txn, written, .. }) in batches.into_iter().enumerate() {
-            let revision = self.fenced.txn(&self.prefix(key), txn).await?;
-            let mut copy = self.copy();
-            let list = copy.entry(key.clone()).or_default();
-            for (index, value) in written {
-                list.insert(
-                    index,
-                    Slot {
-                        held: Held::Value(value),
-                        revision,
-                    },
-                );
-            }
-            if position + 1 == count {
-                for index in &deletes {
-                    list.insert(
-                        *index,
-                        Slot {
-                            held: Held::Deleted,
-                            revision,
-                        },
-                    );
-                }
-            }
+        Ok(Some(StagedList {
+            key: key.clone(),
+            batches,
+            deletes,
+        }))
+    }
+
+    /// Gives the copy what `part` put and deleted, once etcd accepted it at `revision`.
+    pub fn settle(&self, part: StagedTxn<T>, revision: Revision) {
+        let mut copy = self.copy();
+        let list = copy.entry(part.key).or_default();
+        for (index, value) in part.written {
+            list.insert(
+                index,
+                Slot {
+                    held: Held::Value(value),
+                    revision,
+                },
+            );
         }
-        Ok(true)
+        for index in part.deletes {
+            list.insert(
+                index,
+                Slot {
+                    held: Held::Deleted,
+                    revision,
+                },
+            );
+        }
     }
 
     /// Deletes `key`'s whole list, if it has any entry; whether it deleted one.

@@ -11,6 +11,7 @@
 //! - [`history`]: the revision history as pure steps, and where a failed revision goes back to;
 //! - [`journal`]: the decisions of one reconcile, for the deployment's journal;
 //! - [`lists`]: the history and journal as etcd holds them, and the only way they are written;
+//! - [`records`]: what one reconcile writes under `/observed`, in one transaction;
 //! - [`reconcile`]: one key against Marathon.
 
 pub mod crash_loop;
@@ -21,6 +22,7 @@ pub mod lists;
 pub mod mapping;
 pub mod progress;
 pub mod reconcile;
+pub mod records;
 pub mod started;
 pub mod status;
 pub mod statuses;

@@ -30,10 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use theseus::api::{
-    Decision, DeploymentKey, JournalEntry, Phase, Reason, RevisionOutcome, RevisionRecord,
-    parse_spec,
-};
+use theseus::api::{Decision, DeploymentKey, Phase, Reason, RevisionOutcome, parse_spec};
 use theseus::marathon::{self, App, AppId, DeploymentId};
 use theseus::store::Entry;
 use tracing::{debug, info};
@@ -41,13 +38,11 @@ use tracing::{debug, info};
 use super::crash_loop::{apply_crash_loop, count_failures};
 use super::drift::{Drift, DriftedField, drift};
 use super::history;
-use super::journal::Journal;
-use super::lists::KeptList;
 use super::mapping::{DesiredApp, Mapping};
 use super::progress::{Deadline, apply_deadline, stop_clock};
+use super::records::{Recording, Records};
 use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
-use super::statuses::Statuses;
 use crate::marathon_snapshot::MarathonSnapshot;
 use crate::ownership::Ownership;
 use crate::runtime::fence::{Fence, FenceError};
@@ -57,7 +52,7 @@ use crate::runtime::runner::Action;
 
 mod rollout;
 
-use rollout::{Decided, report_failure};
+use rollout::{Decided, record_running, report_failure};
 
 /// How soon a key waiting for someone else's deployment is looked at again.
 const LOCK_RETRY: Duration = Duration::from_secs(2);
@@ -185,9 +180,7 @@ pub struct Deployments {
     mapping: Mapping,
     desired: Reflection<DeploymentKey>,
     snapshot: Arc<MarathonSnapshot>,
-    statuses: Arc<Statuses>,
-    history: Arc<KeptList<RevisionRecord>>,
-    journal: Arc<KeptList<JournalEntry>>,
+    records: Records,
     fence: Fence,
     /// Deployments this term started, by key.
     started: StartedDeployments,
@@ -208,9 +201,7 @@ impl Deployments {
             mapping,
             desired,
             snapshot,
-            statuses: records.statuses,
-            history: records.history,
-            journal: records.journal,
+            records,
             fence,
             started: StartedDeployments::default(),
             metrics,
@@ -226,9 +217,9 @@ impl Deployments {
     /// journal, or an app in the group whose id is a deployment's.
     pub fn keys(&self) -> BTreeSet<DeploymentKey> {
         let mut keys: BTreeSet<DeploymentKey> = self.desired.keys().into_iter().collect();
-        keys.extend(self.statuses.keys());
-        keys.extend(self.history.keys());
-        keys.extend(self.journal.keys());
+        keys.extend(self.records.statuses.keys());
+        keys.extend(self.records.history.keys());
+        keys.extend(self.records.journal.keys());
         keys.extend(
             self.snapshot
                 .apps()
@@ -280,17 +271,14 @@ impl Deployments {
             desired_instances: Some(spec.instances),
             health_checked: !spec.health_checks.is_empty(),
         };
-        let prior = self.statuses.get(key);
-        let mut journal = Journal::new(revision);
-        let history = self.history.get(key);
+        let prior = self.records.statuses.get(key);
+        let mut recording = Recording::new(revision);
+        let history = self.records.history.get(key);
         // A paused revision is not acted on, so it gets no record until it is resumed.
         let record = if spec.paused {
             None
         } else {
-            Some(
-                self.begin_revision(key, entry, &spec, &desired, &history, &mut journal)
-                    .await?,
-            )
+            Some(self.begin_revision(entry, &spec, &desired, &history, &mut recording))
         };
         // A revision rolled back stays rolled back until /desired changes: the app is kept
         // at the revision it went back to, drift included.
@@ -338,7 +326,7 @@ impl Deployments {
         if converged.wrote {
             fail::fail_point!(AFTER_MARATHON_WRITE);
         }
-        journal.extend(converged.decision.clone());
+        recording.journal.extend(converged.decision.clone());
         let app = self.snapshot.app(app_id);
         let mut status = report(subject, app.as_deref(), &converged.situation);
         let mut action = converged.action;
@@ -346,13 +334,18 @@ impl Deployments {
         match (&converged.situation, record) {
             (Situation::Paused { .. }, _) => {
                 stop_clock(&mut status);
-                journal.on_reason(prior.as_ref(), &status, Reason::Paused, Decision::Paused);
+                recording.journal.on_reason(
+                    prior.as_ref(),
+                    &status,
+                    Reason::Paused,
+                    Decision::Paused,
+                );
             }
             (
                 Situation::Applied | Situation::Locked(_) | Situation::MarathonUnavailable(_),
                 Some(record),
             ) => {
-                journal.on_reason(
+                recording.journal.on_reason(
                     prior.as_ref(),
                     &status,
                     Reason::WaitingForDeployment,
@@ -377,8 +370,7 @@ impl Deployments {
                     match outcome {
                         _ if crash_looping => {}
                         Deadline::Met => {
-                            self.record_running(key, &spec, &record, &status, &mut journal)
-                                .await?;
+                            record_running(&record, &status, &mut recording);
                         }
                         Deadline::Pending(left) => {
                             // Look again when the deadline passes, even if nothing else
@@ -409,7 +401,7 @@ impl Deployments {
                                 &history,
                                 reason,
                                 &mut status,
-                                &mut journal,
+                                &mut recording,
                             )
                             .await?;
                         match decided {
@@ -434,8 +426,7 @@ impl Deployments {
             }
             _ => {}
         }
-        self.write_journal(key, journal).await?;
-        self.write_status(key, status).await?;
+        self.record(key, &spec, recording, Some(status)).await?;
         match failure {
             Some(failure) => Err(failure),
             None => Ok(action),
@@ -450,7 +441,7 @@ impl Deployments {
         let app = match self.snapshot.current_app(app_id).await {
             Ok(app) => app,
             Err(message) => {
-                if self.statuses.contains(key) {
+                if self.records.statuses.contains(key) {
                     let status = report(
                         removed(app_id),
                         self.snapshot.app(app_id).as_deref(),
@@ -501,15 +492,16 @@ impl Deployments {
         // The history and the journal go before the status, so a stop in between leaves the
         // status to say the deployment is being deleted, and the next reconcile finishes.
         for list in [
-            self.history.remove(key).await,
-            self.journal.remove(key).await,
+            self.records.history.remove(key).await,
+            self.records.journal.remove(key).await,
         ] {
             list.map_err(|source| ReconcileError::Record {
                 key: key.clone(),
                 source: Box::new(source),
             })?;
         }
-        self.statuses
+        self.records
+            .statuses
             .remove(key)
             .await
             .map_err(|source| ReconcileError::Status {
@@ -753,7 +745,8 @@ impl Deployments {
         key: &DeploymentKey,
         status: theseus::api::DeploymentStatus,
     ) -> Result<(), ReconcileError> {
-        self.statuses
+        self.records
+            .statuses
             .write(key, status)
             .await
             .map(|_| ())
@@ -762,17 +755,6 @@ impl Deployments {
                 source: Box::new(source),
             })
     }
-}
-
-/// The statuses, revision histories and journals of one term, as the reconciler writes them.
-#[derive(Debug)]
-pub struct Records {
-    /// `/observed/<service>/<name>/status`.
-    pub statuses: Arc<Statuses>,
-    /// `/observed/<service>/<name>/history/<revision>`.
-    pub history: Arc<KeptList<RevisionRecord>>,
-    /// `/observed/<service>/<name>/journal/<sequence>`.
-    pub journal: Arc<KeptList<JournalEntry>>,
 }
 
 /// The subject of a removed deployment's status.

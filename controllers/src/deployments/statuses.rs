@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use theseus::api::{DeploymentKey, DeploymentStatus};
-use theseus::store::{Layout, Revision};
+use theseus::store::{Layout, Revision, Txn};
 use tracing::warn;
 
 use crate::observed::tree::StatusChange;
@@ -186,6 +186,27 @@ impl Copy {
     }
 }
 
+/// A status put begun by [`Statuses::stage`].
+#[derive(Debug)]
+pub struct StagedStatus {
+    key: DeploymentKey,
+    status_key: String,
+    bytes: Vec<u8>,
+    status: DeploymentStatus,
+}
+
+impl StagedStatus {
+    /// The put, as a transaction of its own or to join another.
+    pub fn txn(&self) -> Txn {
+        Txn::new().put(&self.status_key, self.bytes.clone())
+    }
+
+    /// The bytes it puts.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// The statuses of one term.
 #[derive(Debug)]
 pub struct Statuses {
@@ -275,21 +296,52 @@ impl Statuses {
         key: &DeploymentKey,
         status: DeploymentStatus,
     ) -> Result<bool, FenceError> {
-        if !self.copy().begin_put(key, &status) {
+        let Some(staged) = self.stage(key, status)? else {
             return Ok(false);
-        }
+        };
         let written = self
             .fenced
-            .put_json(&self.layout.status(key), &status)
+            .txn(&self.layout.status(key), staged.txn())
             .await;
-        self.copy().settle(
-            key,
-            written.as_ref().ok().copied(),
-            Some(Held::Status(Box::new(status))),
-        );
+        self.settle(staged, written.as_ref().ok().copied());
         written?;
-        self.metrics.status_written("put");
         Ok(true)
+    }
+
+    /// Begins a write of `status` for `key` to be sent in a transaction of the caller's
+    /// ([`StagedStatus::txn`]): `None` when the held status already says the same. Every
+    /// staged write is ended with [`Statuses::settle`], whether etcd accepted it or not.
+    pub fn stage(
+        &self,
+        key: &DeploymentKey,
+        status: DeploymentStatus,
+    ) -> Result<Option<StagedStatus>, FenceError> {
+        let status_key = self.layout.status(key);
+        let bytes = serde_json::to_vec(&status).map_err(|error| FenceError::Encode {
+            key: status_key.clone(),
+            reason: error.to_string(),
+        })?;
+        if !self.copy().begin_put(key, &status) {
+            return Ok(None);
+        }
+        Ok(Some(StagedStatus {
+            key: key.clone(),
+            status_key,
+            bytes,
+            status,
+        }))
+    }
+
+    /// Ends a staged write: `revision` is where etcd accepted it, `None` if it did not.
+    pub fn settle(&self, staged: StagedStatus, revision: Option<Revision>) {
+        self.copy().settle(
+            &staged.key,
+            revision,
+            Some(Held::Status(Box::new(staged.status))),
+        );
+        if revision.is_some() {
+            self.metrics.status_written("put");
+        }
     }
 
     /// Removes the status of `key`, if there is one; whether it removed one.

@@ -1,7 +1,7 @@
 //! A revision's rollout, for the deployments reconcile: its record in the history when the
-//! controller first acts on it, its record once it runs, and when it fails, the decision (roll
-//! back or leave the app) recorded before Marathon is asked, with one journal entry per
-//! decision.
+//! controller first acts on it, its record once it runs (both written with the reconcile's
+//! status, in one transaction), and when it fails, the decision (roll back or leave the app)
+//! recorded before Marathon is asked, with one journal entry per decision.
 //!
 //! What it promises: a failed revision is rolled back only when its spec says
 //! `auto_rollback` and the history holds a revision to go back to
@@ -21,8 +21,8 @@ use theseus::api::{
 use theseus::store::Entry;
 
 use super::super::history;
-use super::super::journal::{JOURNAL_LENGTH, Journal};
 use super::super::mapping::DesiredApp;
+use super::super::records::{Recording, RecordsError};
 use super::super::status::Situation;
 use super::{AFTER_MARATHON_WRITE, BEFORE_ROLLBACK, Converged, Deployments, ReconcileError};
 use crate::runtime::runner::Action;
@@ -49,59 +49,33 @@ pub(super) enum Decided {
 }
 
 impl Deployments {
-    /// The record of `entry`'s revision, written (with the end of the revisions it
-    /// supersedes) if this is the first time the controller acts on it.
-    pub(super) async fn begin_revision(
+    /// The record of `entry`'s revision, recorded (with the end of the revisions it
+    /// supersedes) if this is the first time the controller acts on it. It is written with
+    /// the reconcile's status: a controller that stops before then records it again.
+    pub(super) fn begin_revision(
         &self,
-        key: &DeploymentKey,
         entry: &Entry,
         spec: &DeploymentSpec,
         desired: &DesiredApp,
         history: &BTreeMap<u64, RevisionRecord>,
-        journal: &mut Journal,
-    ) -> Result<RevisionRecord, ReconcileError> {
+        recording: &mut Recording,
+    ) -> RevisionRecord {
         let revision = entry.mod_revision;
         if let Some(record) = u64::try_from(revision).ok().and_then(|r| history.get(&r)) {
-            return Ok(record.clone());
+            return record.clone();
         }
         let now = Utc::now();
         let record = history::started(revision, &entry.value, spec, desired.hash.as_str(), now);
-        let mut puts = history::superseded(history, revision, now);
-        puts.push(record.clone());
-        self.write_history(key, spec, puts).await?;
-        journal.push(
+        recording.history(history::superseded(history, revision, now));
+        recording.history([record.clone()]);
+        recording.journal.push(
             Decision::RevisionStarted,
             match &spec.change_cause {
                 Some(cause) => format!("started revision {revision}: {cause}"),
                 None => format!("started revision {revision}"),
             },
         );
-        Ok(record)
-    }
-
-    /// Records that `record`'s revision reached `Running`, once.
-    pub(super) async fn record_running(
-        &self,
-        key: &DeploymentKey,
-        spec: &DeploymentSpec,
-        record: &RevisionRecord,
-        status: &DeploymentStatus,
-        journal: &mut Journal,
-    ) -> Result<(), ReconcileError> {
-        let at = status.revision_running_at.unwrap_or_else(Utc::now);
-        let Some(running) = history::running(record, status.app_version.as_deref(), at) else {
-            return Ok(());
-        };
-        self.write_history(key, spec, vec![running]).await?;
-        journal.push(
-            Decision::RevisionRunning,
-            format!(
-                "revision {} runs (version {})",
-                record.revision,
-                status.app_version.as_deref().unwrap_or("unknown")
-            ),
-        );
-        Ok(())
+        record
     }
 
     /// Records that `record`'s revision failed for `reason` (the status says how), and rolls
@@ -116,7 +90,7 @@ impl Deployments {
         history: &BTreeMap<u64, RevisionRecord>,
         reason: Reason,
         status: &mut DeploymentStatus,
-        journal: &mut Journal,
+        recording: &mut Recording,
     ) -> Result<Decided, ReconcileError> {
         let now = Utc::now();
         let message = status
@@ -129,8 +103,8 @@ impl Deployments {
             .flatten();
         let Some((target, target_spec)) = target else {
             let failed = history::failed(record, reason, &message, None, now);
-            self.write_history(key, spec, vec![failed.clone()]).await?;
-            journal.push(
+            recording.history([failed.clone()]);
+            recording.journal.push(
                 Decision::RevisionFailed,
                 format!(
                     "revision {} failed ({reason}: {message}); {}",
@@ -144,21 +118,19 @@ impl Deployments {
             );
             return Ok(Decided::Failed(failed));
         };
-        // The decision is recorded before Marathon is asked: a controller that stops in
-        // between finds it after its restart and finishes the rollback, never starting a
-        // second one.
+        // The decision is recorded, and journaled, before Marathon is asked: a controller
+        // that stops in between finds it after its restart and finishes the rollback, never
+        // starting a second one, and leaves it journaled once.
         let rolled = history::failed(record, reason, &message, Some(target.revision), now);
-        self.write_history(key, spec, vec![rolled.clone()]).await?;
-        journal.push(
+        recording.history([rolled.clone()]);
+        recording.journal.push(
             Decision::RolledBack,
             format!(
                 "rolled revision {} back to revision {} ({reason}: {message})",
                 record.revision, target.revision
             ),
         );
-        // Journaled with the decision, so that a controller stopped before Marathon is asked
-        // leaves it journaled once.
-        self.write_journal(key, journal.take()).await?;
+        self.record(key, spec, recording.take(), None).await?;
         fail::fail_point!(BEFORE_ROLLBACK);
         let target_app = self.mapping.desired_app(key, &target_spec);
         let app_id = target_app.id().clone();
@@ -175,7 +147,7 @@ impl Deployments {
         if converged.wrote {
             fail::fail_point!(AFTER_MARATHON_WRITE);
         }
-        journal.extend(converged.decision);
+        recording.journal.extend(converged.decision);
         Ok(Decided::RolledBack(RolledBack {
             record: rolled,
             situation: converged.situation,
@@ -186,47 +158,51 @@ impl Deployments {
         }))
     }
 
-    async fn write_history(
+    /// Writes what `recording` holds, and `status`, keeping the history `spec` asks for.
+    pub(super) async fn record(
         &self,
         key: &DeploymentKey,
         spec: &DeploymentSpec,
-        records: Vec<RevisionRecord>,
+        recording: Recording,
+        status: Option<DeploymentStatus>,
     ) -> Result<(), ReconcileError> {
-        let puts = records
-            .into_iter()
-            .map(|record| (u64::try_from(record.revision).unwrap_or_default(), record))
-            .collect();
         // The current revision's record is always kept: it holds the rollback decision.
         let keep = usize::try_from(spec.revision_history_limit.max(1)).unwrap_or(usize::MAX);
-        self.history
-            .write(key, puts, keep)
+        self.records
+            .write(key, recording, keep, status)
             .await
-            .map(|_| ())
-            .map_err(|source| ReconcileError::Record {
-                key: key.clone(),
-                source: Box::new(source),
+            .map_err(|error| match error {
+                RecordsError::Lists(source) => ReconcileError::Record {
+                    key: key.clone(),
+                    source: Box::new(source),
+                },
+                RecordsError::Status(source) => ReconcileError::Status {
+                    key: key.clone(),
+                    source: Box::new(source),
+                },
             })
     }
+}
 
-    pub(super) async fn write_journal(
-        &self,
-        key: &DeploymentKey,
-        journal: Journal,
-    ) -> Result<(), ReconcileError> {
-        if journal.entries.is_empty() {
-            return Ok(());
-        }
-        let first = self.journal.last_index(key) + 1;
-        let puts = (first..).zip(journal.entries).collect();
-        self.journal
-            .write(key, puts, JOURNAL_LENGTH)
-            .await
-            .map(|_| ())
-            .map_err(|source| ReconcileError::Record {
-                key: key.clone(),
-                source: Box::new(source),
-            })
-    }
+/// Records that `record`'s revision reached `Running`, once.
+pub(super) fn record_running(
+    record: &RevisionRecord,
+    status: &DeploymentStatus,
+    recording: &mut Recording,
+) {
+    let at = status.revision_running_at.unwrap_or_else(Utc::now);
+    let Some(running) = history::running(record, status.app_version.as_deref(), at) else {
+        return;
+    };
+    recording.history([running]);
+    recording.journal.push(
+        Decision::RevisionRunning,
+        format!(
+            "revision {} runs (version {})",
+            record.revision,
+            status.app_version.as_deref().unwrap_or("unknown")
+        ),
+    );
 }
 
 /// Reports a revision whose failure was decided (see [`history::decided`]): `Failed`, with
