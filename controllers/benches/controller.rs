@@ -38,13 +38,13 @@ use localmarathon::Handle;
 use serde_json::json;
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
 use theseus::marathon::{App, AppId, AppQuery, EventKind, EventStream, MarathonClient};
-use theseus::store::{KeyPath, Store, WatchEvent};
+use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent};
 use theseus_testkit::EtcdServer;
 
 mod support;
 use support::{
-    ControllerProcess, Stack, delta, etcd_put_to_watch, etcd_server_requests, marathon_calls,
-    metric_sum, print_table, summary,
+    ControllerProcess, Stack, delta, etcd_cpu_seconds, etcd_put_to_watch, etcd_server_requests,
+    marathon_calls, metric_sum, print_table, process_cpu_seconds, summary,
 };
 
 const LATENCY_PUTS: usize = 200;
@@ -228,8 +228,15 @@ async fn marathon_alone(
 }
 
 /// etcd alone: the minimum keys of `n` deployments of `instances` (each spec, one status,
-/// one record per task, of their usual sizes) under a prefix of their own; then removed.
-async fn etcd_alone(store: &Store, n: usize, instances: u32) -> Duration {
+/// one record per task, of their usual sizes), written to an etcd of its own. Not the one the
+/// controller is measured on: etcd 3.4 copies its write buffer, which keeps the size of the
+/// largest batch of writes it has held, for every transaction with a compare, so the floor's
+/// burst of writes would slow down every fenced write measured after it.
+async fn etcd_alone(n: usize, instances: u32) -> Duration {
+    let etcd = EtcdServer::start();
+    let store = Store::connect(EtcdConfig::new(etcd.endpoints()), Layout::default())
+        .await
+        .unwrap();
     let spec = json!({"cmd": "sleep 1000", "instances": instances}).to_string();
     let status = json!({
         "observed_revision": 1234, "phase": "Running",
@@ -277,16 +284,7 @@ async fn etcd_alone(store: &Store, n: usize, instances: u32) -> Duration {
         })
         .await;
     let took = started.elapsed();
-    store
-        .live_client()
-        .await
-        .unwrap()
-        .delete(
-            "/floor/",
-            Some(etcd_client::DeleteOptions::new().with_prefix()),
-        )
-        .await
-        .unwrap();
+    drop(etcd);
     took
 }
 
@@ -462,7 +460,7 @@ async fn converge(
     let tasks = deployments * instances as usize;
     eprintln!("2/4: the floor of {deployments} × {instances}");
     let marathon_floor = marathon_alone(marathon, client, deployments, instances).await;
-    let etcd_floor = etcd_alone(store, deployments, instances).await;
+    let etcd_floor = etcd_alone(deployments, instances).await;
     let floor = marathon_floor.max(etcd_floor);
     rows.push((
         format!("floor: Marathon alone, {deployments} × {instances} creates → all running"),
@@ -483,6 +481,12 @@ async fn converge(
     controller.wait_leading().await;
     let traffic_before = marathon.traffic();
     let metrics_before = controller.metrics().await;
+    let etcd_requests_before = etcd_server_requests(etcd).await;
+    let cpu_before = (
+        etcd_cpu_seconds(etcd).await,
+        controller.cpu_seconds(),
+        process_cpu_seconds("/proc/self/stat"),
+    );
     let spec = json!({"cmd": "sleep 1000", "instances": instances}).to_string();
     // The watch starts before the first put, so that it sees every write of the controller.
     let revisions_known = tokio::sync::watch::Sender::new(None::<HashMap<String, i64>>);
@@ -532,6 +536,12 @@ async fn converge(
         }
     };
     let took = converged - started;
+    let cpu = (
+        etcd_cpu_seconds(etcd).await - cpu_before.0,
+        controller.cpu_seconds() - cpu_before.1,
+        process_cpu_seconds("/proc/self/stat") - cpu_before.2,
+    );
+    let etcd_requests = delta(&etcd_server_requests(etcd).await, &etcd_requests_before);
     let (rss, peak) = controller.memory_mib();
     let traffic = marathon.traffic();
     let after = controller.metrics().await;
@@ -651,6 +661,16 @@ async fn converge(
                 .filter(|(_, n)| *n > 0.0)
                 .collect::<Vec<_>>()
         ),
+        "",
+    ));
+    rows.push((
+        "etcd requests by method (etcd's count, every client)".into(),
+        format!("{etcd_requests:?}"),
+        "",
+    ));
+    rows.push((
+        "CPU seconds: etcd / controller / localmarathon and this benchmark".into(),
+        format!("{:.1} / {:.1} / {:.1}", cpu.0, cpu.1, cpu.2),
         "",
     ));
     rows.push((

@@ -162,6 +162,11 @@ impl ControllerProcess {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU seconds the controller has used (user and system).
+    pub fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     pub fn terminate(mut self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -208,6 +213,37 @@ pub fn marathon_calls(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// etcd's own count of finished unary requests by method (Range, Put, Txn, DeleteRange, …).
+/// CPU seconds (user and system) of the process whose `stat` file is `path`
+/// (`/proc/self/stat` for this one).
+pub fn process_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // USER_HZ, which Linux fixes at 100 for every architecture it runs this on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// etcd's CPU seconds, from its own `/metrics`.
+pub async fn etcd_cpu_seconds(etcd: &EtcdServer) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", etcd.endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric_sum(&text, "process_cpu_seconds_total", "")
+}
+
 pub async fn etcd_server_requests(etcd: &EtcdServer) -> BTreeMap<String, f64> {
     let text = reqwest::get(format!("{}/metrics", etcd.endpoint()))
         .await
