@@ -66,16 +66,28 @@ impl MarathonSnapshot {
     /// task events in place, marks the apps other events name as dirty, and re-reads dirty
     /// apps. Reconnects with backoff; marks Marathon unreachable while it cannot connect.
     ///
-    /// The stream is read on a task of its own that only hands events to the
-    /// [`Backlog`]: applying them (and every Marathon request) happens elsewhere, so a slow
-    /// picture never makes Marathon cut the stream.
+    /// The stream is read on a thread of its own, with a runtime of its own, that only hands
+    /// events to the [`Backlog`]: applying them (and every Marathon request) happens
+    /// elsewhere, and however busy the workers are, the reader is not queued behind them, so
+    /// a slow picture never makes Marathon cut the stream.
     pub async fn follow_events(self: Arc<Self>, stop: CancellationToken) {
         // The reader stops with `stop`, and also when this future is dropped (a term lost).
         let reader_stop = stop.child_token();
         let _stop_reader = reader_stop.clone().drop_guard();
-        let reader = tokio::spawn({
+        let reader = tokio::task::spawn_blocking({
             let snapshot = Arc::clone(&self);
-            async move { snapshot.read_events(reader_stop).await }
+            move || match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("marathon-events")
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(snapshot.read_events(reader_stop)),
+                // No thread to spare: read on the shared runtime rather than not at all.
+                Err(error) => {
+                    warn!(%error, "cannot start the event stream's own runtime");
+                    tokio::runtime::Handle::current().block_on(snapshot.read_events(reader_stop))
+                }
+            }
         });
         tokio::join!(
             self.apply_events(stop.clone()),
@@ -306,7 +318,9 @@ impl MarathonSnapshot {
         }
         self.publish(Change::Apps(changed));
         if !dirty.is_empty() {
-            self.state().dirty.extend(dirty);
+            let mut state = self.state();
+            state.dirty.extend(dirty);
+            self.count_rereads(&state);
             self.dirty_added.notify_one();
         }
     }
@@ -351,6 +365,8 @@ impl MarathonSnapshot {
                 for id in &round {
                     state.dirty.remove(id);
                 }
+                state.rereading += round.len();
+                self.count_rereads(&state);
                 if !state.dirty.is_empty() {
                     self.dirty_added.notify_one();
                 }
@@ -361,7 +377,13 @@ impl MarathonSnapshot {
             }
             let failed: Vec<AppId> = stream::iter(dirty)
                 .map(|id| async move {
-                    match self.refresh(&id).await {
+                    let refreshed = self.refresh(&id).await;
+                    {
+                        let mut state = self.state();
+                        state.rereading = state.rereading.saturating_sub(1);
+                        self.count_rereads(&state);
+                    }
+                    match refreshed {
                         Ok(_) => None,
                         Err(error) => {
                             debug!(app = %id, %error, "cannot re-read an app after an event");
@@ -380,11 +402,21 @@ impl MarathonSnapshot {
         }
     }
 
+    /// Publishes how many re-reads events asked for are not finished.
+    fn count_rereads(&self, state: &State) {
+        self.metrics
+            .snapshot_rereads_pending(state.dirty.len() + state.rereading);
+    }
+
     /// Keeps `apps` dirty and reads them again after a pause, whether or not more events
     /// come (no event may come again for them); while Marathon is unreachable, only once it
     /// is reachable again, so an outage costs no re-read per app.
     async fn retry_later(&self, apps: Vec<AppId>, stop: &CancellationToken) {
-        self.state().dirty.extend(apps);
+        {
+            let mut state = self.state();
+            state.dirty.extend(apps);
+            self.count_rereads(&state);
+        }
         let unreachable = self.reachability() != Reachability::Reachable;
         tokio::select! {
             () = stop.cancelled() => {}

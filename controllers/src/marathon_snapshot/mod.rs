@@ -191,6 +191,8 @@ struct State {
     stale: HashSet<AppId>,
     /// Apps named by events since they were last re-read.
     dirty: HashSet<AppId>,
+    /// Apps of `dirty` being re-read now.
+    rereading: usize,
     reachability: Reachability,
 }
 

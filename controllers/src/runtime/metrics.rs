@@ -114,6 +114,7 @@ pub struct Metrics {
     snapshot_deployment_events: Family<OutcomeLabels, Counter>,
     marathon_events: Counter,
     marathon_event_backlog_peak: Gauge,
+    snapshot_rereads_pending: Gauge,
     etcd_requests: Family<EtcdLabels, Counter>,
     etcd_duration: HistogramFamily<EtcdOperationLabels>,
     status_writes: Family<ActionLabels, Counter>,
@@ -158,6 +159,7 @@ impl Metrics {
             snapshot_deployment_events: Family::default(),
             marathon_events: Counter::default(),
             marathon_event_backlog_peak: Gauge::default(),
+            snapshot_rereads_pending: Gauge::default(),
             etcd_requests: Family::default(),
             etcd_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
@@ -240,6 +242,11 @@ impl Metrics {
             "marathon_event_backlog_peak",
             "The most events read from Marathon's stream and not yet applied at once, in this term",
             metrics.marathon_event_backlog_peak.clone(),
+        );
+        registry.register(
+            "marathon_snapshot_rereads_pending",
+            "Apps an event asked the snapshot to re-read whose read has not finished yet",
+            metrics.snapshot_rereads_pending.clone(),
         );
         registry.register(
             "etcd_requests",
@@ -382,6 +389,12 @@ impl Metrics {
     pub fn marathon_event_backlog_peak(&self, events: usize) {
         self.marathon_event_backlog_peak
             .set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+
+    /// How many apps wait for a re-read an event asked for, or are being re-read.
+    pub fn snapshot_rereads_pending(&self, apps: usize) {
+        self.snapshot_rereads_pending
+            .set(i64::try_from(apps).unwrap_or(i64::MAX));
     }
 
     /// An etcd request finished; `result` is `ok`, `error` or `fence_failed`.
