@@ -1,7 +1,7 @@
-//! What one reconcile records under a deployment's `/observed` prefix, against a real etcd:
-//! its revision records, journal entries and status go in one transaction when they fit in
-//! one request; what etcd already holds is not written again; a history too large for one
-//! request is written first and the status last.
+//! What the controller writes, against a real etcd: one reconcile's revision records, journal
+//! entries and status go in one transaction when they fit in one request; what etcd already
+//! holds is not written again; a history too large for one request is written first and the
+//! status last; writes made at the same time share transactions, and share their fate.
 
 mod support;
 
@@ -20,7 +20,7 @@ use theseus_controllers::deployments::lists::KeptList;
 use theseus_controllers::deployments::records::{Recording, Records};
 use theseus_controllers::deployments::statuses::Statuses;
 use theseus_controllers::observed::tree::ListKind;
-use theseus_controllers::runtime::fence::{Fence, FencedStore, LeaseDeadline};
+use theseus_controllers::runtime::fence::{Fence, FenceError, FencedStore, LeaseDeadline};
 use theseus_controllers::runtime::metrics::Metrics;
 use theseus_testkit::EtcdServer;
 use tokio::time::Instant;
@@ -202,4 +202,75 @@ async fn a_history_too_large_for_one_request_goes_first_and_the_status_last() {
             .any(|entry| entry.key.starts_with(&layout.journal(&key())))
     );
     assert!(txns(&metrics) >= 2);
+}
+
+/// One poll of the test's only thread queues every write before the sender runs, so the
+/// sharing is certain, not likely.
+#[tokio::test(flavor = "current_thread")]
+async fn writes_made_at_once_share_one_transaction_and_its_revision() {
+    let etcd = EtcdServer::start();
+    let store = store(&etcd, "").await;
+    let metrics = Arc::new(Metrics::new());
+    let fenced = records(&store, &metrics).await.fenced;
+
+    let keys: Vec<String> = (0..64)
+        .map(|i| format!("/observed/s{i}/d/status"))
+        .collect();
+    let fenced = &fenced;
+    let revisions = futures::future::join_all(
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| async move { fenced.put_json(key, &i).await }),
+    )
+    .await;
+    assert_eq!(txns(&metrics), 1, "64 writes, one transaction");
+    for ((i, key), revision) in keys.iter().enumerate().zip(revisions) {
+        let revision = revision.unwrap();
+        let entry = store.get(key).await.unwrap().expect("written");
+        assert_eq!(
+            entry.mod_revision, revision,
+            "{key}: the revision etcd gave it"
+        );
+        assert_eq!(entry.json::<usize>().unwrap(), i);
+    }
+
+    // A deposed term's writes made at once all fail, and write nothing.
+    let lost = CancellationToken::new();
+    let deposed = FencedStore::new(
+        store.clone(),
+        Fence::new(
+            LEADER_KEY,
+            fenced.fence().token() - 1,
+            Arc::new(LeaseDeadline::new(
+                Instant::now() + Duration::from_secs(3600),
+            )),
+            Duration::ZERO,
+            lost.clone(),
+        ),
+        Arc::clone(&metrics),
+    );
+    let late = futures::future::join_all((0..8).map(|i| {
+        let deposed = &deposed;
+        async move {
+            deposed
+                .put_json(&format!("/observed/late{i}/d/status"), &i)
+                .await
+        }
+    }))
+    .await;
+    assert!(
+        late.iter()
+            .all(|write| matches!(write, Err(FenceError::LeadershipLost { .. }))),
+        "{late:?}"
+    );
+    assert!(lost.is_cancelled(), "a failed fence ends its term");
+    assert!(
+        store
+            .list("/observed/late")
+            .await
+            .unwrap()
+            .entries
+            .is_empty(),
+        "nothing of the deposed term's writes is in etcd"
+    );
 }

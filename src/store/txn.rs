@@ -25,6 +25,23 @@ enum Operation {
     DeletePrefix { prefix: String },
 }
 
+impl Operation {
+    /// Whether `other` writes a key this one writes or deletes.
+    fn overlaps(&self, other: &Operation) -> bool {
+        let theirs = match other {
+            Operation::Put { key, .. } | Operation::Delete { key } => key,
+            Operation::DeletePrefix { prefix } => prefix,
+        };
+        match self {
+            Operation::Put { key, .. } | Operation::Delete { key } => match other {
+                Operation::DeletePrefix { prefix } => key.starts_with(prefix.as_str()),
+                _ => key == theirs,
+            },
+            Operation::DeletePrefix { prefix } => theirs.starts_with(prefix.as_str()),
+        }
+    }
+}
+
 /// How a transaction went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnOutcome {
@@ -93,6 +110,34 @@ impl Txn {
     /// How many operations it holds.
     pub fn len(&self) -> usize {
         self.operations.len()
+    }
+
+    /// Whether it has compares (conditions) of its own.
+    pub fn has_compares(&self) -> bool {
+        !self.compares.is_empty()
+    }
+
+    /// The bytes of the values it puts.
+    pub fn value_bytes(&self) -> usize {
+        self.operations
+            .iter()
+            .map(|operation| match operation {
+                Operation::Put { key, value } => key.len() + value.len(),
+                Operation::Delete { key } => key.len(),
+                Operation::DeletePrefix { prefix } => prefix.len(),
+            })
+            .sum()
+    }
+
+    /// Whether this and `other` write a key in common (the same key, or a key under a prefix
+    /// the other deletes): etcd refuses such a pair of operations in one transaction.
+    pub fn touches(&self, other: &Txn) -> bool {
+        self.operations.iter().any(|mine| {
+            other
+                .operations
+                .iter()
+                .any(|theirs| mine.overlaps(theirs) || theirs.overlaps(mine))
+        })
     }
 
     /// This transaction's compares and operations followed by `other`'s: both apply
@@ -166,5 +211,22 @@ mod tests {
         assert_eq!(joined.len(), 4);
         assert_eq!(joined.describe(), "txn on /leader, /a, /b, /c, /d/*");
         assert!(Txn::new().and(Txn::new()).is_empty());
+    }
+
+    #[test]
+    fn transactions_touch_when_they_write_a_key_in_common() {
+        let status = Txn::new().put("/o/web/dev/status", "{}");
+        assert!(status.touches(&Txn::new().put("/o/web/dev/status", "[]")));
+        assert!(status.touches(&Txn::new().delete("/o/web/dev/status")));
+        assert!(status.touches(&Txn::new().delete_prefix("/o/web/dev/")));
+        assert!(Txn::new().delete_prefix("/o/web/").touches(&status));
+        assert!(!status.touches(&Txn::new().put("/o/web/dev/history/7", "{}")));
+        assert!(!status.touches(&Txn::new().delete_prefix("/o/web/dev/history/")));
+        assert!(
+            !Txn::new()
+                .require_create_revision("/leader", 1)
+                .touches(&Txn::new().put("/leader", "x")),
+            "compares are not writes"
+        );
     }
 }

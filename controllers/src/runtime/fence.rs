@@ -1,10 +1,11 @@
 //! Fencing: every write the controller makes holds only while its leadership does.
 //!
 //! What it promises:
-//! - [`FencedStore`] is the only way the controller writes to etcd. Every write is one
-//!   transaction that also requires the leader key's create revision to be the fencing
-//!   token of this term ([`Fence`]); a deposed leader's write therefore changes nothing, even
-//!   if it arrives late.
+//! - [`FencedStore`] is the only way the controller writes to etcd. Every write goes in a
+//!   transaction (alone, or with other writes waiting at the same time:
+//!   [`write_batch`](super::write_batch)) that also requires the leader key's create revision
+//!   to be the fencing token of this term ([`Fence`]); a deposed leader's write therefore
+//!   changes nothing, even if it arrives late.
 //! - A write whose fence fails marks the leadership lost ([`Fence::lost`] is cancelled) and
 //!   returns [`FenceError::LeadershipLost`]; the election loop then stops everything at once.
 //! - [`Fence::check`] says whether this term may still act, from the local lease deadline: call
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{MetricLabel, Metrics};
+use super::write_batch::WriteBatcher;
 
 /// The most operations one transaction may hold: etcd's default `--max-txn-ops` (128). The
 /// fence adds a compare, which counts against a separate limit of the same size.
@@ -42,9 +44,19 @@ pub enum FenceError {
         /// How the loss was noticed.
         reason: &'static str,
     },
-    /// etcd failed; the write may or may not have happened (a retry is safe).
+    /// etcd failed; the write may or may not have happened (a retry is safe). Shared by
+    /// the writes one transaction carried.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Arc<StoreError>),
+    /// The term's sender of writes stopped before it answered: the write to `key` may or may
+    /// not have happened (a retry is safe).
+    #[error(
+        "the write to `{key}` may or may not have happened: the controller's etcd writer stopped"
+    )]
+    WriterStopped {
+        /// The key that was to be written.
+        key: String,
+    },
     /// The value could not be encoded as JSON.
     #[error("cannot encode the value for `{key}` as JSON: {reason}")]
     Encode {
@@ -61,7 +73,14 @@ impl MetricLabel for FenceError {
             FenceError::LeadershipLost { .. } => "leadership_lost",
             FenceError::Store(error) => error.metric_label(),
             FenceError::Encode { .. } => "encode",
+            FenceError::WriterStopped { .. } => "writer_stopped",
         }
+    }
+}
+
+impl From<StoreError> for FenceError {
+    fn from(error: StoreError) -> Self {
+        FenceError::Store(Arc::new(error))
     }
 }
 
@@ -174,7 +193,7 @@ impl Fence {
 pub struct FencedStore {
     store: Store,
     fence: Fence,
-    metrics: Arc<Metrics>,
+    writes: WriteBatcher,
 }
 
 impl fmt::Debug for FencedStore {
@@ -186,12 +205,14 @@ impl fmt::Debug for FencedStore {
 }
 
 impl FencedStore {
-    /// Writes through `store`, fenced by `fence`, counted in `metrics`.
+    /// Writes through `store`, fenced by `fence`, counted in `metrics`, sending concurrent
+    /// writes together ([`WriteBatcher`]); call it on a Tokio runtime.
     pub fn new(store: Store, fence: Fence, metrics: Arc<Metrics>) -> Self {
+        let writes = WriteBatcher::start(store.clone(), fence.clone(), metrics);
         Self {
             store,
             fence,
-            metrics,
+            writes,
         }
     }
 
@@ -242,28 +263,17 @@ impl FencedStore {
         txn: Txn,
     ) -> Result<Revision, FenceError> {
         self.fence.check(key)?;
-        let started = Instant::now();
-        let outcome = self.store.txn(self.fence.guard(txn)).await;
-        let took = started.elapsed();
-        match outcome {
-            Ok(outcome) if outcome.succeeded => {
-                self.metrics.etcd_request(operation, "ok", took);
-                Ok(outcome.revision)
-            }
-            Ok(_) => {
-                // Only the fence is compared, so only the fence failed: another replica
-                // leads now, or our key is gone with our lease.
-                self.metrics.etcd_request(operation, "fence_failed", took);
-                self.fence.lost.cancel();
-                Err(FenceError::LeadershipLost {
-                    key: key.to_owned(),
-                    reason: "the leader key changed",
-                })
-            }
-            Err(error) => {
-                self.metrics.etcd_request(operation, "error", took);
-                Err(error.into())
-            }
+        match self.writes.write(operation, txn).await {
+            Some(Ok(outcome)) if outcome.succeeded => Ok(outcome.revision),
+            // Only the fence is compared: the sender has ended the term.
+            Some(Ok(_)) => Err(FenceError::LeadershipLost {
+                key: key.to_owned(),
+                reason: "the leader key changed",
+            }),
+            Some(Err(error)) => Err(FenceError::Store(error)),
+            None => Err(FenceError::WriterStopped {
+                key: key.to_owned(),
+            }),
         }
     }
 }

@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod queue;
 pub mod reflector;
 pub mod runner;
+pub mod write_batch;
