@@ -299,8 +299,26 @@ impl MarathonClient {
                 credentials,
                 request_timeout: config.request_timeout,
                 observer: None,
+                config,
             }),
         })
+    }
+
+    /// The same client with a connection pool of its own. A connection is driven by the
+    /// runtime it was made on: a stream read on a runtime of its own needs connections made
+    /// there, not one left idle by a request on another runtime.
+    pub fn with_own_connections(&self) -> Result<Self, Error> {
+        let mut client = Self::new(self.endpoints.config.clone())?;
+        if let Some(observer) = &self.endpoints.observer {
+            client = client.with_observer(Arc::clone(observer));
+        }
+        client.endpoints.preferred.store(
+            self.endpoints
+                .preferred
+                .load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(client)
     }
 
     /// The same client, reporting every HTTP attempt to `observer`.
@@ -318,6 +336,7 @@ impl MarathonClient {
                 credentials: endpoints.credentials.clone(),
                 request_timeout: endpoints.request_timeout,
                 observer: Some(observer),
+                config: endpoints.config.clone(),
             }),
         }
     }

@@ -92,6 +92,8 @@ pub(crate) struct Endpoints {
     pub credentials: Option<(String, Option<String>)>,
     pub request_timeout: Duration,
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// What the client was built from, to build another with connections of its own.
+    pub config: super::client::MarathonConfig,
 }
 
 impl Endpoints {

@@ -142,6 +142,11 @@ impl MarathonSnapshot {
     /// Reads the stream into the backlog, and nothing else: no lock of the picture, no
     /// Marathon request, no subscriber runs here.
     async fn read_events(&self, stop: CancellationToken) {
+        // Connections of its own, made and driven on the reader's runtime.
+        let client = self.client.with_own_connections().unwrap_or_else(|error| {
+            warn!(%error, "cannot build a client of its own for the event stream");
+            self.client.clone()
+        });
         let backoff_policy = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(PROBE_MAX_DELAY)
@@ -152,7 +157,7 @@ impl MarathonSnapshot {
                 () = stop.cancelled() => return,
                 // Light plans (the client's default): full ones carry every app twice, in
                 // every deployment event.
-                connected = self.client.events(EVENT_KINDS) => connected,
+                connected = client.events(EVENT_KINDS) => connected,
             };
             let mut events = match connected {
                 Ok(events) => events,
