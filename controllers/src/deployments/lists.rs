@@ -35,7 +35,9 @@ pub(crate) const TXN_BYTES: usize = 1024 * 1024;
 /// What etcd holds at one index.
 #[derive(Debug, Clone)]
 enum Held<T> {
-    Value(T),
+    /// Boxed: a deployment's map of one entry keeps a B-tree leaf's room for eleven, which
+    /// would hold eleven values inline.
+    Value(Box<T>),
     Unreadable,
     /// Deleted at the slot's revision; kept until the watch has passed it.
     Deleted,
@@ -158,7 +160,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         debug_assert_eq!(change.list, self.kind);
         let held = match change.entry {
             Some(entry) => match entry.json::<T>() {
-                Ok(value) => Held::Value(value),
+                Ok(value) => Held::Value(Box::new(value)),
                 Err(error) => {
                     warn!(key = %change.key, %error, "an entry under /observed does not decode");
                     Held::Unreadable
@@ -196,7 +198,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
             .map(|list| {
                 list.iter()
                     .filter_map(|(index, slot)| match &slot.held {
-                        Held::Value(value) => Some((*index, value.clone())),
+                        Held::Value(value) => Some((*index, T::clone(value))),
                         _ => None,
                     })
                     .collect()
@@ -263,7 +265,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
                 .into_iter()
                 .filter(|(index, value)| {
                     !list.and_then(|list| list.get(index)).is_some_and(
-                        |slot| matches!(&slot.held, Held::Value(held) if held == value),
+                        |slot| matches!(&slot.held, Held::Value(held) if **held == *value),
                     )
                 })
                 .collect();
@@ -335,7 +337,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
             list.insert(
                 index,
                 Slot {
-                    held: Held::Value(value),
+                    held: Held::Value(Box::new(value)),
                     revision,
                 },
             );

@@ -39,8 +39,9 @@ use crate::runtime::metrics::Metrics;
 /// A task record as the copy knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
-    /// `None`: the value does not decode.
-    record: Option<TaskRecord>,
+    /// `None`: the value does not decode. Boxed: a deployment's map of one record keeps a
+    /// B-tree leaf's room for eleven, which would hold eleven records inline.
+    record: Option<Box<TaskRecord>>,
     /// The revision of the write that made it.
     revision: Revision,
 }
@@ -178,7 +179,7 @@ impl ObservedTree {
                     Some(KeyPath::Task { key, task_id }) => {
                         let revision = entry.mod_revision;
                         let record = match entry.json::<TaskRecord>() {
-                            Ok(record) => Some(record),
+                            Ok(record) => Some(Box::new(record)),
                             Err(error) => {
                                 warn!(%error, "a task record does not decode; it will be rewritten");
                                 None
@@ -266,7 +267,7 @@ impl ObservedTree {
             .map(|tasks| {
                 tasks
                     .iter()
-                    .map(|(id, known)| (id.clone(), known.record.clone()))
+                    .map(|(id, known)| (id.clone(), known.record.as_deref().cloned()))
                     .collect()
             })
             .unwrap_or_default()
@@ -296,7 +297,7 @@ impl ObservedTree {
         revision: Revision,
     ) {
         let known = Known {
-            record: Some(record),
+            record: Some(Box::new(record)),
             revision,
         };
         put(&mut self.state(), key.clone(), task_id.to_owned(), known);
