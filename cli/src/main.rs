@@ -6,6 +6,7 @@
 mod apply;
 mod dashboard;
 mod delete;
+mod diff;
 mod get;
 mod guest;
 mod output;
@@ -42,6 +43,9 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// List desired deployments with their observed status.
     Get(get::GetArgs),
+    /// Show what applying files would change in /desired and Marathon, writing nothing.
+    /// Exit status 0: no change; 1: changes; 2: an error.
+    Diff(diff::DiffArgs),
     /// Delete deployments from /desired; the controller then deletes their apps.
     Delete(delete::DeleteArgs),
     /// Follow, list, undo, pause and resume a deployment's rollouts.
@@ -61,6 +65,17 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Diff(args) => {
+            // `diff`'s own convention: 1 means "differs", so a failure is 2.
+            return match diff::run(args, &cli.etcd, cli.output).await {
+                Ok(diff::Outcome::Same) => ExitCode::SUCCESS,
+                Ok(diff::Outcome::Differs) => ExitCode::from(1),
+                Err(failure) => {
+                    failure.report();
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Validate(args) => validate::run(args, cli.output),
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
