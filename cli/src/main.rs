@@ -6,6 +6,7 @@
 mod apply;
 mod dashboard;
 mod delete;
+mod describe;
 mod diff;
 mod get;
 mod guest;
@@ -46,6 +47,8 @@ enum Command {
     /// Show what applying files would change in /desired and Marathon, writing nothing.
     /// Exit status 0: no change; 1: changes; 2: an error.
     Diff(diff::DiffArgs),
+    /// Show a deployment's spec, status, tasks, revision history and journal.
+    Describe(describe::DescribeArgs),
     /// Delete deployments from /desired; the controller then deletes their apps.
     Delete(delete::DeleteArgs),
     /// Follow, list, undo, pause and resume a deployment's rollouts.
@@ -76,6 +79,7 @@ async fn main() -> ExitCode {
                 }
             };
         }
+        Command::Describe(args) => describe::run(args, &cli.etcd, cli.output).await,
         Command::Validate(args) => validate::run(args, cli.output),
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
