@@ -6,6 +6,8 @@
 mod apply;
 mod dashboard;
 mod delete;
+mod describe;
+mod diff;
 mod get;
 mod guest;
 mod output;
@@ -42,6 +44,11 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// List desired deployments with their observed status.
     Get(get::GetArgs),
+    /// Show what applying files would change in /desired and Marathon, writing nothing.
+    /// Exit status 0: no change; 1: changes; 2: an error.
+    Diff(diff::DiffArgs),
+    /// Show a deployment's spec, status, tasks, revision history and journal.
+    Describe(describe::DescribeArgs),
     /// Delete deployments from /desired; the controller then deletes their apps.
     Delete(delete::DeleteArgs),
     /// Follow, list, undo, pause and resume a deployment's rollouts.
@@ -61,6 +68,18 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Diff(args) => {
+            // `diff`'s own convention: 1 means "differs", so a failure is 2.
+            return match diff::run(args, &cli.etcd, cli.output).await {
+                Ok(diff::Outcome::Same) => ExitCode::SUCCESS,
+                Ok(diff::Outcome::Differs) => ExitCode::from(1),
+                Err(failure) => {
+                    failure.report();
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Describe(args) => describe::run(args, &cli.etcd, cli.output).await,
         Command::Validate(args) => validate::run(args, cli.output),
         Command::Apply(args) => apply::run(args, &cli.etcd, cli.output).await,
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,

@@ -24,7 +24,7 @@ use super::{EtcdArgs, Failure};
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
 use theseus::store::{Entry, Store, WatchEvent};
 
-mod history;
+pub(crate) mod history;
 mod pause;
 mod undo;
 
@@ -82,7 +82,7 @@ pub async fn run(args: RolloutArgs, etcd: &EtcdArgs, output: OutputFormat) -> Re
 }
 
 /// The deployment a `SERVICE/NAME` argument names.
-fn deployment_key(text: &str) -> Result<DeploymentKey, Failure> {
+pub(crate) fn deployment_key(text: &str) -> Result<DeploymentKey, Failure> {
     text.parse()
         .map_err(|e: theseus::api::KeyError| Failure::problem(e.to_string()))
 }

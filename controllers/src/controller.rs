@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::deployments::lists::KeptList;
-use crate::deployments::mapping::{Mapping, MappingError};
 use crate::deployments::reconcile::Deployments;
 use crate::deployments::records::Records;
 use crate::deployments::statuses::Statuses;
@@ -38,7 +37,6 @@ use crate::marathon_snapshot::{
 };
 use crate::observed::reconcile::Observed;
 use crate::observed::tree::{ListKind, ObservedTree};
-use crate::ownership::MANAGED_SELECTOR;
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
@@ -46,6 +44,8 @@ use crate::runtime::metrics::{MarathonRequestMetrics, Metrics};
 use crate::runtime::queue::{Backoff, WorkQueue};
 use crate::runtime::reflector::Reflector;
 use crate::runtime::runner::{self, RunnerConfig};
+use theseus::mapping::ownership::MANAGED_SELECTOR;
+use theseus::mapping::{Mapping, MappingError};
 
 /// The name of the deployments reconciler in metrics and logs.
 const DEPLOYMENTS: &str = "deployments";

@@ -15,5 +15,4 @@ pub mod deployments;
 pub mod http;
 pub mod marathon_snapshot;
 pub mod observed;
-pub mod ownership;
 pub mod runtime;

@@ -4,9 +4,13 @@
 //!
 //! A record that does not decode is named on stderr and left out; the exit status is then
 //! non-zero.
+//!
+//! The readers of a deployment's history and journal, and the history's table, are also what
+//! `theseus describe` shows.
 
 use clap::Args;
-use theseus::api::{DeploymentKey, RevisionRecord};
+use serde::de::DeserializeOwned;
+use theseus::api::{DeploymentKey, JournalEntry, RevisionRecord};
 use theseus::store::{KeyPath, Store};
 
 use super::super::output::{OutputFormat, Table, print_structured};
@@ -45,29 +49,58 @@ pub async fn run(args: HistoryArgs, etcd: &EtcdArgs, output: OutputFormat) -> Re
 }
 
 /// The history of `key`, oldest first, and the records that do not decode, named.
-pub(super) async fn read_history(
+pub(crate) async fn read_history(
     store: &Store,
     key: &DeploymentKey,
 ) -> Result<(Vec<RevisionRecord>, Vec<String>), Failure> {
-    let layout = store.layout();
-    let listing = store.list(&layout.history(key)).await?;
-    let mut records = Vec::new();
-    let mut problems = Vec::new();
-    for entry in listing.entries {
-        if !matches!(layout.parse(&entry.key), Some(KeyPath::History { .. })) {
-            continue;
-        }
-        match entry.json::<RevisionRecord>() {
-            Ok(record) => records.push(record),
-            Err(error) => problems.push(format!("{}: {error}", entry.key)),
-        }
-    }
+    let (mut records, problems) =
+        read_list::<RevisionRecord>(store, &store.layout().history(key), |path| {
+            matches!(path, KeyPath::History { .. })
+        })
+        .await?;
     // Keys sort as text (`10` before `9`): order by revision.
     records.sort_by_key(|record| record.revision);
     Ok((records, problems))
 }
 
-fn table(records: &[RevisionRecord]) -> Table {
+/// The journal of `key`, oldest first, and the entries that do not decode, named.
+pub(crate) async fn read_journal(
+    store: &Store,
+    key: &DeploymentKey,
+) -> Result<(Vec<JournalEntry>, Vec<String>), Failure> {
+    // Sequences are written in ten digits, so the keys' order is the journal's.
+    read_list::<JournalEntry>(store, &store.layout().journal(key), |path| {
+        matches!(path, KeyPath::Journal { .. })
+    })
+    .await
+}
+
+/// The records under `prefix` whose keys `wanted` accepts, decoded, in key order; and the
+/// ones that do not decode, named by their keys.
+async fn read_list<T: DeserializeOwned>(
+    store: &Store,
+    prefix: &str,
+    wanted: impl Fn(&KeyPath) -> bool,
+) -> Result<(Vec<T>, Vec<String>), Failure> {
+    let layout = store.layout();
+    let listing = store.list(prefix).await?;
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    for entry in listing.entries {
+        if !layout.parse(&entry.key).is_some_and(|path| wanted(&path)) {
+            continue;
+        }
+        match entry.json::<T>() {
+            Ok(record) => records.push(record),
+            Err(error) => problems.push(format!("{}: {error}", entry.key)),
+        }
+    }
+    Ok((records, problems))
+}
+
+/// The history as a table: revision, outcome, when it started and ran, change cause, and for
+/// a failed revision the reason and where it was rolled back to.
+pub(crate) fn table(records: &[RevisionRecord]) -> Table {
     let mut table = Table::new(&["REVISION", "OUTCOME", "STARTED", "RAN", "CHANGE-CAUSE"]);
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
         at.map_or_else(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use theseus::api::DeploymentKey;
 use theseus::api::parse_spec;
+use theseus::mapping::Mapping;
 use theseus::store::Store;
-use theseus_controllers::deployments::mapping::Mapping;
 use tokio_util::sync::CancellationToken;
 
 /// A kind of change.

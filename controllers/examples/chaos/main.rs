@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use theseus::mapping::Mapping;
 use theseus::marathon::{MarathonClient, MarathonConfig};
 use theseus::store::{EtcdConfig, Layout, Store};
-use theseus_controllers::deployments::mapping::Mapping;
 use theseus_testkit::EtcdCluster;
 use tokio_util::sync::CancellationToken;
 

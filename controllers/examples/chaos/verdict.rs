@@ -17,13 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use theseus::api::parse_spec;
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TaskRecord};
-use theseus::marathon::{App, AppQuery, Embed, MarathonClient, TaskState};
-use theseus::store::{KeyPath, Revision, Store};
-use theseus_controllers::deployments::mapping::Mapping;
-use theseus_controllers::observed::record::has_record;
-use theseus_controllers::ownership::{
+use theseus::mapping::Mapping;
+use theseus::mapping::ownership::{
     DEPLOYMENT_LABEL, MANAGED_SELECTOR, SERVICE_LABEL, SPEC_HASH_LABEL,
 };
+use theseus::marathon::{App, AppQuery, Embed, MarathonClient, TaskState};
+use theseus::store::{KeyPath, Revision, Store};
+use theseus_controllers::observed::record::has_record;
 
 use super::churn::ChurnLog;
 

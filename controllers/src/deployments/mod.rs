@@ -1,8 +1,6 @@
 //! The deployments reconciler: `/desired/<service>/<name>` and Marathon's owned apps in,
 //! created, updated, scaled and deleted apps and `/observed/<service>/<name>/status` out.
 //!
-//! - [`mapping`]: spec → Marathon app, the spec hash, ownership;
-//! - [`drift`]: whether an owned app matches its spec, and how to put it back;
 //! - [`status`]: the report written to `/observed/<service>/<name>/status`;
 //! - [`progress`]: a revision's progress deadline, kept in its status;
 //! - [`statuses`]: the statuses written, and the only way they are written;
@@ -15,11 +13,9 @@
 //! - [`reconcile`]: one key against Marathon.
 
 pub mod crash_loop;
-pub mod drift;
 pub mod history;
 pub mod journal;
 pub mod lists;
-pub mod mapping;
 pub mod progress;
 pub mod reconcile;
 pub mod records;

@@ -36,19 +36,19 @@ use theseus::store::Entry;
 use tracing::{debug, info};
 
 use super::crash_loop::{apply_crash_loop, count_failures};
-use super::drift::{Drift, DriftedField, drift};
+
 use super::history;
-use super::mapping::{DesiredApp, Mapping};
+
 use super::progress::{Deadline, apply_deadline, stop_clock};
 use super::records::{Recording, Records};
 use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
 use crate::marathon_snapshot::MarathonSnapshot;
-use crate::ownership::Ownership;
 use crate::runtime::fence::{Fence, FenceError};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::reflector::Reflection;
 use crate::runtime::runner::Action;
+use theseus::mapping::{DesiredApp, Drift, DriftedField, Mapping, Ownership, drift};
 
 mod rollout;
 

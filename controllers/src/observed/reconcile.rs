@@ -33,10 +33,10 @@ use super::record::{LaunchedFrom, TaskTemplate, launched_from};
 use super::tree::ObservedTree;
 use super::versions::AppVersions;
 use crate::marathon_snapshot::MarathonSnapshot;
-use crate::ownership::{Installation, Ownership};
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::runner::Action;
+use theseus::mapping::{Installation, Ownership};
 
 /// Why a reconcile of the task records failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]

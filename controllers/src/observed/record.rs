@@ -293,7 +293,7 @@ mod tests {
     use theseus::api::parse_spec;
 
     use super::*;
-    use crate::deployments::mapping::Mapping;
+    use theseus::mapping::Mapping;
 
     fn key() -> DeploymentKey {
         "web/dev".parse().unwrap()

@@ -21,11 +21,11 @@ use theseus::api::{
 use theseus::store::Entry;
 
 use super::super::history;
-use super::super::mapping::DesiredApp;
 use super::super::records::{Recording, RecordsError};
 use super::super::status::Situation;
 use super::{AFTER_MARATHON_WRITE, BEFORE_ROLLBACK, Converged, Deployments, ReconcileError};
 use crate::runtime::runner::Action;
+use theseus::mapping::DesiredApp;
 
 /// What a rollback did to Marathon.
 pub(super) struct RolledBack {

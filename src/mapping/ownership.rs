@@ -1,6 +1,6 @@
 //! Which Marathon apps belong to this theseus installation, and to which deployment: the
-//! app id of a key, the key of an app id, and the ownership labels. Both reconcilers decide
-//! with it; it depends on neither.
+//! app id of a key, the key of an app id, and the ownership labels. Both of the controller's
+//! reconcilers decide with it; it depends on neither.
 //!
 //! What it promises:
 //! - The app id is `/<group>/<service>/<name>`; [`Installation::key_of`] inverts it.
@@ -8,9 +8,9 @@
 //!   labels say theseus manages it for that key, and its tasks are told this installation's
 //!   prefix; only then may a controller change or delete it.
 
-use theseus::api::{DeploymentKey, DnsLabel, environment};
-use theseus::marathon::app::EnvValue;
-use theseus::marathon::{App, AppId, AppIdError};
+use crate::api::{DeploymentKey, DnsLabel, environment};
+use crate::marathon::app::EnvValue;
+use crate::marathon::{App, AppId, AppIdError};
 
 /// Marks an app as managed by theseus; the value is [`MANAGED_VALUE`].
 pub const MANAGED_LABEL: &str = "THESEUS_MANAGED";
@@ -154,5 +154,88 @@ impl Installation {
             ));
         }
         Ownership::Owned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::validate_spec;
+    use crate::mapping::Mapping;
+
+    fn key() -> DeploymentKey {
+        "ingestor/dev".parse().unwrap()
+    }
+
+    fn mapping() -> Mapping {
+        Mapping::new(None, vec!["http://10.0.0.1:2379".into()], "").unwrap()
+    }
+
+    #[test]
+    fn app_ids_live_under_the_group_and_map_back_to_their_key() {
+        let grouped = Mapping::new(Some("prod//theseus/"), vec![], "").unwrap();
+        let id = grouped.app_id(&key());
+        assert_eq!(id.as_str(), "/prod/theseus/ingestor/dev");
+        assert_eq!(grouped.key_of(&id), Some(key()));
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/ingestor/dev").unwrap()),
+            None
+        );
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/prod/theseus/a/b/c").unwrap()),
+            None
+        );
+        assert_eq!(
+            grouped.key_of(&AppId::parse("/prod/theseus/a.b/c").unwrap()),
+            None
+        );
+        assert_eq!(
+            mapping().key_of(&AppId::parse("/ingestor/dev").unwrap()),
+            Some(key())
+        );
+        assert!(Mapping::new(Some("/Bad_Group"), vec![], "").is_err());
+    }
+
+    #[test]
+    fn only_apps_labelled_for_the_key_and_prefix_are_owned() {
+        let mapping = mapping();
+        let owned = mapping
+            .desired_app(&key(), &validate_spec(&json!({"cmd": "x"})).unwrap())
+            .app;
+        assert_eq!(mapping.ownership(&key(), &owned), Ownership::Owned);
+
+        let mut unlabelled = owned.clone();
+        unlabelled.labels = None;
+        let mut other_deployment = owned.clone();
+        other_deployment
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(DEPLOYMENT_LABEL.into(), "prod".into());
+        let mut other_prefix = owned.clone();
+        other_prefix
+            .env
+            .as_mut()
+            .unwrap()
+            .insert("THESEUS_PREFIX".into(), "/other".into());
+        let mut managed_false = owned.clone();
+        managed_false
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(MANAGED_LABEL.into(), "false".into());
+        for app in [unlabelled, other_deployment, other_prefix, managed_false] {
+            assert!(
+                matches!(mapping.ownership(&key(), &app), Ownership::NotOwned(_)),
+                "{app:?}"
+            );
+        }
+        let other_key: DeploymentKey = "ingestor/prod".parse().unwrap();
+        assert!(matches!(
+            mapping.ownership(&other_key, &owned),
+            Ownership::NotOwned(_)
+        ));
     }
 }

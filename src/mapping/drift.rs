@@ -10,10 +10,10 @@
 
 use std::fmt;
 
-use theseus::marathon::App;
+use crate::marathon::App;
 
-use super::mapping::DesiredApp;
-use crate::ownership::SPEC_HASH_LABEL;
+use super::app::DesiredApp;
+use super::ownership::SPEC_HASH_LABEL;
 
 /// A field that differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,12 +119,11 @@ fn none_if_empty(list: &Option<Vec<String>>) -> Option<&[String]> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-    use theseus::api::{DeploymentKey, validate_spec};
-    use theseus::marathon::app::EnvValue;
-
     use super::*;
-    use crate::deployments::mapping::Mapping;
+    use crate::api::{DeploymentKey, validate_spec};
+    use crate::mapping::Mapping;
+    use crate::marathon::app::EnvValue;
+    use serde_json::json;
 
     fn desired(spec: serde_json::Value) -> DesiredApp {
         let key: DeploymentKey = "web/dev".parse().unwrap();

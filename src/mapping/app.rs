@@ -1,40 +1,29 @@
 //! From a validated Deployment spec to the Marathon app that runs it (DESIGN.md, "Mapping to
-//! Marathon"). Which app belongs to which deployment is [`crate::ownership`]'s to say; the
-//! mapping writes the labels it reads.
+//! Marathon"). Which app belongs to which deployment is [`super::ownership`]'s to say, and the
+//! spec hash is [`super::spec_hash`]'s; the mapping writes the labels they read.
 //!
 //! What it promises:
 //! - The mapping is deterministic: the same spec and [`Mapping`] give the same [`App`], with
 //!   ports (and so `portIndex`es) in the order of their names.
 //! - The app id is the [`Installation`]'s: `/<group>/<service>/<name>`.
 //! - Every mapped app carries the ownership labels `THESEUS_MANAGED`, `THESEUS_SERVICE`,
-//!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`. The spec hash is a sha256 over a canonical
-//!   serialisation (keys sorted, no whitespace) of the validated spec without `instances` and
-//!   the rollout fields ([`theseus::api::ROLLOUT_FIELDS`]), and
-//!   of every other input of the mapping (app id, etcd endpoints, prefix, mapping version):
-//!   two specs that map to different apps have different hashes, and a change of `instances`
-//!   alone leaves the hash as it is, so it can be applied as a scale without a restart.
+//!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::Serialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use theseus::api::{DeploymentKey, DeploymentSpec, HealthProtocol, environment};
-use theseus::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
-use theseus::marathon::container::{
+use crate::api::{DeploymentKey, DeploymentSpec, HealthProtocol, environment};
+use crate::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
+use crate::marathon::container::{
     Container, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol, Volume, VolumeMode,
 };
-use theseus::marathon::health::{CommandCheck, HealthCheck, HealthCheckProtocol};
-use theseus::marathon::{App, AppId};
+use crate::marathon::health::{CommandCheck, HealthCheck, HealthCheckProtocol};
+use crate::marathon::{App, AppId};
 
-use crate::ownership::{
+use super::ownership::{
     DEPLOYMENT_LABEL, Installation, InstallationError, MANAGED_LABEL, MANAGED_VALUE, Ownership,
     SERVICE_LABEL, SPEC_HASH_LABEL,
 };
-
-/// Bumped whenever the mapping itself changes, so that every app is rewritten once.
-const MAPPING_VERSION: u32 = 1;
+use super::spec_hash::SpecHash;
 
 /// Why a mapping cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,23 +39,6 @@ pub enum MappingError {
 pub struct Mapping {
     installation: Installation,
     etcd_endpoints: Vec<String>,
-}
-
-/// The hash of a spec and the mapping inputs, as hex; the `THESEUS_SPEC_HASH` label.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SpecHash(String);
-
-impl SpecHash {
-    /// The hash as hex.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SpecHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The app a spec maps to, with its hash.
@@ -124,36 +96,14 @@ impl Mapping {
         self.installation.ownership(key, app)
     }
 
-    /// The spec hash of `spec` deployed as `key`.
+    /// The spec hash of `spec` deployed as `key`; see [`super::spec_hash`].
     pub fn spec_hash(&self, key: &DeploymentKey, spec: &DeploymentSpec) -> SpecHash {
-        #[derive(Serialize)]
-        struct Inputs<'a> {
-            mapping: u32,
-            app_id: String,
-            etcd_endpoints: &'a [String],
-            prefix: &'a str,
-            spec: Value,
-        }
-        let mut spec = serde_json::to_value(spec).expect("a spec serialises");
-        if let Value::Object(fields) = &mut spec {
-            fields.remove("instances");
-            // How a revision is rolled out is the controller's business, not Marathon's.
-            for field in theseus::api::ROLLOUT_FIELDS {
-                fields.remove(*field);
-            }
-        }
-        let inputs = Inputs {
-            mapping: MAPPING_VERSION,
-            app_id: self.app_id(key).to_string(),
-            etcd_endpoints: &self.etcd_endpoints,
-            prefix: self.installation.prefix(),
+        SpecHash::of(
+            &self.app_id(key),
+            &self.etcd_endpoints,
+            self.installation.prefix(),
             spec,
-        };
-        let value = serde_json::to_value(&inputs).expect("hash inputs serialise");
-        let mut canonical = String::new();
-        write_canonical(&value, &mut canonical);
-        let digest = Sha256::digest(canonical.as_bytes());
-        SpecHash(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        )
     }
 
     /// The app `spec` maps to when deployed as `key`.
@@ -306,44 +256,12 @@ fn network(mode: NetworkMode) -> Network {
     }
 }
 
-/// Writes `value` as JSON with object keys sorted and no whitespace, whatever order the
-/// value's maps keep (serde_json's `preserve_order` may be on in the workspace).
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(fields) => {
-            let mut keys: Vec<&String> = fields.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&fields[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-    use theseus::api::validate_spec;
+    use serde_json::{Value, json};
 
     use super::*;
+    use crate::api::validate_spec;
 
     fn key() -> DeploymentKey {
         "ingestor/dev".parse().unwrap()
@@ -469,7 +387,7 @@ mod tests {
         let schema: Value = serde_json::from_str(
             &std::fs::read_to_string(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../tests/fixtures/marathon/app-definition.schema.json"
+                "/tests/fixtures/marathon/app-definition.schema.json"
             ))
             .unwrap(),
         )
@@ -491,122 +409,5 @@ mod tests {
                 .collect();
             assert!(errors.is_empty(), "{app}\n{errors:#?}");
         }
-    }
-
-    #[test]
-    fn the_hash_ignores_key_order_defaults_and_instances() {
-        let base = mapping().spec_hash(
-            &key(),
-            &spec(json!({"cmd": "x", "ports": {"a": 1, "b": 2}})),
-        );
-        let reordered = spec(json!({"ports": {"b": 2, "a": 1}, "cpus": 0.3, "cmd": "x"}));
-        assert_eq!(mapping().spec_hash(&key(), &reordered), base);
-        let scaled = spec(json!({"cmd": "x", "ports": {"a": 1, "b": 2}, "instances": 9}));
-        assert_eq!(mapping().spec_hash(&key(), &scaled), base);
-        assert_eq!(base.as_str().len(), 64);
-        assert!(base.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
-    }
-
-    #[test]
-    fn the_hash_ignores_how_a_revision_is_rolled_out() {
-        let base = mapping().spec_hash(&key(), &spec(json!({"cmd": "x"})));
-        let steered = spec(json!({"cmd": "x", "paused": true, "auto_rollback": false,
-                                  "progress_deadline_seconds": 30, "revision_history_limit": 2,
-                                  "crash_loop_limit": 9,
-                                  "change_cause": "try a smaller heap"}));
-        assert_eq!(mapping().spec_hash(&key(), &steered), base);
-    }
-
-    #[test]
-    fn the_hash_changes_with_every_other_input() {
-        let base_spec = spec(json!({"cmd": "x"}));
-        let base = mapping().spec_hash(&key(), &base_spec);
-        let changed_specs = [
-            json!({"cmd": "y"}),
-            json!({"cmd": "x", "mem": 64}),
-            json!({"cmd": "x", "environment": {"A": "1"}}),
-            json!({"cmd": "x", "labels": ["eu"]}),
-            json!({"cmd": "x", "ports": {"a": 1}}),
-        ];
-        for changed in changed_specs {
-            assert_ne!(
-                mapping().spec_hash(&key(), &spec(changed.clone())),
-                base,
-                "{changed}"
-            );
-        }
-        let other_key: DeploymentKey = "ingestor/prod".parse().unwrap();
-        assert_ne!(mapping().spec_hash(&other_key, &base_spec), base);
-        for other in [
-            Mapping::new(Some("/theseus"), vec!["http://10.0.0.1:2379".into()], "").unwrap(),
-            Mapping::new(None, vec!["http://10.0.0.2:2379".into()], "").unwrap(),
-            Mapping::new(None, vec!["http://10.0.0.1:2379".into()], "/staging").unwrap(),
-        ] {
-            assert_ne!(other.spec_hash(&key(), &base_spec), base, "{other:?}");
-        }
-    }
-
-    #[test]
-    fn app_ids_live_under_the_group_and_map_back_to_their_key() {
-        let grouped = Mapping::new(Some("prod//theseus/"), vec![], "").unwrap();
-        let id = grouped.app_id(&key());
-        assert_eq!(id.as_str(), "/prod/theseus/ingestor/dev");
-        assert_eq!(grouped.key_of(&id), Some(key()));
-        assert_eq!(
-            grouped.key_of(&AppId::parse("/ingestor/dev").unwrap()),
-            None
-        );
-        assert_eq!(
-            grouped.key_of(&AppId::parse("/prod/theseus/a/b/c").unwrap()),
-            None
-        );
-        assert_eq!(
-            grouped.key_of(&AppId::parse("/prod/theseus/a.b/c").unwrap()),
-            None
-        );
-        assert_eq!(
-            mapping().key_of(&AppId::parse("/ingestor/dev").unwrap()),
-            Some(key())
-        );
-        assert!(Mapping::new(Some("/Bad_Group"), vec![], "").is_err());
-    }
-
-    #[test]
-    fn only_apps_labelled_for_the_key_and_prefix_are_owned() {
-        let mapping = mapping();
-        let owned = mapping.desired_app(&key(), &spec(json!({"cmd": "x"}))).app;
-        assert_eq!(mapping.ownership(&key(), &owned), Ownership::Owned);
-
-        let mut unlabelled = owned.clone();
-        unlabelled.labels = None;
-        let mut other_deployment = owned.clone();
-        other_deployment
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert(DEPLOYMENT_LABEL.into(), "prod".into());
-        let mut other_prefix = owned.clone();
-        other_prefix
-            .env
-            .as_mut()
-            .unwrap()
-            .insert("THESEUS_PREFIX".into(), "/other".into());
-        let mut managed_false = owned.clone();
-        managed_false
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert(MANAGED_LABEL.into(), "false".into());
-        for app in [unlabelled, other_deployment, other_prefix, managed_false] {
-            assert!(
-                matches!(mapping.ownership(&key(), &app), Ownership::NotOwned(_)),
-                "{app:?}"
-            );
-        }
-        let other_key: DeploymentKey = "ingestor/prod".parse().unwrap();
-        assert!(matches!(
-            mapping.ownership(&other_key, &owned),
-            Ownership::NotOwned(_)
-        ));
     }
 }
