@@ -6,8 +6,7 @@
 //! non-zero.
 
 use clap::Args;
-use theseus::api::{DeploymentKey, RevisionRecord};
-use theseus::store::{KeyPath, Store};
+use theseus::api::RevisionRecord;
 
 use super::super::output::{OutputFormat, Table, print_structured};
 use super::super::{EtcdArgs, Failure};
@@ -24,7 +23,10 @@ pub struct HistoryArgs {
 pub async fn run(args: HistoryArgs, etcd: &EtcdArgs, output: OutputFormat) -> Result<(), Failure> {
     let key = deployment_key(&args.deployment)?;
     let store = etcd.connect().await?;
-    let (records, problems) = read_history(&store, &key).await?;
+    let theseus::edit::History {
+        records,
+        unreadable: problems,
+    } = theseus::edit::history(&store, &key).await?;
     if output == OutputFormat::Table {
         if records.is_empty() && problems.is_empty() {
             println!(
@@ -42,29 +44,6 @@ pub async fn run(args: HistoryArgs, etcd: &EtcdArgs, output: OutputFormat) -> Re
     } else {
         Err(Failure::Problems(problems))
     }
-}
-
-/// The history of `key`, oldest first, and the records that do not decode, named.
-pub(super) async fn read_history(
-    store: &Store,
-    key: &DeploymentKey,
-) -> Result<(Vec<RevisionRecord>, Vec<String>), Failure> {
-    let layout = store.layout();
-    let listing = store.list(&layout.history(key)).await?;
-    let mut records = Vec::new();
-    let mut problems = Vec::new();
-    for entry in listing.entries {
-        if !matches!(layout.parse(&entry.key), Some(KeyPath::History { .. })) {
-            continue;
-        }
-        match entry.json::<RevisionRecord>() {
-            Ok(record) => records.push(record),
-            Err(error) => problems.push(format!("{}: {error}", entry.key)),
-        }
-    }
-    // Keys sort as text (`10` before `9`): order by revision.
-    records.sort_by_key(|record| record.revision);
-    Ok((records, problems))
 }
 
 fn table(records: &[RevisionRecord]) -> Table {
