@@ -417,8 +417,9 @@
     if (link.link !== 'live') return 'not watching (' + text(link.link) + '): what the pages show is not current';
     if (!probe || probe.revision === null || probe.revision === undefined) return 'unknown: etcd has not answered a question yet';
     const behind = Math.max(0, probe.revision - link.revision);
-    if (behind === 0) return 'caught up: etcd was at revision ' + probe.revision + ' at ' + clock(probe.at) + ', the watch has applied ' + link.revision;
-    return behind + ' revisions: etcd was at revision ' + probe.revision + ' at ' + clock(probe.at) + ', the watch has applied ' + link.revision;
+    const asked = 'etcd answered revision ' + probe.revision + ' at ' + clock(probe.at);
+    if (behind === 0) return 'caught up: the watch has applied revision ' + link.revision + ' (' + asked + ')';
+    return behind + ' revisions: the watch has applied revision ' + link.revision + ' (' + asked + ')';
   }
 
   function drawController(c) {

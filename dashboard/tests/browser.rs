@@ -14,6 +14,8 @@
 //! `/desired` and the page change, compares two recorded revisions, and sees an action based
 //! on a revision someone else has since replaced refused, with nothing overwritten.
 //! `drive.py` checks that without them the page offers no action and a POST is refused.
+//! `workstation.py` opens the controller page of a dashboard served beside no controller
+//! (what `theseus dashboard` runs), which says what it can know and where the rest is shown.
 //!
 //! Without `chromium` or `chromedriver` (or `$CHROMIUM_BIN` / `$CHROMEDRIVER_BIN`) the test
 //! prints why and passes without running; `scripts/dependencies.sh` installs both.
@@ -204,18 +206,18 @@ struct Browser {
 }
 
 impl Browser {
-    /// Runs `tests/browser/<script>` against `stack`, answering its requests, and fails the
-    /// test unless it passes.
-    fn drive(&self, script: &str, stack: &mut Stack) {
+    /// Runs `tests/browser/<script>` against the dashboard at `url`, answering its requests
+    /// about `etcd`, and fails the test unless it passes.
+    fn drive(&self, script: &str, url: &str, etcd: &mut EtcdServer) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/browser")
             .join(script);
         let mut command = Command::new(&self.python);
         command
             .arg(path)
-            .arg(stack.url())
+            .arg(url)
             .arg(&self.screenshots)
-            .arg(stack.etcd.endpoint())
+            .arg(etcd.endpoint())
             .env("CHROMIUM_BIN", &self.chromium)
             .env("CHROMEDRIVER_BIN", &self.chromedriver)
             .stdin(Stdio::piped())
@@ -231,8 +233,8 @@ impl Browser {
                 let line = line.expect("the script's output is text");
                 println!("{line}");
                 match line.as_str() {
-                    "@kill-etcd" => stack.etcd.kill(),
-                    "@restart-etcd" => stack.etcd.restart(),
+                    "@kill-etcd" => etcd.kill(),
+                    "@restart-etcd" => etcd.restart(),
                     "@passed" => return true,
                     _ => continue,
                 }
@@ -269,7 +271,8 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
         )
         .await;
     stack.wait_running("web/blue", 2).await;
-    browser.drive("drive.py", &mut stack);
+    let url = stack.url();
+    browser.drive("drive.py", &url, &mut stack.etcd);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,5 +289,39 @@ async fn dashboard_actions_edit_desired_on_the_revision_the_page_showed() {
         )
         .await;
     stack.wait_running("web/app", 1).await;
-    browser.drive("actions.py", &mut stack);
+    let url = stack.url();
+    browser.drive("actions.py", &url, &mut stack.etcd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_beside_no_controller_says_what_it_cannot_know() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let mut etcd = EtcdServer::start();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // What `theseus dashboard` runs: the pages alone, from a watch of etcd.
+    let dashboard = theseus_dashboard::Dashboard::start(
+        EtcdConfig::new(etcd.endpoints()),
+        Layout::default(),
+        None,
+        stop.child_token(),
+    );
+    let (bound, address) = tokio::sync::oneshot::channel();
+    let serving = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            dashboard
+                .serve("127.0.0.1:0".parse().unwrap(), stop, |addr| {
+                    let _ = bound.send(addr);
+                })
+                .await
+                .unwrap();
+            dashboard.shutdown().await;
+        }
+    });
+    let url = format!("http://{}", address.await.unwrap());
+    browser.drive("workstation.py", &url, &mut etcd);
+    stop.cancel();
+    serving.await.unwrap();
 }

@@ -1,7 +1,7 @@
 """Drives a dashboard served with --dashboard-actions in headless Chromium: a deployment is
 scaled, paused, resumed and undone from its page, two of its recorded revisions are
 compared, and an action based on a revision someone else has replaced since is refused with
-nothing overwritten. See session.py for how it is run.
+nothing overwritten. See chromium.py for how it is run.
 
 tests/browser.rs starts it with web/app running one instance of its first spec, which holds
 a secret-looking variable. Every wait has a deadline; a failed expectation raises, and the
@@ -11,7 +11,7 @@ exit status is non-zero.
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from session import (base, browser, cell, etcd_json, etcdctl_put, mod_revision, passed, post,
+from chromium import (base, browser, cell, etcd_json, etcdctl_put, mod_revision, passed, post,
                      shot, text_of, wait)
 
 KEY = "/desired/web/app"

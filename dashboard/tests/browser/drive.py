@@ -1,5 +1,5 @@
 """Drives the dashboard in headless Chromium through chromedriver (Selenium), the way a
-person would use it, and saves a screenshot of every page. See session.py for how it is run.
+person would use it, and saves a screenshot of every page. See chromium.py for how it is run.
 
 The dashboard here has no actions: the deployment page offers none, and a POST is refused.
 Every wait has a deadline; a failed expectation raises, and the exit status is non-zero.
@@ -7,7 +7,7 @@ Every wait has a deadline; a failed expectation raises, and the exit status is n
 
 from selenium.webdriver.common.by import By
 
-from session import ask, base, browser, cell, etcdctl_put, passed, post, shot, wait
+from chromium import ask, base, browser, cell, etcdctl_put, passed, post, shot, wait
 
 
 def main():

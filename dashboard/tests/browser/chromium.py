@@ -1,5 +1,5 @@
-"""What the driver scripts share: the headless Chromium session, waits with deadlines,
-screenshots, etcdctl, and the test's requests.
+"""The headless Chromium the driver scripts share, and what they do with it: waits with
+deadlines, screenshots, etcdctl, and the test's requests.
 
 Every script is run by tests/browser.rs as
 
