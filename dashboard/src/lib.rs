@@ -1,14 +1,17 @@
 //! The theseus dashboard: live web pages of what runs, from one watch of etcd.
 //!
 //! Pages: the fleet (one row per deployment, filtered and sorted in the browser), a
-//! deployment (spec, conditions, tasks, history and journal), the services (their node lists
-//! as `theseus guest node-list` answers them) and the controller (the election, the watch,
-//! and whatever the hosting process reports through [`HostReport`]).
+//! deployment (spec, conditions, tasks, history and journal, a [`diff`] of two recorded
+//! revisions), the services (their node lists as `theseus guest node-list` answers them) and
+//! the controller (the election, the watch and how far behind etcd it is, and whatever the
+//! hosting process reports through [`HostReport`]).
 //!
 //! What it promises:
 //!
 //! - One watch per [`Dashboard`], however many pages are open: a page view or a live update
-//!   reads the in-memory model and costs no etcd or Marathon request.
+//!   reads the in-memory model and costs no etcd or Marathon request. Beside it, one small
+//!   read every few seconds tells whether etcd answers and how far behind the watch is
+//!   ([`feed::EtcdProbe`]).
 //! - Changes reach open pages over server-sent events as the watch delivers them.
 //! - A page always says whether what it shows is current; after a lost watch the picture is
 //!   listed afresh before it is called current again (see [`feed`]).
