@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use theseus_dashboard::Dashboard;
+use theseus_dashboard::{Actions, Dashboard};
 use tokio_util::sync::CancellationToken;
 
 use super::{EtcdArgs, Failure};
@@ -23,6 +23,10 @@ pub struct DashboardArgs {
         default_value = "127.0.0.1:8090"
     )]
     listen: SocketAddr,
+    /// Let deployment pages scale, pause, resume and undo (writes to /desired, each
+    /// compared on the revision the page showed). Off: the dashboard has no write path.
+    #[arg(long, env = "THESEUS_DASHBOARD_ACTIONS")]
+    dashboard_actions: bool,
 }
 
 /// Serves the dashboard until SIGINT or SIGTERM.
@@ -30,7 +34,13 @@ pub async fn run(args: DashboardArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
     let layout = etcd.layout()?;
     let stop = CancellationToken::new();
     tokio::spawn(super::watch::cancel_on_signal(stop.clone()));
-    let dashboard = Dashboard::start(etcd.config(), layout, None, stop.child_token());
+    let actions = if args.dashboard_actions {
+        Actions::Enabled
+    } else {
+        Actions::Disabled
+    };
+    let dashboard =
+        Dashboard::start(etcd.config(), layout, None, stop.child_token()).with_actions(actions);
     dashboard
         .serve(args.listen, stop.clone(), |addr| {
             eprintln!(

@@ -12,6 +12,7 @@ mod get;
 mod guest;
 mod output;
 mod rollout;
+mod scale;
 mod validate;
 mod watch;
 
@@ -53,6 +54,8 @@ enum Command {
     Delete(delete::DeleteArgs),
     /// Follow, list, undo, pause and resume a deployment's rollouts.
     Rollout(rollout::RolloutArgs),
+    /// Set a deployment's instances in /desired.
+    Scale(scale::ScaleArgs),
     /// Print the JSON schema of a Deployment spec.
     Schema,
     /// Inside a task: who it is, its ports, and where its peers are (the old guestutils).
@@ -85,6 +88,7 @@ async fn main() -> ExitCode {
         Command::Get(args) => get::run(args, &cli.etcd, cli.output).await,
         Command::Delete(args) => delete::run(args, &cli.etcd).await,
         Command::Rollout(args) => rollout::run(args, &cli.etcd, cli.output).await,
+        Command::Scale(args) => scale::run(args, &cli.etcd).await,
         Command::Guest(args) => guest::run(args, &cli.etcd, cli.output).await,
         Command::Watch(args) => watch::run(args, &cli.etcd, cli.output).await,
         Command::Dashboard(args) => dashboard::run(args, &cli.etcd).await,
@@ -111,6 +115,9 @@ enum Failure {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] theseus::store::Error),
+    /// An edit of a spec in /desired wrote nothing.
+    #[error(transparent)]
+    Edit(#[from] theseus::edit::EditError),
     /// Writing output failed (a closed pipe, say).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

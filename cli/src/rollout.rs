@@ -22,7 +22,7 @@ use futures::stream::select;
 use super::output::OutputFormat;
 use super::{EtcdArgs, Failure};
 use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
-use theseus::store::{Entry, Store, WatchEvent};
+use theseus::store::{Entry, WatchEvent};
 
 pub(crate) mod history;
 mod pause;
@@ -85,16 +85,6 @@ pub async fn run(args: RolloutArgs, etcd: &EtcdArgs, output: OutputFormat) -> Re
 pub(crate) fn deployment_key(text: &str) -> Result<DeploymentKey, Failure> {
     text.parse()
         .map_err(|e: theseus::api::KeyError| Failure::problem(e.to_string()))
-}
-
-/// The `/desired` entry of `key`; an error naming the key when there is none.
-async fn desired_entry(store: &Store, key: &DeploymentKey) -> Result<Entry, Failure> {
-    let path = store.layout().desired(key);
-    store.get(&path).await?.ok_or_else(|| {
-        Failure::problem(format!(
-            "no deployment {key}: {path} does not exist (`theseus get` lists them)"
-        ))
-    })
 }
 
 async fn status(args: StatusArgs, etcd: &EtcdArgs) -> Result<(), Failure> {

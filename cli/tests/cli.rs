@@ -498,3 +498,42 @@ fn get_lists_keys_under_desired_that_name_no_deployment() {
         assert!(err.contains(key), "{key} named on stderr:\n{err}");
     }
 }
+
+#[test]
+fn scale_sets_instances_only_and_refuses_a_count_the_spec_does_not_allow() {
+    let etcd = EtcdServer::start();
+    expect_success(
+        &etcd.etcdctl(&[
+            "put",
+            "/desired/web/dev",
+            r#"{"cmd": "run", "labels": ["dev"]}"#,
+        ]),
+        "etcdctl put",
+    );
+    let out = succeeded(&theseus(&etcd, &["scale", "web/dev", "--instances", "3"]));
+    assert!(
+        out.starts_with("web/dev: instances 1 → 3 (revision "),
+        "{out}"
+    );
+    assert_eq!(
+        etcd_get(&etcd, "/desired/web/dev"),
+        Some(json!({"cmd": "run", "labels": ["dev"], "instances": 3}))
+    );
+    let again = succeeded(&theseus(&etcd, &["scale", "web/dev", "--instances", "3"]));
+    assert!(again.contains("nothing was written"), "{again}");
+
+    let refused = theseus(&etcd, &["scale", "web/dev", "--instances", "20000"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("/instances"),
+        "{}",
+        stderr(&refused)
+    );
+    let missing = theseus(&etcd, &["scale", "web/gone", "--instances", "1"]);
+    assert!(
+        stderr(&missing).contains("no deployment web/gone"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(etcd_get(&etcd, "/desired/web/dev").unwrap()["instances"], 3);
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, Layout, Store};
-use theseus_dashboard::Dashboard;
+use theseus_dashboard::{Actions, Dashboard};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,7 +31,7 @@ use crate::deployments::lists::KeptList;
 use crate::deployments::reconcile::Deployments;
 use crate::deployments::records::Records;
 use crate::deployments::statuses::Statuses;
-use crate::http::{HttpError, HttpServer, ReplicaReport};
+use crate::http::{HttpError, HttpServer, MarathonSeen, ReplicaReport};
 use crate::marathon_snapshot::{
     Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
 };
@@ -77,6 +77,8 @@ pub struct ControllerConfig {
     pub backoff: Backoff,
     /// This replica's name in the election.
     pub identity: String,
+    /// Whether the dashboard's deployment pages may scale, pause, resume and undo.
+    pub dashboard_actions: Actions,
 }
 
 impl ControllerConfig {
@@ -95,6 +97,7 @@ impl ControllerConfig {
             drain: Duration::from_secs(10),
             backoff: Backoff::default(),
             identity: format!("theseus-controller-{}", std::process::id()),
+            dashboard_actions: Actions::Disabled,
         }
     }
 }
@@ -124,6 +127,8 @@ struct Shared {
     client: MarathonClient,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// Whether Marathon answers the current term, for the dashboard's controller page.
+    marathon_seen: Arc<MarathonSeen>,
 }
 
 /// A running controller; see the module documentation.
@@ -150,6 +155,7 @@ impl Controller {
         let client = MarathonClient::new(config.marathon.clone())?
             .with_observer(Arc::new(MarathonRequestMetrics(Arc::clone(&metrics))));
         let health = Arc::new(Health::default());
+        let marathon_seen = Arc::new(MarathonSeen::default());
         let http = HttpServer::bind(config.listen).await?;
         let http_addr = http.local_addr();
         let stop = CancellationToken::new();
@@ -159,9 +165,15 @@ impl Controller {
         let dashboard = Dashboard::start(
             config.etcd.clone(),
             layout.clone(),
-            Some(Arc::new(ReplicaReport(Arc::clone(&health)))),
+            Some(Arc::new(ReplicaReport {
+                health: Arc::clone(&health),
+                metrics: Arc::clone(&metrics),
+                marathon: Arc::clone(&marathon_seen),
+                reconcilers: [DEPLOYMENTS, OBSERVED],
+            })),
             stop.child_token(),
-        );
+        )
+        .with_actions(config.dashboard_actions);
         tasks.spawn({
             let pages = dashboard.router();
             let serving = http.serve(
@@ -184,6 +196,7 @@ impl Controller {
             client,
             metrics: Arc::clone(&metrics),
             health: Arc::clone(&health),
+            marathon_seen,
         });
         tasks.spawn(elect(shared, stop.clone()));
         info!(listen = %http_addr, "theseus-controller started");
@@ -411,6 +424,16 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         },
         term.stop.clone(),
     ));
+    // What the term sees of Marathon, for the dashboard's controller page, until it ends.
+    let _seen = TermSeesMarathon::new(Arc::clone(&shared.marathon_seen));
+    snapshot.subscribe({
+        let seen = Arc::clone(&shared.marathon_seen);
+        move |change| {
+            if let Change::Reachability(reachability) = change {
+                seen.set(Some(reachability.clone()));
+            }
+        }
+    });
     let listed = tokio::select! {
         () = term.stop.cancelled() => return,
         listed = snapshot.relist(RelistReason::Initial) => listed,
@@ -478,6 +501,23 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     queue.close();
     observed_queue.close();
     tasks.shutdown().await;
+}
+
+/// Marathon's reachability as a term sees it: not listed yet when the term begins, unknown
+/// again once it ends (however it ends).
+struct TermSeesMarathon(Arc<MarathonSeen>);
+
+impl TermSeesMarathon {
+    fn new(seen: Arc<MarathonSeen>) -> TermSeesMarathon {
+        seen.set(Some(Reachability::Unknown));
+        TermSeesMarathon(seen)
+    }
+}
+
+impl Drop for TermSeesMarathon {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
 }
 
 /// Every `interval`: relist Marathon (one call), re-read foreign apps, queue every key of

@@ -7,18 +7,20 @@
 //! cancelled and finishes the requests it has.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use theseus_dashboard::{Fact, HostReport};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::health::Health;
+use crate::marathon_snapshot::Reachability;
+use crate::runtime::health::{Health, Role};
 use crate::runtime::metrics::{CONTENT_TYPE, Metrics};
 
 /// Why the HTTP endpoints could not be served.
@@ -126,19 +128,75 @@ async fn readyz(State(endpoints): State<Endpoints>) -> Response {
     }
 }
 
-/// What the dashboard's controller page shows about this replica.
-pub struct ReplicaReport(pub Arc<Health>);
+/// Whether Marathon answered this replica, as its current term last saw it: only a leader
+/// talks to Marathon, so outside a term nothing is known.
+#[derive(Debug, Default)]
+pub struct MarathonSeen(Mutex<Option<(Reachability, DateTime<Utc>)>>);
+
+impl MarathonSeen {
+    /// Marathon's reachability now (`None`: this replica no longer leads).
+    pub fn set(&self, reachability: Option<Reachability>) {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *seen = match (seen.take(), reachability) {
+            (_, None) => None,
+            (Some((before, since)), Some(now)) if before == now => Some((now, since)),
+            (_, Some(now)) => Some((now, Utc::now())),
+        };
+    }
+
+    fn fact(&self) -> String {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let since = |at: &DateTime<Utc>| at.format("%H:%M:%S UTC");
+        match &*seen {
+            None => "not asked: only the leader talks to Marathon".to_owned(),
+            Some((Reachability::Unknown, since_at)) => {
+                format!("not listed yet (leading since {})", since(since_at))
+            }
+            Some((Reachability::Reachable, at)) => format!("reachable since {}", since(at)),
+            Some((Reachability::Unreachable(error), at)) => {
+                format!("unreachable since {}: {error}", since(at))
+            }
+        }
+    }
+}
+
+/// What the dashboard's controller page shows about this replica: its role and readiness,
+/// whether Marathon answers it, and the depth of its work queues. Every fact is read from
+/// memory.
+pub struct ReplicaReport {
+    /// The replica's role.
+    pub health: Arc<Health>,
+    /// Its metrics, where the work queues report their depth.
+    pub metrics: Arc<Metrics>,
+    /// Whether Marathon answers its current term.
+    pub marathon: Arc<MarathonSeen>,
+    /// The names of its reconcilers, whose queues are shown.
+    pub reconcilers: [&'static str; 2],
+}
 
 impl HostReport for ReplicaReport {
     fn facts(&self) -> Vec<Fact> {
-        let (ready, role) = match self.0.readiness() {
+        let role = self.health.role();
+        let (ready, role_text) = match self.health.readiness() {
             Ok(role) => ("yes", role),
             Err(role) => ("no", role),
         };
-        vec![
-            Fact::new("this replica", role),
+        let mut facts = vec![
+            Fact::new("this replica", role_text),
             Fact::new("ready (/readyz)", ready),
-        ]
+            Fact::new("Marathon", self.marathon.fact()),
+        ];
+        for reconciler in self.reconcilers {
+            let depth = match (&role, self.metrics.queue_depth_of(reconciler)) {
+                (Role::Leader { synced: true }, Some((waiting, running))) => {
+                    format!("{waiting} waiting, {running} running")
+                }
+                (Role::Leader { .. }, _) => "not reconciling yet: syncing caches".to_owned(),
+                _ => "empty: only the leader reconciles".to_owned(),
+            };
+            facts.push(Fact::new(format!("work queue ({reconciler})"), depth));
+        }
+        facts
     }
 }
 
@@ -147,7 +205,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::runtime::health::Role;
 
     async fn get_text(addr: SocketAddr, path: &str) -> (u16, String, Option<String>) {
         let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();

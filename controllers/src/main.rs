@@ -14,6 +14,7 @@ use reqwest::Url;
 use theseus::marathon::MarathonConfig;
 use theseus_controllers::controller::{Controller, ControllerConfig};
 use theseus_controllers::runtime::queue::Backoff;
+use theseus_dashboard::Actions;
 use theseus_etcd_flags::EtcdArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
@@ -74,6 +75,12 @@ struct Args {
         default_value = "127.0.0.1:9090"
     )]
     listen: SocketAddr,
+
+    /// Let the dashboard's deployment pages scale, pause, resume and undo (writes to
+    /// /desired, each compared on the revision the page showed). Off: the dashboard has no
+    /// write path.
+    #[arg(help_heading = "Controller", long, env = "THESEUS_DASHBOARD_ACTIONS")]
+    dashboard_actions: bool,
 
     /// Reconciles that may run at once.
     #[arg(help_heading = "Controller", long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
@@ -141,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
     config.drain = args.drain;
     config.backoff = Backoff::default();
     config.identity = args.identity.clone().unwrap_or_else(default_identity);
+    if args.dashboard_actions {
+        config.dashboard_actions = Actions::Enabled;
+    }
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;

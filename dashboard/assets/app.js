@@ -198,7 +198,7 @@
     return el('table', {}, el('thead', {}, el('tr', {}, headers.map((h) => el('th', {}, h)))), el('tbody', {}, rows));
   }
 
-  function drawDeployment(d) {
+  function drawDeployment(d, actions) {
     const row = d.row;
     const parts = [
       el('h1', {}, 'Deployment ', row.id),
@@ -214,6 +214,7 @@
         el('dt', {}, 'Marathon app'), el('dd', {}, text(d.app_id), d.app_version ? ' @ ' + d.app_version : ''),
         el('dt', {}, 'Status written'), el('dd', {}, d.status_updated_at ? ago(d.status_updated_at) : '–'),
         el('dt', {}, 'Last change'), el('dd', {}, ago(row.changed_at))),
+      actions ? actionPanel(d) : null,
       el('h2', {}, 'Tasks'),
       d.tasks.length === 0 ? el('p', { class: 'muted' }, 'No tasks.') :
         el('table', { id: 'tasks' },
@@ -239,6 +240,7 @@
       d.spec_errors ? el('p', { class: 'error' }, d.spec_errors) : null,
       el('pre', { id: 'spec' }, d.spec === null ? 'No spec under /desired.' : JSON.stringify(d.spec, null, 2)),
     ];
+    if (d.history.length > 0) parts.push(diffPanel(d));
     for (const [title, list] of [['History', d.history], ['Journal', d.journal]]) {
       if (list.length === 0) continue;
       parts.push(el('h2', {}, title), table(['Key', 'Record'], list.map((r) =>
@@ -246,6 +248,150 @@
     }
     show(parts);
   }
+
+  function deploymentApi(rest) {
+    const [service, name] = id.split('/');
+    return '/api/deployments/' + encodeURIComponent(service) + '/' + encodeURIComponent(name) + rest;
+  }
+
+  // The revisions recorded in the history, newest first.
+  function recordedRevisions(d) {
+    return d.history.map((r) => r.key).sort((a, b) => Number(b) - Number(a));
+  }
+
+  // ----- Actions (only with --dashboard-actions) -----
+  // The panel is drawn for the revision the page shows; while a person edits it (a changed
+  // field), live redraws keep it as it is, so the action still names the revision its
+  // edit began from and a concurrent change is refused, not overwritten.
+  const actionState = { panel: null, revision: null, dirty: false, result: null };
+
+  function actionPanel(d) {
+    const revision = d.row.desired_revision;
+    if (actionState.dirty && actionState.panel) {
+      actionState.panel.querySelector('#action-stale').textContent = revision === actionState.revision ? '' :
+        'The spec changed since this form was drawn (it is at revision ' + text(revision) +
+        ' now); an action sent from it will be refused.';
+      return [resultNotice(), actionState.panel];
+    }
+    if (!d.exists || revision === null || revision === undefined) {
+      actionState.panel = null;
+      return [resultNotice(), el('p', { class: 'muted' }, 'No spec under /desired to act on.')];
+    }
+    const paused = !!(d.spec && d.spec.paused === true);
+    const instances = el('input', { id: 'scale-instances', type: 'number', min: 0, max: 10000, value: text(d.row.desired) });
+    const undoTo = el('select', { id: 'undo-revision' }, el('option', { value: '' }, 'the previous revision that ran'),
+      recordedRevisions(d).map((r) => el('option', { value: r }, 'revision ' + r)));
+    const scale = el('button', { id: 'scale' }, 'Scale');
+    const pause = el('button', { id: paused ? 'resume' : 'pause' }, paused ? 'Resume' : 'Pause');
+    const undo = el('button', { id: 'undo' }, 'Undo');
+    const panel = el('section', { id: 'actions', 'data-revision': revision },
+      el('h2', {}, 'Actions'),
+      el('p', { class: 'muted' }, 'Each action writes /desired only if it is still at revision ', revision,
+        ', the one this page shows.'),
+      el('div', { class: 'controls' },
+        el('label', {}, 'Instances ', instances), scale,
+        el('span', { class: 'gap' }), pause,
+        el('span', { class: 'gap' }), el('label', {}, 'Undo to ', undoTo), undo),
+      el('p', { id: 'action-stale', class: 'error' }));
+    const edited = () => { actionState.dirty = true; };
+    instances.addEventListener('input', edited);
+    undoTo.addEventListener('change', edited);
+    scale.addEventListener('click', () => act({ action: 'scale', instances: Number(instances.value) }));
+    pause.addEventListener('click', () => act({ action: paused ? 'resume' : 'pause' }));
+    undo.addEventListener('click', () => act(undoTo.value === '' ? { action: 'undo' } :
+      { action: 'undo', to_revision: Number(undoTo.value) }));
+    actionState.panel = panel;
+    actionState.revision = revision;
+    actionState.dirty = false;
+    return [resultNotice(), panel];
+  }
+
+  function resultNotice() {
+    const result = actionState.result;
+    if (!result) return null;
+    let words = result.message;
+    if (result.outcome === 'conflict') {
+      words = 'Someone changed the spec since this page showed it: ' + result.message +
+        '. The page shows the spec as it is now.';
+    }
+    return el('p', { id: 'action-result', class: 'notice notice-' + result.outcome, 'data-outcome': result.outcome }, words);
+  }
+
+  async function act(body) {
+    const panel = actionState.panel;
+    if (panel) panel.querySelectorAll('button').forEach((button) => { button.disabled = true; });
+    actionState.result = { outcome: 'pending', message: 'Sending ' + body.action + '…' };
+    const notice = document.getElementById('action-result');
+    if (notice) notice.replaceWith(resultNotice());
+    let result;
+    try {
+      const response = await fetch(deploymentApi('/actions'), {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-Theseus-Dashboard': 'action' },
+        body: JSON.stringify(Object.assign({ revision: actionState.revision }, body)),
+      });
+      result = await response.json().catch(() => ({ outcome: 'refused', message: 'HTTP ' + response.status }));
+    } catch (error) {
+      result = { outcome: 'refused', message: 'The dashboard server did not answer (' + error + '); nothing is known to be written.' };
+    }
+    actionState.result = result;
+    actionState.dirty = false;
+    actionState.panel = null;
+    if (last) drawDeployment(last.deployment, last.actions);
+  }
+
+  // ----- Revision diff -----
+  const diffState = { from: null, to: null, answer: null, error: null };
+
+  function diffPanel(d) {
+    const revisions = recordedRevisions(d);
+    const choices = [...revisions.map((r) => [r, 'revision ' + r]), ['desired', 'the spec in /desired now']];
+    const valid = (value) => choices.some(([v]) => v === value);
+    if (!valid(diffState.from)) diffState.from = revisions[1] || revisions[0];
+    if (!valid(diffState.to)) diffState.to = revisions[0];
+    const pick = (name, chosen) => {
+      const select = el('select', { id: 'diff-' + name }, choices.map(([v, words]) => el('option', { value: v }, words)));
+      select.value = chosen;
+      select.addEventListener('change', () => { diffState[name] = select.value; });
+      return select;
+    };
+    const button = el('button', { id: 'diff-show' }, 'Compare');
+    button.addEventListener('click', async () => {
+      const query = '?from=' + encodeURIComponent(diffState.from) + '&to=' + encodeURIComponent(diffState.to);
+      try {
+        const response = await fetch(deploymentApi('/diff' + query));
+        if (response.ok) {
+          diffState.answer = await response.json();
+          diffState.error = null;
+        } else {
+          diffState.answer = null;
+          diffState.error = await response.text();
+        }
+      } catch (error) {
+        diffState.answer = null;
+        diffState.error = 'The dashboard server did not answer (' + error + ')';
+      }
+      if (last) drawDeployment(last.deployment, last.actions);
+    });
+    let result = null;
+    if (diffState.error) result = el('p', { id: 'diff-error', class: 'error' }, diffState.error);
+    else if (diffState.answer) {
+      const a = diffState.answer;
+      const changed = a.lines.filter((line) => line.change !== 'kept').length;
+      const mark = { kept: '  ', removed: '- ', added: '+ ' };
+      result = [
+        el('p', { class: 'muted' }, changed === 0 ? 'No line differs between ' + a.from + ' and ' + a.to + '.' :
+          changed + ' lines differ: − ' + a.from + ', + ' + a.to + '.'),
+        el('pre', { id: 'diff' }, a.lines.map((line) =>
+          el('span', { class: 'diff-' + line.change }, mark[line.change] + line.text + '\n'))),
+      ];
+    }
+    return [el('h2', {}, 'Compare revisions'),
+      el('div', { class: 'controls' }, pick('from', diffState.from), el('span', {}, 'with'), pick('to', diffState.to), button),
+      result];
+  }
+
 
   // ----- Services -----
   function drawServices(services) {
@@ -265,8 +411,20 @@
   }
 
   // ----- Controller -----
+  // How far behind etcd the watch is: etcd's revision at the feed's last question, against
+  // the revision the watch has applied since.
+  function watchLag(link, probe) {
+    if (link.link !== 'live') return 'not watching (' + text(link.link) + '): what the pages show is not current';
+    if (!probe || probe.revision === null || probe.revision === undefined) return 'unknown: etcd has not answered a question yet';
+    const behind = Math.max(0, probe.revision - link.revision);
+    const asked = 'etcd answered revision ' + probe.revision + ' at ' + clock(probe.at);
+    if (behind === 0) return 'caught up: the watch has applied revision ' + link.revision + ' (' + asked + ')';
+    return behind + ' revisions: the watch has applied revision ' + link.revision + ' (' + asked + ')';
+  }
+
   function drawController(c) {
     const link = connection || {};
+    const probe = c.etcd;
     show(el('h1', {}, 'Controller'),
       el('h2', {}, 'Replicas'),
       c.replicas.length === 0 ? el('p', { class: 'muted' }, 'No replica takes part in the election.') :
@@ -278,10 +436,16 @@
         el('dt', {}, 'State'), el('dd', { id: 'watch-state' }, text(link.link), ' since ', clock(link.since)),
         el('dt', {}, 'Revision applied'), el('dd', {}, text(link.revision)),
         el('dt', {}, 'Last change'), el('dd', {}, clock(link.last_change)),
+        el('dt', {}, 'Behind etcd by'), el('dd', { id: 'watch-lag' }, watchLag(link, probe)),
+        el('dt', {}, 'etcd'), el('dd', { id: 'etcd-reachable' }, !probe ? 'not asked yet' : probe.error
+          ? 'did not answer at ' + clock(probe.at) + ': ' + probe.error : 'answered at ' + clock(probe.at)),
         el('dt', {}, 'Last error'), el('dd', {}, text(link.error)),
         el('dt', {}, 'Key prefix'), el('dd', {}, c.prefix || '(none)')),
-      c.facts.length === 0 ? null : el('h2', {}, 'This process'),
-      c.facts.length === 0 ? null : el('dl', { class: 'facts' }, c.facts.map((f) => [el('dt', {}, f.name), el('dd', {}, f.value)])));
+      el('h2', {}, 'This process'),
+      c.controller
+        ? el('dl', { id: 'host-facts', class: 'facts' }, c.facts.map((f) => [el('dt', {}, f.name), el('dd', {}, f.value)]))
+        : el('p', { id: 'host-note', class: 'muted' }, 'Served by theseus dashboard, which reaches only etcd: ',
+          'Marathon reachability and the work queues are shown by a controller\'s own dashboard, at its --listen address.'));
   }
 
   // ----- The event stream -----
@@ -291,7 +455,7 @@
     if (view === 'fleet') {
       fleet.rows = new Map(snapshot.rows.map((row) => [row.id, row]));
       scheduleFleet();
-    } else if (view === 'deployment') drawDeployment(snapshot.deployment);
+    } else if (view === 'deployment') drawDeployment(snapshot.deployment, snapshot.actions);
     else if (view === 'services') drawServices(snapshot.services);
     else drawController(snapshot);
   }

@@ -17,9 +17,14 @@
 //!
 //! One feed serves every viewer: pages read the model under a lock and are pushed
 //! [`Update`]s through a broadcast channel, so a viewer costs no etcd request.
+//!
+//! Beside the watch, the feed asks etcd for its revision every [`PROBE_INTERVAL`] (a list
+//! of the election keys, a handful of small values), however many pages are open: the
+//! controller page shows from it whether etcd answers and how many revisions the watch is
+//! behind ([`EtcdProbe`]).
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +41,20 @@ use crate::model::{Changed, Model};
 
 /// Most watch items applied under one lock before the pages are told.
 const MAX_BATCH: usize = 4096;
+
+/// How often the feed asks etcd for its revision.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the last question to etcd found: whether it answered, and at which revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EtcdProbe {
+    /// When it was asked.
+    pub at: DateTime<Utc>,
+    /// etcd's revision then, when it answered.
+    pub revision: Option<i64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
 
 /// Where the feed stands; shown on every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +106,11 @@ pub struct Shared {
     model: RwLock<Arc<Model>>,
     connection: RwLock<Connection>,
     updates: broadcast::Sender<Update>,
+    /// The feed's connection to etcd, once it has one; the dashboard's actions write
+    /// through it.
+    store: OnceLock<Store>,
+    /// The last answer to the feed's question for etcd's revision.
+    probe: RwLock<Option<EtcdProbe>>,
 }
 
 impl Shared {
@@ -102,7 +126,22 @@ impl Shared {
                 revision: 0,
             }),
             updates: broadcast::channel(1024).0,
+            store: OnceLock::new(),
+            probe: RwLock::new(None),
         }
+    }
+
+    /// What the feed's last question for etcd's revision found; `None` before the first.
+    pub fn probe(&self) -> Option<EtcdProbe> {
+        self.probe
+            .read()
+            .expect("no panic while holding the lock")
+            .clone()
+    }
+
+    /// The feed's connection to etcd; `None` until it first connected.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.get()
     }
 
     /// The model now. Cloning the `Arc` is cheap; the model behind it never changes while
@@ -149,12 +188,49 @@ pub async fn run(shared: Arc<Shared>, config: EtcdConfig, layout: Layout, stop: 
     let Some(store) = connect(&shared, config, layout, &stop).await else {
         return;
     };
+    let _ = shared.store.set(store.clone());
+    let probing = tokio::spawn(probe(Arc::clone(&shared), store.clone(), stop.clone()));
+    feed(&shared, &store, &stop).await;
+    probing.abort();
+    let _ = probing.await;
+}
+
+/// Lists and follows until `stop`.
+async fn feed(shared: &Shared, store: &Store, stop: &CancellationToken) {
     loop {
-        let Some(streams) = relist(&shared, &store, &stop).await else {
+        let Some(streams) = relist(shared, store, stop).await else {
             return;
         };
-        if follow(&shared, streams, &stop).await.is_none() {
+        if follow(shared, streams, stop).await.is_none() {
             return;
+        }
+    }
+}
+
+/// Asks etcd for its revision every [`PROBE_INTERVAL`] until `stop`.
+async fn probe(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
+    let election = store.layout().leader_root();
+    loop {
+        let answer = tokio::select! {
+            () = stop.cancelled() => return,
+            answer = store.list(&election) => answer,
+        };
+        let probe = match answer {
+            Ok(listing) => EtcdProbe {
+                at: Utc::now(),
+                revision: Some(listing.revision),
+                error: None,
+            },
+            Err(error) => EtcdProbe {
+                at: Utc::now(),
+                revision: None,
+                error: Some(error.to_string()),
+            },
+        };
+        *shared.probe.write().expect("no panic under the lock") = Some(probe);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PROBE_INTERVAL) => {}
         }
     }
 }

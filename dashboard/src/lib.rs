@@ -1,24 +1,31 @@
 //! The theseus dashboard: live web pages of what runs, from one watch of etcd.
 //!
 //! Pages: the fleet (one row per deployment, filtered and sorted in the browser), a
-//! deployment (spec, conditions, tasks, history and journal), the services (their node lists
-//! as `theseus guest node-list` answers them) and the controller (the election, the watch,
-//! and whatever the hosting process reports through [`HostReport`]).
+//! deployment (spec, conditions, tasks, history and journal, a [`diff`] of two recorded
+//! revisions), the services (their node lists as `theseus guest node-list` answers them) and
+//! the controller (the election, the watch and how far behind etcd it is, and whatever the
+//! hosting process reports through [`HostReport`]).
 //!
 //! What it promises:
 //!
 //! - One watch per [`Dashboard`], however many pages are open: a page view or a live update
-//!   reads the in-memory model and costs no etcd or Marathon request.
+//!   reads the in-memory model and costs no etcd or Marathon request. Beside it, one small
+//!   read every few seconds tells whether etcd answers and how far behind the watch is
+//!   ([`feed::EtcdProbe`]).
 //! - Changes reach open pages over server-sent events as the watch delivers them.
 //! - A page always says whether what it shows is current; after a lost watch the picture is
 //!   listed afresh before it is called current again (see [`feed`]).
-//! - Read-only: no route writes anything. Secret-looking environment values are masked on the
-//!   server ([`mask`]); the pages insert every value as text, never as markup.
+//! - Read-only by default: without [`Actions::Enabled`] no route writes anything. With it, a
+//!   deployment page can scale, pause, resume and undo, each a compare-on-revision edit of
+//!   `/desired` ([`actions`]). Secret-looking environment values are masked on the server
+//!   ([`mask`]); the pages insert every value as text, never as markup.
 //! - The pages, script and style sheet are compiled into the binary.
 //!
 //! The controller serves [`Dashboard::router`] beside its own endpoints; `theseus dashboard`
 //! serves it alone with [`Dashboard::serve`].
 
+pub mod actions;
+pub mod diff;
 pub mod feed;
 pub mod mask;
 pub mod model;
@@ -35,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::actions::Actions;
 use crate::feed::Shared;
 
 /// Why the dashboard could not be served.
@@ -95,6 +103,7 @@ pub trait HostReport: Send + Sync + 'static {
 pub struct Dashboard {
     shared: Arc<Shared>,
     host: Option<Arc<dyn HostReport>>,
+    actions: Actions,
     stop: CancellationToken,
     feed: Option<JoinHandle<()>>,
 }
@@ -121,19 +130,31 @@ impl Dashboard {
         Dashboard {
             shared,
             host,
+            actions: Actions::Disabled,
             stop,
             feed: Some(feed),
         }
     }
 
+    /// The dashboard with its write path ([`Actions::Enabled`]) or without it (the default).
+    pub fn with_actions(mut self, actions: Actions) -> Dashboard {
+        self.actions = actions;
+        self
+    }
+
     /// The pages, their assets and their event streams, to serve at `/` (or to merge into
     /// another router).
     pub fn router(&self) -> Router {
-        routes::router(
+        let pages = routes::router(
             Arc::clone(&self.shared),
             self.host.clone(),
+            self.actions,
             self.stop.clone(),
-        )
+        );
+        match self.actions {
+            Actions::Disabled => pages,
+            Actions::Enabled => pages.merge(actions::router(Arc::clone(&self.shared))),
+        }
     }
 
     /// The feed's model and connection state, as the pages read them.

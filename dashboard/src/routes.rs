@@ -1,8 +1,9 @@
 //! The dashboard's HTTP surface: the pages, their assets, a JSON snapshot of each view, and
 //! one server-sent event stream per open page.
 //!
-//! Every route only reads: there is no handler for any method but GET. A request is answered
-//! from the feed's model in memory; none of them reaches etcd or Marathon.
+//! Every route here only reads: there is no handler for any method but GET (the write path,
+//! when enabled, is [`crate::actions`]). A request is answered from the feed's model in
+//! memory; none of them reaches etcd or Marathon.
 //!
 //! The event stream of a page starts with a `snapshot` of its view, then sends `rows` (the
 //! fleet's changed and removed rows), a new `snapshot` (other views, and every view after a
@@ -24,7 +25,9 @@ use theseus::api::DeploymentKey;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::feed::{Connection, Shared, Update};
+use crate::actions::Actions;
+use crate::diff::DiffLine;
+use crate::feed::{Connection, EtcdProbe, Shared, Update};
 use crate::view::{self, DeploymentView, FleetRow, Replica, ServiceView};
 use crate::{Fact, HostReport};
 
@@ -39,14 +42,17 @@ const FACTS_INTERVAL: Duration = Duration::from_secs(2);
 struct App {
     shared: Arc<Shared>,
     host: Option<Arc<dyn HostReport>>,
+    actions: Actions,
     stop: CancellationToken,
 }
 
-/// The dashboard's routes over `shared`, with facts from `host` on the controller page.
-/// Event streams end when `stop` is cancelled.
+/// The dashboard's routes over `shared`, with facts from `host` on the controller page;
+/// `actions` says whether deployment pages offer their actions. Event streams end when
+/// `stop` is cancelled.
 pub fn router(
     shared: Arc<Shared>,
     host: Option<Arc<dyn HostReport>>,
+    actions: Actions,
     stop: CancellationToken,
 ) -> Router {
     Router::new()
@@ -60,8 +66,14 @@ pub fn router(
         .route("/api/services", get(services))
         .route("/api/controller", get(controller))
         .route("/api/deployments/{service}/{name}", get(deployment))
+        .route("/api/deployments/{service}/{name}/diff", get(diff))
         .route("/api/events", get(events))
-        .with_state(App { shared, host, stop })
+        .with_state(App {
+            shared,
+            host,
+            actions,
+            stop,
+        })
 }
 
 async fn page() -> Response {
@@ -131,12 +143,19 @@ enum Snapshot {
     Controller {
         connection: Connection,
         replicas: Vec<Replica>,
+        /// What the hosting process reports; empty for `theseus dashboard`.
         facts: Vec<Fact>,
+        /// Whether a controller replica serves the page (else `theseus dashboard` does).
+        controller: bool,
+        /// The feed's last question for etcd's revision.
+        etcd: Option<EtcdProbe>,
         prefix: String,
     },
     Deployment {
         connection: Connection,
         deployment: Box<DeploymentView>,
+        /// Whether the page offers scale, pause, resume and undo.
+        actions: bool,
     },
 }
 
@@ -165,11 +184,14 @@ impl App {
                 connection,
                 replicas: view::replicas(&model),
                 facts: self.host.as_ref().map(|h| h.facts()).unwrap_or_default(),
+                controller: self.host.is_some(),
+                etcd: self.shared.probe(),
                 prefix: model.layout().prefix().to_owned(),
             },
             ViewName::Deployment(key) => Snapshot::Deployment {
                 connection,
                 deployment: Box::new(view::deployment(&model, key)),
+                actions: self.actions == Actions::Enabled,
             },
         }
     }
@@ -216,6 +238,40 @@ async fn deployment(
     match DeploymentKey::new(&service, &name) {
         Ok(key) => json_response(app.snapshot(&ViewName::Deployment(key))),
         Err(error) => (StatusCode::NOT_FOUND, error.to_string()).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+/// The line diff of two revisions' specs.
+#[derive(Serialize)]
+struct DiffAnswer {
+    from: String,
+    to: String,
+    lines: Vec<DiffLine>,
+}
+
+async fn diff(
+    State(app): State<App>,
+    Path((service, name)): Path<(String, String)>,
+    Query(query): Query<DiffQuery>,
+) -> Response {
+    let key = match DeploymentKey::new(&service, &name) {
+        Ok(key) => key,
+        Err(error) => return (StatusCode::NOT_FOUND, error.to_string()).into_response(),
+    };
+    let model = app.shared.model();
+    match view::revision_diff(&model, &key, &query.from, &query.to) {
+        Ok(lines) => json_response(DiffAnswer {
+            from: query.from,
+            to: query.to,
+            lines,
+        }),
+        Err(why) => (StatusCode::NOT_FOUND, why).into_response(),
     }
 }
 

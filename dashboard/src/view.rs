@@ -10,6 +10,7 @@ use serde_json::Value;
 use theseus::api::{Condition, DeploymentKey, InstanceCounts, Phase, TaskFailure, TaskRecord};
 use theseus::guest::{NodeQuery, ServiceTasks};
 
+use crate::diff::{DiffLine, line_diff};
 use crate::mask::mask_spec;
 use crate::model::{DeploymentRecords, Model};
 
@@ -262,7 +263,7 @@ pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
             .iter()
             .map(|(key, value)| RecordView {
                 key: key.clone(),
-                value: value.clone(),
+                value: mask_record(value.clone()),
             })
             .collect()
     };
@@ -291,6 +292,54 @@ pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
         history: list(&records.history),
         journal: list(&records.journal),
     }
+}
+
+/// A history record (or any record) with the secrets of the spec it holds masked.
+fn mask_record(mut value: Value) -> Value {
+    if let Some(spec) = value.get_mut("spec") {
+        *spec = mask_spec(spec.take());
+    }
+    value
+}
+
+/// Which spec of a deployment a diff compares: `desired` (the spec in `/desired` now) or a
+/// revision recorded in its history.
+fn spec_text(records: &DeploymentRecords, which: &str) -> Result<String, String> {
+    let spec = if which == "desired" {
+        records
+            .desired
+            .as_ref()
+            .map(|desired| desired.raw())
+            .ok_or_else(|| "there is no spec under /desired".to_owned())?
+    } else {
+        let record = records
+            .history
+            .get(which)
+            .ok_or_else(|| format!("revision {which} is not in the history"))?;
+        match record.get("spec") {
+            Some(spec) if !spec.is_null() => spec.clone(),
+            _ => return Err(format!("revision {which} was recorded without its spec")),
+        }
+    };
+    Ok(serde_json::to_string_pretty(&mask_spec(spec)).unwrap_or_default())
+}
+
+/// The line diff of two specs of `key` (`desired` or a history revision each), secrets
+/// masked before they are compared; why not, when one of them is not known.
+pub fn revision_diff(
+    model: &Model,
+    key: &DeploymentKey,
+    from: &str,
+    to: &str,
+) -> Result<Vec<DiffLine>, String> {
+    let records = model
+        .deployments()
+        .get(key)
+        .ok_or_else(|| format!("no deployment {key}"))?;
+    Ok(line_diff(
+        &spec_text(records, from)?,
+        &spec_text(records, to)?,
+    ))
 }
 
 /// One line of a service's node list, with where it comes from.
@@ -532,6 +581,32 @@ mod tests {
         assert_eq!(view.spec["environment"]["MODE"], "fast");
         assert_ne!(view.spec["environment"]["DB_PASSWORD"], "hunter2");
         assert!(!serde_json::to_string(&view).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn history_records_and_their_diff_mask_secrets_and_show_the_changed_line() {
+        let mut model = Model::new(Layout::default());
+        let record = |instances: u32| {
+            format!(
+                r#"{{"revision":{instances},"spec":{{"cmd":"run","instances":{instances},
+                   "environment":{{"API_TOKEN":"hunter2"}}}}}}"#
+            )
+        };
+        put(&mut model, "/observed/web/blue/history/2", &record(2), 6);
+        put(&mut model, "/observed/web/blue/history/3", &record(3), 7);
+        let key = "web/blue".parse().unwrap();
+        let view = deployment(&model, &key);
+        assert!(!serde_json::to_string(&view).unwrap().contains("hunter2"));
+        let lines = revision_diff(&model, &key, "2", "3").unwrap();
+        assert!(!serde_json::to_string(&lines).unwrap().contains("hunter2"));
+        let changed: Vec<String> = lines
+            .iter()
+            .filter(|line| line.change != crate::diff::LineChange::Kept)
+            .map(|line| line.text.trim().trim_end_matches(',').to_owned())
+            .collect();
+        assert_eq!(changed, ["\"instances\": 2", "\"instances\": 3"]);
+        assert!(revision_diff(&model, &key, "2", "9").is_err());
+        assert!(revision_diff(&model, &key, "2", "desired").is_err());
     }
 
     #[test]

@@ -9,6 +9,14 @@
 //! and checks that a label holding `<script>` is shown as text. It saves a screenshot of
 //! every page in `target/dashboard-screenshots/`.
 //!
+//! `tests/browser/actions.py` runs against a controller started with the dashboard's
+//! actions: it scales, pauses, resumes and undoes a deployment from its page and sees
+//! `/desired` and the page change, compares two recorded revisions, and sees an action based
+//! on a revision someone else has since replaced refused, with nothing overwritten.
+//! `drive.py` checks that without them the page offers no action and a POST is refused.
+//! `workstation.py` opens the controller page of a dashboard served beside no controller
+//! (what `theseus dashboard` runs), which says what it can know and where the rest is shown.
+//!
 //! Without `chromium` or `chromedriver` (or `$CHROMIUM_BIN` / `$CHROMEDRIVER_BIN`) the test
 //! prints why and passes without running; `scripts/dependencies.sh` installs both.
 
@@ -28,6 +36,7 @@ use theseus::marathon::MarathonConfig;
 use theseus::store::{EtcdConfig, Layout, Store};
 use theseus_controllers::controller::{Controller, ControllerConfig};
 use theseus_controllers::runtime::queue::Backoff;
+use theseus_dashboard::Actions;
 use theseus_testkit::{EtcdServer, wait_until_async};
 
 /// How long the stack may take to run what it is asked to.
@@ -66,7 +75,7 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start() -> Stack {
+    async fn start(actions: Actions) -> Stack {
         let etcd = EtcdServer::start();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -97,6 +106,7 @@ impl Stack {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.workers = 4;
         config.lease_ttl = Duration::from_secs(2);
+        config.dashboard_actions = actions;
         config.drain = Duration::from_secs(5);
         config.backoff = Backoff {
             min: Duration::from_millis(50),
@@ -163,8 +173,9 @@ impl Drop for Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
+/// Chromium, chromedriver and a python with Selenium; `None` (after saying why) when the
+/// browser is not installed.
+async fn browser() -> Option<Browser> {
     let (Some(chromium), Some(chromedriver)) = (
         program("CHROMIUM_BIN", "chromium"),
         program("CHROMEDRIVER_BIN", "chromedriver"),
@@ -173,13 +184,79 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
             "skipped: chromium and chromedriver are needed (Debian: apt-get install chromium \
              chromium-driver; scripts/dependencies.sh installs them)"
         );
-        return;
+        return None;
     };
     let python = tokio::task::spawn_blocking(selenium_python).await.unwrap();
     let screenshots = workspace_target().join("dashboard-screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
+    Some(Browser {
+        chromium,
+        chromedriver,
+        python,
+        screenshots,
+    })
+}
 
-    let mut stack = Stack::start().await;
+/// What a driver script needs.
+struct Browser {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+    python: PathBuf,
+    screenshots: PathBuf,
+}
+
+impl Browser {
+    /// Runs `tests/browser/<script>` against the dashboard at `url`, answering its requests
+    /// about `etcd`, and fails the test unless it passes.
+    fn drive(&self, script: &str, url: &str, etcd: &mut EtcdServer) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/browser")
+            .join(script);
+        let mut command = Command::new(&self.python);
+        command
+            .arg(path)
+            .arg(url)
+            .arg(&self.screenshots)
+            .arg(etcd.endpoint())
+            .env("CHROMIUM_BIN", &self.chromium)
+            .env("CHROMEDRIVER_BIN", &self.chromedriver)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .process_group(0);
+        let mut driver = Driver(command.spawn().expect("the driver script starts"));
+        let mut answers = driver.0.stdin.take().unwrap();
+        let requests = BufReader::new(driver.0.stdout.take().unwrap());
+        // The script's requests are answered on this thread; the controller and
+        // localmarathon go on running on the runtime's other threads meanwhile.
+        let passed = tokio::task::block_in_place(|| {
+            for line in requests.lines() {
+                let line = line.expect("the script's output is text");
+                println!("{line}");
+                match line.as_str() {
+                    "@kill-etcd" => etcd.kill(),
+                    "@restart-etcd" => etcd.restart(),
+                    "@passed" => return true,
+                    _ => continue,
+                }
+                writeln!(answers, "done").unwrap();
+            }
+            false
+        });
+        let status = driver.0.wait().unwrap();
+        assert!(
+            passed && status.success(),
+            "{script} failed ({status}); see its output above and the screenshots in {}",
+            self.screenshots.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let mut stack = Stack::start(Actions::Disabled).await;
     stack
         .put_spec(
             "web/blue",
@@ -194,42 +271,57 @@ async fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
         )
         .await;
     stack.wait_running("web/blue", 2).await;
+    let url = stack.url();
+    browser.drive("drive.py", &url, &mut stack.etcd);
+}
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.py");
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .arg(stack.url())
-        .arg(&screenshots)
-        .arg(stack.etcd.endpoint())
-        .env("CHROMIUM_BIN", chromium)
-        .env("CHROMEDRIVER_BIN", chromedriver)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .process_group(0);
-    let mut driver = Driver(command.spawn().expect("the driver script starts"));
-    let mut answers = driver.0.stdin.take().unwrap();
-    let requests = BufReader::new(driver.0.stdout.take().unwrap());
-    // The script's requests are answered on this thread; the controller and localmarathon
-    // go on running on the runtime's other threads meanwhile.
-    let passed = tokio::task::block_in_place(|| {
-        for line in requests.lines() {
-            let line = line.expect("the script's output is text");
-            println!("{line}");
-            match line.as_str() {
-                "@kill-etcd" => stack.etcd.kill(),
-                "@restart-etcd" => stack.etcd.restart(),
-                "@passed" => return true,
-                _ => continue,
-            }
-            writeln!(answers, "done").unwrap();
-        }
-        false
-    });
-    let status = driver.0.wait().unwrap();
-    assert!(
-        passed && status.success(),
-        "the browser test failed ({status}); see its output above and the screenshots in {}",
-        screenshots.display()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_actions_edit_desired_on_the_revision_the_page_showed() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let mut stack = Stack::start(Actions::Enabled).await;
+    stack
+        .put_spec(
+            "web/app",
+            json!({"cmd": "sleep 600", "instances": 1, "labels": ["app"],
+                   "environment": {"DB_PASSWORD": "hunter2"}}),
+        )
+        .await;
+    stack.wait_running("web/app", 1).await;
+    let url = stack.url();
+    browser.drive("actions.py", &url, &mut stack.etcd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_beside_no_controller_says_what_it_cannot_know() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let mut etcd = EtcdServer::start();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // What `theseus dashboard` runs: the pages alone, from a watch of etcd.
+    let dashboard = theseus_dashboard::Dashboard::start(
+        EtcdConfig::new(etcd.endpoints()),
+        Layout::default(),
+        None,
+        stop.child_token(),
     );
+    let (bound, address) = tokio::sync::oneshot::channel();
+    let serving = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            dashboard
+                .serve("127.0.0.1:0".parse().unwrap(), stop, |addr| {
+                    let _ = bound.send(addr);
+                })
+                .await
+                .unwrap();
+            dashboard.shutdown().await;
+        }
+    });
+    let url = format!("http://{}", address.await.unwrap());
+    browser.drive("workstation.py", &url, &mut etcd);
+    stop.cancel();
+    serving.await.unwrap();
 }

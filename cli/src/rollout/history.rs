@@ -9,7 +9,6 @@
 //! `theseus describe` shows.
 
 use clap::Args;
-use serde::de::DeserializeOwned;
 use theseus::api::{DeploymentKey, JournalEntry, RevisionRecord};
 use theseus::store::{KeyPath, Store};
 
@@ -53,14 +52,11 @@ pub(crate) async fn read_history(
     store: &Store,
     key: &DeploymentKey,
 ) -> Result<(Vec<RevisionRecord>, Vec<String>), Failure> {
-    let (mut records, problems) =
-        read_list::<RevisionRecord>(store, &store.layout().history(key), |path| {
-            matches!(path, KeyPath::History { .. })
-        })
-        .await?;
-    // Keys sort as text (`10` before `9`): order by revision.
-    records.sort_by_key(|record| record.revision);
-    Ok((records, problems))
+    let theseus::edit::History {
+        records,
+        unreadable,
+    } = theseus::edit::history(store, key).await?;
+    Ok((records, unreadable))
 }
 
 /// The journal of `key`, oldest first, and the entries that do not decode, named.
@@ -68,34 +64,21 @@ pub(crate) async fn read_journal(
     store: &Store,
     key: &DeploymentKey,
 ) -> Result<(Vec<JournalEntry>, Vec<String>), Failure> {
-    // Sequences are written in ten digits, so the keys' order is the journal's.
-    read_list::<JournalEntry>(store, &store.layout().journal(key), |path| {
-        matches!(path, KeyPath::Journal { .. })
-    })
-    .await
-}
-
-/// The records under `prefix` whose keys `wanted` accepts, decoded, in key order; and the
-/// ones that do not decode, named by their keys.
-async fn read_list<T: DeserializeOwned>(
-    store: &Store,
-    prefix: &str,
-    wanted: impl Fn(&KeyPath) -> bool,
-) -> Result<(Vec<T>, Vec<String>), Failure> {
     let layout = store.layout();
-    let listing = store.list(prefix).await?;
-    let mut records = Vec::new();
+    let listing = store.list(&layout.journal(key)).await?;
+    let mut entries = Vec::new();
     let mut problems = Vec::new();
+    // Sequences are written in ten digits, so the keys' order is the journal's.
     for entry in listing.entries {
-        if !layout.parse(&entry.key).is_some_and(|path| wanted(&path)) {
+        if !matches!(layout.parse(&entry.key), Some(KeyPath::Journal { .. })) {
             continue;
         }
-        match entry.json::<T>() {
-            Ok(record) => records.push(record),
+        match entry.json::<JournalEntry>() {
+            Ok(journal_entry) => entries.push(journal_entry),
             Err(error) => problems.push(format!("{}: {error}", entry.key)),
         }
     }
-    Ok((records, problems))
+    Ok((entries, problems))
 }
 
 /// The history as a table: revision, outcome, when it started and ran, change cause, and for

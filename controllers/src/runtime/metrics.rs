@@ -344,6 +344,18 @@ impl Metrics {
             .set(saturating_i64(running));
     }
 
+    /// The waiting and running keys of `controller`'s work queue as last reported; `None`
+    /// before its queue reported.
+    pub fn queue_depth_of(&self, controller: &'static str) -> Option<(i64, i64)> {
+        let labels = ControllerLabels { controller };
+        let waiting = self.queue_waiting.get(&labels)?.get();
+        let running = self
+            .queue_running
+            .get(&labels)
+            .map_or(0, |gauge| gauge.get());
+        Some((waiting, running))
+    }
+
     /// Marathon accepted an app write (`create`, `update`, `scale`, `delete`).
     pub fn marathon_write(&self, action: &'static str) {
         self.marathon_writes

@@ -1,72 +1,17 @@
 """Drives the dashboard in headless Chromium through chromedriver (Selenium), the way a
-person would use it, and saves a screenshot of every page.
+person would use it, and saves a screenshot of every page. See chromium.py for how it is run.
 
-Run by tests/browser.rs, which starts etcd, localmarathon and the controller first:
-
-    drive.py BASE_URL SCREENSHOT_DIR ETCD_ENDPOINT
-
-Lines starting with `@` on stdout ask the test for something (`@kill-etcd`,
-`@restart-etcd`); the test answers with one line on stdin once it is done. Every wait has a
-deadline; a failed expectation raises, and the exit status is non-zero.
+The dashboard here has no actions: the deployment page offers none, and a POST is refused.
+Every wait has a deadline; a failed expectation raises, and the exit status is non-zero.
 """
 
-import os
-import subprocess
-import sys
-
-from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-DEADLINE = 30
-
-base, shots, etcd = sys.argv[1:4]
-
-
-def ask(request):
-    print("@" + request, flush=True)
-    answer = sys.stdin.readline().strip()
-    if answer != "done":
-        raise RuntimeError("the test did not do %s: %r" % (request, answer))
-
-
-def etcdctl_put(key, value):
-    env = dict(os.environ, ETCDCTL_API="3")
-    subprocess.run(["etcdctl", "--endpoints", etcd, "put", key, value], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-
-
-def wait(driver, what, condition):
-    try:
-        return WebDriverWait(driver, DEADLINE, poll_frequency=0.05).until(lambda d: condition(d))
-    except TimeoutException:
-        shot(driver, "failed-" + what.replace(" ", "-")[:40])
-        raise AssertionError("timed out waiting until " + what + "; page says: " +
-                             driver.find_element(By.TAG_NAME, "body").text[:2000])
-
-
-def shot(driver, name):
-    driver.save_screenshot(os.path.join(shots, name + ".png"))
-
-
-def cell(driver, deployment, css):
-    """The text of a cell of a fleet row, read in one step (the table is redrawn live)."""
-    return driver.execute_script(
-        "const cell = document.querySelector(arguments[0]);"
-        "return cell ? cell.textContent : null;",
-        'tr[data-id="%s"] %s' % (deployment, css))
+from chromium import ask, base, browser, cell, etcdctl_put, passed, post, shot, wait
 
 
 def main():
-    options = webdriver.ChromeOptions()
-    options.binary_location = os.environ["CHROMIUM_BIN"]
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,900", "--no-first-run", "--disable-extensions"]:
-        options.add_argument(flag)
-    service = Service(executable_path=os.environ["CHROMEDRIVER_BIN"])
-    driver = webdriver.Chrome(service=service, options=options)
+    driver = browser()
     try:
         # The fleet page lists the deployments.
         driver.get(base + "/")
@@ -108,6 +53,13 @@ def main():
         assert "s3cret" not in spec and "API_TOKEN" in spec, spec
         page = driver.find_element(By.ID, "main").text
         assert "Valid" in page and "SpecValid" in page, page
+        # Without --dashboard-actions there is nothing to click and no route to write with.
+        assert not driver.find_elements(By.ID, "actions")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#main button#scale, #main button#pause")
+        status = post(driver, "/api/deployments/web/blue/actions",
+                      {"action": "scale", "instances": 9, "revision": 1},
+                      {"Content-Type": "application/json", "X-Theseus-Dashboard": "action"})
+        assert status in (404, 405), status
         shot(driver, "deployment")
 
         # The services page answers what node-list answers.
@@ -124,6 +76,15 @@ def main():
         wait(driver, "a leader is named", lambda d: "leader" in d.find_element(By.ID, "main").text)
         page = driver.find_element(By.ID, "main").text
         assert "HTMLElement" not in page and "this replica" in page, page
+        # The replica's own facts: Marathon, its work queues, and how far behind its watch is.
+        wait(driver, "the leader reports Marathon reachable",
+             lambda d: "reachable since" in d.find_element(By.ID, "host-facts").text)
+        facts = driver.find_element(By.ID, "host-facts").text
+        assert "work queue (deployments)" in facts and "waiting" in facts, facts
+        wait(driver, "the watch says how far behind etcd it is",
+             lambda d: d.find_element(By.ID, "watch-lag").text.startswith("caught up"))
+        assert driver.find_element(By.ID, "etcd-reachable").text.startswith("answered"), \
+            driver.find_element(By.ID, "etcd-reachable").text
         shot(driver, "controller")
 
         # Without etcd the page says it is disconnected; with etcd back it is live again and
@@ -144,7 +105,7 @@ def main():
         shot(driver, "reconnected")
     finally:
         driver.quit()
-    print("@passed", flush=True)
+    passed()
 
 
 main()
