@@ -3,48 +3,39 @@
 //!
 //! What it promises: the lines kept are a longest common subsequence of the two texts, so
 //! nothing unchanged is shown as removed and added again. Specs are small; texts whose
-//! comparison table would exceed [`MAX_CELLS`] are shown as all removed and all added.
+//! comparison is too large are shown as all removed and all added (see
+//! [`theseus_dashboard::diff`]).
+
+use theseus_dashboard::diff::{LineChange, line_diff};
 
 /// Lines of context around each change.
 const CONTEXT: usize = 3;
 
-/// The largest `lines(before) × lines(after)` compared line by line.
-const MAX_CELLS: usize = 4_000_000;
-
-/// One line of an edit script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Edit<'a> {
-    Keep(&'a str),
-    Remove(&'a str),
-    Add(&'a str),
-}
-
 /// The unified diff of `before` and `after` under the header names given, or `None` when the
-/// texts are equal.
+/// texts are equal. The lines kept are the dashboard's line diff's (the same comparison the
+/// deployment page shows between two revisions).
 pub fn unified(before_name: &str, before: &str, after_name: &str, after: &str) -> Option<String> {
     if before == after {
         return None;
     }
-    let before: Vec<&str> = before.lines().collect();
-    let after: Vec<&str> = after.lines().collect();
-    let edits = edit_script(&before, &after);
+    let edits = line_diff(before, after);
     let mut out = format!("--- {before_name}\n+++ {after_name}\n");
     // Positions (line numbers from 1) in each text where each edit sits.
     let mut positions = Vec::with_capacity(edits.len());
     let (mut old, mut new) = (1, 1);
     for edit in &edits {
         positions.push((old, new));
-        match edit {
-            Edit::Keep(_) => {
+        match edit.change {
+            LineChange::Kept => {
                 old += 1;
                 new += 1;
             }
-            Edit::Remove(_) => old += 1,
-            Edit::Add(_) => new += 1,
+            LineChange::Removed => old += 1,
+            LineChange::Added => new += 1,
         }
     }
     let changed: Vec<usize> = (0..edits.len())
-        .filter(|&i| !matches!(edits[i], Edit::Keep(_)))
+        .filter(|&i| edits[i].change != LineChange::Kept)
         .collect();
     let mut i = 0;
     while i < changed.len() {
@@ -57,10 +48,13 @@ pub fn unified(before_name: &str, before: &str, after_name: &str, after: &str) -
         }
         let end = (last + CONTEXT + 1).min(edits.len());
         let hunk = &edits[start..end];
-        let old_count = hunk.iter().filter(|e| !matches!(e, Edit::Add(_))).count();
+        let old_count = hunk
+            .iter()
+            .filter(|e| e.change != LineChange::Added)
+            .count();
         let new_count = hunk
             .iter()
-            .filter(|e| !matches!(e, Edit::Remove(_)))
+            .filter(|e| e.change != LineChange::Removed)
             .count();
         let (old_start, new_start) = positions[start];
         // `diff -u` numbers an empty side by the line before it.
@@ -80,13 +74,12 @@ pub fn unified(before_name: &str, before: &str, after_name: &str, after: &str) -
             range(new_start, new_count)
         ));
         for edit in hunk {
-            let (mark, line) = match edit {
-                Edit::Keep(line) => (' ', line),
-                Edit::Remove(line) => ('-', line),
-                Edit::Add(line) => ('+', line),
-            };
-            out.push(mark);
-            out.push_str(line);
+            out.push(match edit.change {
+                LineChange::Kept => ' ',
+                LineChange::Removed => '-',
+                LineChange::Added => '+',
+            });
+            out.push_str(&edit.text);
             out.push('\n');
         }
         i += 1;
@@ -100,45 +93,6 @@ fn range(start: usize, count: usize) -> String {
     } else {
         format!("{start},{count}")
     }
-}
-
-/// The edits that turn `before` into `after`, keeping a longest common subsequence.
-fn edit_script<'a>(before: &[&'a str], after: &[&'a str]) -> Vec<Edit<'a>> {
-    let (n, m) = (before.len(), after.len());
-    if n.saturating_mul(m) > MAX_CELLS {
-        let mut edits: Vec<Edit<'a>> = before.iter().map(|line| Edit::Remove(line)).collect();
-        edits.extend(after.iter().map(|line| Edit::Add(line)));
-        return edits;
-    }
-    // common[i][j]: the length of the longest common subsequence of before[i..] and after[j..].
-    let mut common = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            common[i][j] = if before[i] == after[j] {
-                common[i + 1][j + 1] + 1
-            } else {
-                common[i + 1][j].max(common[i][j + 1])
-            };
-        }
-    }
-    let mut edits = Vec::with_capacity(n + m);
-    let (mut i, mut j) = (0, 0);
-    while i < n && j < m {
-        if before[i] == after[j] {
-            edits.push(Edit::Keep(before[i]));
-            i += 1;
-            j += 1;
-        } else if common[i + 1][j] >= common[i][j + 1] {
-            edits.push(Edit::Remove(before[i]));
-            i += 1;
-        } else {
-            edits.push(Edit::Add(after[j]));
-            j += 1;
-        }
-    }
-    edits.extend(before[i..].iter().map(|line| Edit::Remove(line)));
-    edits.extend(after[j..].iter().map(|line| Edit::Add(line)));
-    edits
 }
 
 #[cfg(test)]
