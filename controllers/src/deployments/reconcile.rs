@@ -388,9 +388,20 @@ impl Deployments {
                     // Why it waits is said before its deadline is judged, so that a revision
                     // past it names what it waited for.
                     let waited = match app.as_deref() {
+                        // Just written: Marathon has placed nothing yet. Look again soon, since
+                        // no event may come before the deadline if nothing can be placed.
+                        Some(_)
+                            if matches!(converged.situation, Situation::Applied)
+                                && converged.wrote
+                                && status.phase == Phase::Deploying =>
+                        {
+                            Waited {
+                                queue: None,
+                                look_again: Some(WAITING_RETRY),
+                            }
+                        }
                         Some(app)
                             if matches!(converged.situation, Situation::Applied)
-                                && !converged.wrote
                                 && status.phase == Phase::Deploying =>
                         {
                             self.explain_waiting(&spec, app, &mut status).await
