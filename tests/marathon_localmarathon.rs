@@ -1571,3 +1571,45 @@ async fn deployment_plans_carry_no_group_trees_whichever_format_is_asked_for() {
     }
     marathon.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_launch_queue_names_what_an_app_that_fits_no_agent_is_short_of() {
+    let marathon = Marathon::start(ExecutorKind::Sim).await;
+    let client = &marathon.client;
+    assert!(client.queue().await.unwrap().is_empty(), "nothing waits");
+
+    let id = app_id("/interop/big");
+    let mut app = App::new(id.clone());
+    app.cmd = Some("sleep 1000".into());
+    app.cpus = Some(500.0);
+    app.instances = Some(2);
+    client.create_app(&app).await.unwrap();
+    let entry = eventually("the app is queued with declined offers", || async {
+        client
+            .queue()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.app_id() == Some(&id))
+            .filter(|entry| {
+                entry
+                    .processed_offers_summary
+                    .as_ref()
+                    .is_some_and(|summary| !summary.declined().is_empty())
+            })
+    })
+    .await;
+    assert_eq!(entry.count, 2);
+    let delay = entry.delay.as_ref().unwrap();
+    assert!(delay.overdue && delay.time_left_seconds == 0);
+    assert!(entry.since.is_some());
+    let summary = entry.processed_offers_summary.as_ref().unwrap();
+    let short: Vec<&str> = summary
+        .declined()
+        .iter()
+        .map(|step| step.reason.shortage())
+        .collect();
+    assert_eq!(short, ["cpus"]);
+    assert_eq!(summary.last_offers(), Some(3), "one last offer per agent");
+    marathon.shutdown().await;
+}

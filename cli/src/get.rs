@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
 use theseus::api::{
-    DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase, parse_spec,
+    DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase, Reason, parse_spec,
 };
 use theseus::store::{Entry, KeyPath, Revision, Store};
 
@@ -215,7 +215,7 @@ fn print_table(rows: &[Row], invalid_keys: &[(String, KeyError)]) -> std::io::Re
     }
     let failures: Vec<String> = rows
         .iter()
-        .flat_map(|row| [failed(row), failure(row)])
+        .flat_map(|row| [failed(row), waiting(row), failure(row)])
         .flatten()
         .collect();
     if !failures.is_empty() {
@@ -248,6 +248,26 @@ fn failed(row: &Row) -> Option<String> {
         "{}: revision {} failed ({}): {}",
         row.deployment, status.observed_revision, progressing.reason, progressing.message
     ))
+}
+
+/// One line with the `Progressing` reason and message of a deployment whose current revision
+/// waits for something that keeps it from running (`WaitingForResources`,
+/// `HealthChecksFailing`), the words `rollout status` shows.
+fn waiting(row: &Row) -> Option<String> {
+    let status = row.status.as_ref()?;
+    if status.phase == Phase::Failed || row.revision != Some(status.observed_revision) {
+        return None;
+    }
+    let progressing = status.condition("Progressing")?;
+    let waits = [Reason::WaitingForResources, Reason::HealthChecksFailing]
+        .into_iter()
+        .any(|reason| progressing.is(reason));
+    waits.then(|| {
+        format!(
+            "{}: revision {} waits ({}): {}",
+            row.deployment, status.observed_revision, progressing.reason, progressing.message
+        )
+    })
 }
 
 /// One line with the last task failure of a deployment short of running instances (the
@@ -303,5 +323,65 @@ fn runs(spec: &DeploymentSpec) -> String {
         format!("{short}…")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use theseus::api::{Condition, InstanceCounts};
+
+    use super::*;
+
+    fn row(revision: Revision, phase: Phase, progressing: Condition) -> Row {
+        Row {
+            deployment: "web/dev".into(),
+            revision: Some(revision),
+            spec: None,
+            status: Some(DeploymentStatus {
+                observed_revision: 7,
+                phase,
+                conditions: vec![progressing],
+                instances: InstanceCounts::default(),
+                app_id: Some("/web/dev".into()),
+                app_version: None,
+                deployment_ids: vec![],
+                last_task_failure: None,
+                revision_started_at: None,
+                revision_running_at: None,
+                revision_task_failures: 0,
+                updated_at: chrono::DateTime::UNIX_EPOCH,
+            }),
+            errors: vec![],
+            parsed: None,
+        }
+    }
+
+    #[test]
+    fn a_revision_waiting_for_resources_or_on_health_checks_gets_a_line_with_its_reason() {
+        let short = Condition::fails(
+            "Progressing",
+            Reason::WaitingForResources,
+            "1 of 1 instance(s) cannot be placed: not enough cpus",
+        );
+        assert_eq!(
+            waiting(&row(7, Phase::Deploying, short.clone())).as_deref(),
+            Some(
+                "web/dev: revision 7 waits (WaitingForResources): 1 of 1 instance(s) cannot be \
+                 placed: not enough cpus"
+            )
+        );
+        assert_eq!(
+            waiting(&row(8, Phase::Deploying, short)),
+            None,
+            "an older revision"
+        );
+        let failing = Condition::fails(
+            "Progressing",
+            Reason::HealthChecksFailing,
+            "2 of 2 running task(s) fail health check 1 (HTTP port `http` path `/`)",
+        );
+        assert!(waiting(&row(7, Phase::Deploying, failing)).is_some());
+        let deploying = Condition::holds("Progressing", Reason::Deploying, "in progress");
+        assert_eq!(waiting(&row(7, Phase::Deploying, deploying)), None);
     }
 }

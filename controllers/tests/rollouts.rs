@@ -30,6 +30,15 @@ fn writes(controller: &Controller, action: &str) -> f64 {
     )
 }
 
+/// How often the controller asked Marathon for its launch queue.
+fn queue_reads(controller: &Controller) -> f64 {
+    metric_sum(
+        &controller.metrics().encode(),
+        "theseus_controller_marathon_requests_total",
+        "route=\"/v2/queue\"",
+    )
+}
+
 fn reconciles(controller: &Controller) -> f64 {
     metric_sum(
         &controller.metrics().encode(),
@@ -109,7 +118,8 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     for part in [
         format!("revision {bad} failed (CrashLooping"),
         format!("rolled back to revision {good}"),
-        "exit".to_owned(),
+        "Command exited with status 3".to_owned(),
+        "next launch".to_owned(),
     ] {
         assert!(message.contains(&part), "{part} missing from {message}");
     }
@@ -152,11 +162,18 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     assert_eq!(failed.failure_reason.as_deref(), Some("CrashLooping"));
     assert_eq!(failed.spec["cmd"], "exit 3");
 
-    // Not tried again: resyncs reconcile the key and leave the good revision running.
+    // Not tried again: resyncs reconcile the key and leave the good revision running, and
+    // read no launch queue (nothing waits).
     let updates = writes(&controller, "update");
     assert_eq!(updates, 2.0, "the bad revision, then the rollback");
+    let reads = queue_reads(&controller);
     wait_reconciles(&controller, 3.0).await;
     assert_eq!(writes(&controller, "update"), updates);
+    assert_eq!(
+        queue_reads(&controller),
+        reads,
+        "no launch queue read at rest"
+    );
     assert_eq!(
         cluster.app(APP).await.unwrap().cmd.as_deref(),
         Some("sleep 1000")
@@ -195,7 +212,8 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revision_that_cannot_be_placed_is_rolled_back_after_its_deadline() {
+async fn a_revision_that_cannot_be_placed_waits_for_resources_then_is_rolled_back_after_its_deadline()
+ {
     let cluster = Cluster::start().await;
     let controller = cluster.controller().await;
     let good = cluster
@@ -208,9 +226,27 @@ async fn a_revision_that_cannot_be_placed_is_rolled_back_after_its_deadline() {
         .put_spec(
             KEY,
             &json!({"cmd": "sleep 1000", "instances": 1, "cpus": 500,
-                    "progress_deadline_seconds": 2}),
+                    "progress_deadline_seconds": 8}),
         )
         .await;
+    // First the revision waits, saying what is short (Marathon's launch queue)...
+    let waiting = cluster
+        .wait_status(KEY, "waits for resources", |s| {
+            s.observed_revision == bad
+                && s.condition("Progressing")
+                    .is_some_and(|c| c.is(Reason::WaitingForResources))
+        })
+        .await;
+    assert_eq!(waiting.phase, Phase::Deploying);
+    let message = &waiting.condition("Progressing").unwrap().message;
+    for part in [
+        "1 of 1 instance(s) of Marathon app `/web/dev` cannot be placed",
+        "not enough cpus (InsufficientCpus: 3 of 3 agents)",
+        "cpus 500",
+    ] {
+        assert!(message.contains(part), "{part} missing from {message}");
+    }
+    // ...then its deadline passes, naming what it waited for, and it is rolled back.
     let status = cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
@@ -219,7 +255,13 @@ async fn a_revision_that_cannot_be_placed_is_rolled_back_after_its_deadline() {
         })
         .await;
     let message = &status.condition("Progressing").unwrap().message;
-    assert!(message.contains("DeadlineExceeded"), "{message}");
+    for part in [
+        format!("revision {bad} failed (DeadlineExceeded: revision {bad} did not reach Running"),
+        "not enough cpus (InsufficientCpus".to_owned(),
+        format!("rolled back to revision {good}"),
+    ] {
+        assert!(message.contains(&part), "{part} missing from {message}");
+    }
     wait_until("the good revision's app is back", || async {
         let app = cluster.app(APP).await.unwrap();
         app.cpus == Some(0.3) && app.deployments.as_ref().is_some_and(Vec::is_empty)
@@ -230,6 +272,17 @@ async fn a_revision_that_cannot_be_placed_is_rolled_back_after_its_deadline() {
         history(&cluster, KEY).await[&bad].failure_reason.as_deref(),
         Some("DeadlineExceeded")
     );
+    let rolled_back = journal(&cluster, KEY)
+        .await
+        .into_iter()
+        .find(|entry| entry.decision == Decision::RolledBack)
+        .expect("the rollback is journaled");
+    assert!(
+        rolled_back.message.contains("DeadlineExceeded") && rolled_back.message.contains("cpus"),
+        "{}",
+        rolled_back.message
+    );
+    assert!(queue_reads(&controller) >= 1.0, "the launch queue was read");
     controller.shutdown().await;
 }
 
@@ -247,7 +300,17 @@ async fn a_first_revision_that_fails_is_failed_and_its_app_is_kept() {
         .await;
     let condition = status.condition("Progressing").unwrap();
     assert!(condition.is(Reason::CrashLooping), "{condition:?}");
-    assert!(condition.message.contains(&format!("revision {bad}")));
+    for part in [
+        format!("revision {bad}"),
+        "last task failure: TASK_FAILED Command exited with status 3".to_owned(),
+        "next launch".to_owned(),
+    ] {
+        assert!(
+            condition.message.contains(&part),
+            "{part} missing from {}",
+            condition.message
+        );
+    }
     assert!(cluster.app(APP).await.is_some(), "the app is not deleted");
     assert_eq!(writes(&controller, "create"), 1.0);
     assert_eq!(writes(&controller, "update"), 0.0);
@@ -449,8 +512,19 @@ async fn a_revision_that_never_turns_healthy_is_rolled_back_and_never_stops_serv
     ));
 
     let mut bad_spec = checked("false");
-    bad_spec["progress_deadline_seconds"] = json!(4);
+    bad_spec["progress_deadline_seconds"] = json!(8);
     let bad = cluster.put_spec(KEY, &bad_spec).await;
+    let failing = cluster
+        .wait_status(KEY, "says its health checks fail", |s| {
+            s.observed_revision == bad
+                && s.condition("Progressing")
+                    .is_some_and(|c| c.is(Reason::HealthChecksFailing))
+        })
+        .await;
+    let message = &failing.condition("Progressing").unwrap().message;
+    for part in ["health check 1 (COMMAND command `false`)", "not alive"] {
+        assert!(message.contains(part), "{part} missing from {message}");
+    }
     let status = cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
@@ -459,7 +533,12 @@ async fn a_revision_that_never_turns_healthy_is_rolled_back_and_never_stops_serv
         })
         .await;
     let message = &status.condition("Progressing").unwrap().message;
-    assert!(message.contains("DeadlineExceeded"), "{message}");
+    for part in [
+        "DeadlineExceeded",
+        "health check 1 (COMMAND command `false`)",
+    ] {
+        assert!(message.contains(part), "{part} missing from {message}");
+    }
     wait_until("the good revision serves again, every instance", || async {
         let app = cluster.app(APP).await.unwrap();
         let command = app

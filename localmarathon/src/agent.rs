@@ -145,6 +145,17 @@ pub struct Resources {
     pub disk: f64,
 }
 
+/// Which resources an agent has too little of for a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shortfall {
+    /// Too few CPUs left.
+    pub cpus: bool,
+    /// Too little memory left.
+    pub mem: bool,
+    /// Too little disk left.
+    pub disk: bool,
+}
+
 /// Index of an agent in the scheduler's agent list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AgentIndex(pub usize);
@@ -204,11 +215,18 @@ impl Agent {
 
     /// Whether `want` fits into what is left.
     pub fn fits(&self, want: Resources) -> bool {
+        self.shortfall(want) == Shortfall::default()
+    }
+
+    /// Which of `want`'s resources do not fit into what is left.
+    pub fn shortfall(&self, want: Resources) -> Shortfall {
         // A small epsilon so that 10 x 0.1 CPUs fit into 1 CPU.
         const EPS: f64 = 1e-9;
-        self.used.cpus + want.cpus <= self.spec.cpus + EPS
-            && self.used.mem + want.mem <= self.spec.mem + EPS
-            && self.used.disk + want.disk <= self.spec.disk + EPS
+        Shortfall {
+            cpus: self.used.cpus + want.cpus > self.spec.cpus + EPS,
+            mem: self.used.mem + want.mem > self.spec.mem + EPS,
+            disk: self.used.disk + want.disk > self.spec.disk + EPS,
+        }
     }
 
     /// Picks host ports: the `required` fixed ones (`Some`) and free dynamic ones (`None`).

@@ -38,6 +38,7 @@ pub mod executor;
 pub mod group;
 pub mod health;
 pub mod launch_delay;
+pub mod offers;
 pub mod persistence;
 pub mod placement;
 pub mod scheduler;

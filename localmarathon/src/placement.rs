@@ -4,7 +4,8 @@
 //! `GROUP_BY`, `LIKE`, `UNLIKE`, `MAX_PER`, `IS`), counted over the app's active tasks,
 //! including the ones placed earlier in the same round. Agents carry no other attributes, so a
 //! constraint on any other field matches no agent and the task waits, as it would on a Mesos
-//! cluster whose agents lack that attribute. An app that fits nowhere stays waiting.
+//! cluster whose agents lack that attribute. An app that fits nowhere stays waiting, and every
+//! agent it does not fit is named with Marathon's reasons (for `/v2/queue`).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::agent::{Agent, AgentIndex, Resources};
+use crate::offers::NoMatchReason;
 use crate::validation::Violations;
 
 /// A constraint operator.
@@ -233,27 +235,65 @@ fn field_value<'a>(agent: &'a Agent, field: &str) -> Option<&'a str> {
     }
 }
 
+/// What weighing every agent for one task found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matching {
+    /// Where the task goes, if anywhere.
+    pub placement: Option<Placement>,
+    /// The agents it cannot go to, each with every reason why.
+    pub declined: Vec<(AgentIndex, Vec<NoMatchReason>)>,
+}
+
+/// Why a task cannot go to `agent` (empty: it can, on `ports`).
+fn reasons(
+    agents: &[Agent],
+    agent: &Agent,
+    demand: &Demand<'_>,
+    placed: &[AgentIndex],
+) -> (Vec<NoMatchReason>, Option<Vec<u16>>) {
+    let mut reasons = Vec::new();
+    let constrained = !demand.constraints.iter().all(|c| {
+        let placed_values: Vec<&str> = placed
+            .iter()
+            .filter_map(|a| agents.get(a.0))
+            .filter_map(|a| field_value(a, &c.field))
+            .collect();
+        c.accepts(field_value(agent, &c.field), &placed_values)
+    });
+    if constrained {
+        reasons.push(NoMatchReason::UnfulfilledConstraint);
+    }
+    let short = agent.shortfall(demand.resources);
+    for (lacking, reason) in [
+        (short.cpus, NoMatchReason::InsufficientCpus),
+        (short.mem, NoMatchReason::InsufficientMemory),
+        (short.disk, NoMatchReason::InsufficientDisk),
+    ] {
+        if lacking {
+            reasons.push(reason);
+        }
+    }
+    // Ports are picked (and probed) only for an agent that can otherwise take the task.
+    if !reasons.is_empty() {
+        return (reasons, None);
+    }
+    match agent.pick_ports(&demand.ports, demand.probe_ports) {
+        Some(ports) => (reasons, Some(ports)),
+        None => (vec![NoMatchReason::InsufficientPorts], None),
+    }
+}
+
 /// Chooses an agent for one task. `placed` lists the agents of the app's active tasks. Among the
 /// agents that fit, the one with the fewest tasks of this app wins (then the lowest index), which
-/// spreads an app the way Mesos offer cycling tends to.
-pub fn place(agents: &[Agent], demand: &Demand<'_>, placed: &[AgentIndex]) -> Option<Placement> {
+/// spreads an app the way Mesos offer cycling tends to. Every agent that does not fit is named
+/// with why.
+pub fn place(agents: &[Agent], demand: &Demand<'_>, placed: &[AgentIndex]) -> Matching {
     let mut best: Option<(usize, Placement)> = None;
+    let mut declined = Vec::new();
     for (i, agent) in agents.iter().enumerate() {
-        if !agent.fits(demand.resources) {
-            continue;
-        }
-        let ok = demand.constraints.iter().all(|c| {
-            let placed_values: Vec<&str> = placed
-                .iter()
-                .filter_map(|a| agents.get(a.0))
-                .filter_map(|a| field_value(a, &c.field))
-                .collect();
-            c.accepts(field_value(agent, &c.field), &placed_values)
-        });
-        if !ok {
-            continue;
-        }
-        let Some(ports) = agent.pick_ports(&demand.ports, demand.probe_ports) else {
+        let (why, ports) = reasons(agents, agent, demand, placed);
+        let Some(ports) = ports else {
+            declined.push((AgentIndex(i), why));
             continue;
         };
         let load = placed.iter().filter(|a| a.0 == i).count();
@@ -267,7 +307,10 @@ pub fn place(agents: &[Agent], demand: &Demand<'_>, placed: &[AgentIndex]) -> Op
             ));
         }
     }
-    best.map(|(_, p)| p)
+    Matching {
+        placement: best.map(|(_, p)| p),
+        declined,
+    }
 }
 
 #[cfg(test)]
@@ -310,7 +353,7 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..n {
             let d = demand(constraints);
-            match place(&agents, &d, &placed) {
+            match place(&agents, &d, &placed).placement {
                 Some(p) => {
                     agents[p.agent.0].allocate(d.resources, &p.ports);
                     placed.push(p.agent);
@@ -357,6 +400,35 @@ mod tests {
         for a in 0..3 {
             assert_eq!(placed.iter().filter(|p| **p == Some(a)).count(), 2);
         }
+    }
+
+    #[test]
+    fn every_agent_a_task_does_not_fit_is_named_with_each_reason() {
+        let agents = agents();
+        let c = [constraint(&["hostname", "IS", "127.0.0.12"])];
+        let mut d = demand(&c);
+        d.resources.cpus = 500.0;
+        let matching = place(&agents, &d, &[]);
+        assert_eq!(matching.placement, None);
+        use NoMatchReason::*;
+        assert_eq!(
+            matching.declined,
+            [
+                (AgentIndex(0), vec![UnfulfilledConstraint, InsufficientCpus]),
+                (AgentIndex(1), vec![InsufficientCpus]),
+                (AgentIndex(2), vec![UnfulfilledConstraint, InsufficientCpus]),
+            ]
+        );
+        let fixed = Demand {
+            ports: vec![Some(1)],
+            ..demand(&[])
+        };
+        assert!(
+            place(&agents, &fixed, &[])
+                .declined
+                .iter()
+                .all(|(_, why)| *why == [InsufficientPorts])
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::executor::{ExecutorKind, LaunchSpec};
 use crate::group::GroupSnapshot;
 use crate::health::{HealthRecord, ProbeTarget};
 use crate::launch_delay::LaunchDelay;
+use crate::offers::OfferStatistics;
 use crate::task::{InstanceId, TaskId, TaskState};
 use crate::timestamp::{Timestamp, VersionClock};
 
@@ -148,6 +149,8 @@ pub struct AppRecord {
     pub instances: BTreeMap<InstanceId, Instance>,
     /// Launch backoff.
     pub delay: LaunchDelay,
+    /// The offers of the current launch attempt, while instances wait for a task.
+    pub offers: Option<OfferStatistics>,
     /// Last failed task.
     pub last_failure: Option<TaskFailure>,
     /// Running deployment.

@@ -28,6 +28,12 @@ pub enum Reason {
     Deleting,
     /// `Progressing`: the spec says `paused`; nothing goes to Marathon.
     Paused,
+    /// `Progressing`: the revision's new instances cannot be placed: no agent offers what
+    /// they need (the message says what is short: cpus, mem, disk, ports or a constraint).
+    WaitingForResources,
+    /// `Progressing`: the revision's new tasks run but their health checks do not pass (the
+    /// message names the check and its last result).
+    HealthChecksFailing,
     /// `Progressing`: the app is being created.
     Creating,
     /// `Progressing`: Marathon deployments of the app are in progress.
@@ -54,7 +60,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the README lists them.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::SpecValid,
         Reason::SpecInvalid,
         Reason::AppNotOwned,
@@ -66,6 +72,8 @@ impl Reason {
         Reason::Creating,
         Reason::Deploying,
         Reason::Deployed,
+        Reason::WaitingForResources,
+        Reason::HealthChecksFailing,
         Reason::DeadlineExceeded,
         Reason::CrashLooping,
         Reason::RolledBack,
@@ -89,6 +97,8 @@ impl Reason {
             Reason::Creating => "Creating",
             Reason::Deploying => "Deploying",
             Reason::Deployed => "Deployed",
+            Reason::WaitingForResources => "WaitingForResources",
+            Reason::HealthChecksFailing => "HealthChecksFailing",
             Reason::DeadlineExceeded => "DeadlineExceeded",
             Reason::CrashLooping => "CrashLooping",
             Reason::RolledBack => "RolledBack",

@@ -25,6 +25,7 @@ use super::events::EventKind;
 use super::failover::{Answer, Call, Endpoints};
 use super::info::{Info, Leader};
 use super::observer::{RequestObserver, Route};
+use super::queue::{Queue, QueueEntry};
 use super::task::{Task, TaskId};
 
 /// The header in which Marathon names the deployment a write started.
@@ -552,6 +553,16 @@ impl MarathonClient {
             return Ok(None);
         }
         decode(&url, &body, "deployment result").map(Some)
+    }
+
+    /// `GET /v2/queue`: the apps (and pods) with instances waiting to be launched, with
+    /// their launch delays and why the offers Marathon processed for them did not fit.
+    pub async fn queue(&self) -> Result<Vec<QueueEntry>, Error> {
+        let call = Call::new(Method::GET, Route::Queue, path(["v2", "queue"]));
+        let queue: Queue = self
+            .json(call, &Target::Other("launch queue"), "launch queue")
+            .await?;
+        Ok(queue.queue)
     }
 
     /// `GET /v2/info`: what the answering Marathon says about itself.

@@ -5,7 +5,7 @@
 //! - Every request goes to one of several Marathon URLs; the client fails over between them
 //!   and follows the leader (see [`MarathonClient`] for exactly what is retried and why).
 //! - Marathon's answers become types: wire types in [`app`], [`task`], [`deployment`],
-//!   [`info`]; refusals become [`Error`] variants carrying what Marathon said (the app id,
+//!   [`info`], [`queue`]; refusals become [`Error`] variants carrying what Marathon said (the app id,
 //!   the deployments holding a lock, the paths of invalid fields).
 //! - Wire types are liberal: optional fields are `Option`, unknown fields are kept in an
 //!   `extra` map, so an app read and written back loses nothing. Requests are serialised
@@ -130,6 +130,7 @@ mod failover;
 pub mod health;
 pub mod info;
 mod observer;
+pub mod queue;
 pub mod task;
 
 pub use app::{App, Version};
@@ -144,4 +145,5 @@ pub use event_stream::EventStream;
 pub use events::{Event, EventKind};
 pub use info::{Info, Leader};
 pub use observer::{ObservedRequest, RequestObserver, Route};
+pub use queue::{Queue, QueueEntry};
 pub use task::{Task, TaskFailure, TaskId, TaskState};

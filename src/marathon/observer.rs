@@ -34,6 +34,8 @@ pub enum Route {
     Deployment,
     /// `/v2/events`
     Events,
+    /// `/v2/queue`
+    Queue,
     /// `/v2/info`
     Info,
     /// `/v2/leader`
@@ -57,6 +59,7 @@ impl Route {
             Self::Deployments => "/v2/deployments",
             Self::Deployment => "/v2/deployments/{deployment_id}",
             Self::Events => "/v2/events",
+            Self::Queue => "/v2/queue",
             Self::Info => "/v2/info",
             Self::Leader => "/v2/leader",
             Self::Ping => "/ping",

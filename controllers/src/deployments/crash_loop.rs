@@ -7,13 +7,16 @@
 //! runs, and within its progress deadline after that); the count lives in
 //! the status (`revision_task_failures`), so it survives restarts and costs no write of its
 //! own (the status changes with every new failure anyway). More failures than the spec's
-//! `crash_loop_limit` make the revision `Failed` with the reason `CrashLooping`.
+//! `crash_loop_limit` make the revision `Failed` with the reason `CrashLooping`, whose message
+//! has the last task failure (how the task exited) and when Marathon launches the next task.
 //!
 //! What it does not promise: to see every failure. Failures that come faster than reconciles
 //! are counted once; the progress deadline still bounds such a revision.
 
 use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
 use theseus::marathon::{App, TaskState};
+
+use super::waiting::set_progressing;
 
 /// Carries the revision's failure count from `prior` into `status`, adding the app's last
 /// failure if `counting`, new and of the app's current version.
@@ -42,9 +45,16 @@ pub fn count_failures(
     status.revision_task_failures = count;
 }
 
-/// Marks `status` failed if its revision crash-loops; whether it does.
-pub fn apply_crash_loop(status: &mut DeploymentStatus, limit: u32) -> bool {
-    if status.revision_task_failures <= limit {
+/// Whether the revision of `status` crash-loops: more failures than `limit`.
+pub fn crash_loops(status: &DeploymentStatus, limit: u32) -> bool {
+    status.revision_task_failures > limit
+}
+
+/// Marks `status` failed as crash-looping if its revision does (see [`crash_loops`]), with
+/// the last task failure (its message says how the task exited) and `next_launch`, when
+/// Marathon launches the next task; whether it does.
+pub fn apply_crash_loop(status: &mut DeploymentStatus, limit: u32, next_launch: &str) -> bool {
+    if !crash_loops(status, limit) {
         return false;
     }
     let mut message = format!(
@@ -57,15 +67,13 @@ pub fn apply_crash_loop(status: &mut DeploymentStatus, limit: u32) -> bool {
             failure.state, failure.message, failure.host
         ));
     }
-    let crash_looping = Condition::fails("Progressing", Reason::CrashLooping, message);
-    match status
-        .conditions
-        .iter_mut()
-        .find(|condition| condition.kind == "Progressing")
-    {
-        Some(condition) => *condition = crash_looping,
-        None => status.conditions.push(crash_looping),
+    if !next_launch.is_empty() {
+        message.push_str(&format!("; {next_launch}"));
     }
+    set_progressing(
+        status,
+        Condition::fails("Progressing", Reason::CrashLooping, message),
+    );
     status.phase = Phase::Failed;
     true
 }
@@ -146,16 +154,14 @@ mod tests {
     fn past_the_limit_the_revision_fails_as_crash_looping() {
         let mut status = status(7, Some("t4"));
         status.revision_task_failures = 3;
-        assert!(!apply_crash_loop(&mut status, 3));
+        assert!(!apply_crash_loop(&mut status, 3, "next launch in 2 s"));
         status.revision_task_failures = 4;
-        assert!(apply_crash_loop(&mut status, 3));
+        assert!(apply_crash_loop(&mut status, 3, "next launch in 2 s"));
         assert_eq!(status.phase, Phase::Failed);
         let condition = status.condition("Progressing").unwrap();
         assert!(condition.is(Reason::CrashLooping));
-        assert!(
-            condition.message.contains("exited with status 3"),
-            "{}",
-            condition.message
-        );
+        for part in ["exited with status 3", "next launch in 2 s"] {
+            assert!(condition.message.contains(part), "{}", condition.message);
+        }
     }
 }

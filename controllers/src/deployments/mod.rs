@@ -6,6 +6,9 @@
 //! - [`statuses`]: the statuses written, and the only way they are written;
 //! - [`started`]: which Marathon deployments this term started, for overriding locks;
 //! - [`crash_loop`]: a revision whose tasks keep failing, counted in its status;
+//! - [`waiting`]: why a revision being deployed waits (resources, health checks), in the
+//!   spec's words;
+//! - [`launch_queue`]: Marathon's launch queue, read only for waiting deployments, shared;
 //! - [`history`]: the revision history as pure steps, and where a failed revision goes back to;
 //! - [`journal`]: the decisions of one reconcile, for the deployment's journal;
 //! - [`lists`]: the history and journal as etcd holds them, and the only way they are written;
@@ -15,6 +18,7 @@
 pub mod crash_loop;
 pub mod history;
 pub mod journal;
+pub mod launch_queue;
 pub mod lists;
 pub mod progress;
 pub mod reconcile;
@@ -22,3 +26,4 @@ pub mod records;
 pub mod started;
 pub mod status;
 pub mod statuses;
+pub mod waiting;

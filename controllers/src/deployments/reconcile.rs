@@ -16,6 +16,13 @@
 //!   nothing is written twice;
 //! - decisions come from the shared [`MarathonSnapshot`], never from a per-key read, so a
 //!   converged key costs no Marathon call and (its status being the same) no etcd write;
+//! - a revision being deployed that waits says why ([`waiting`]): instances no agent can take
+//!   (`WaitingForResources`), from Marathon's launch queue, read (shared, see
+//!   [`LaunchQueue`]) only while instances of the app's version wait for a launch, and looked
+//!   at again every 2 s meanwhile; tasks failing a health check
+//!   (`HealthChecksFailing`), from their health results (one read of the app when the picture
+//!   holds only a health event's verdict). What it says never changes what is asked of
+//!   Marathon;
 //! - every Marathon write happens only while the leadership holds ([`Fence::check`]); between a
 //!   Marathon write and the status write sits the failpoint
 //!   `deployments::after_marathon_write`, for tests that kill the controller there.
@@ -30,19 +37,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use theseus::api::{Decision, DeploymentKey, Phase, Reason, RevisionOutcome, parse_spec};
-use theseus::marathon::{self, App, AppId, DeploymentId};
+use theseus::api::{
+    Condition, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase, Reason,
+    RevisionOutcome, parse_spec,
+};
+use theseus::marathon::{self, App, AppId, DeploymentId, QueueEntry};
 use theseus::store::Entry;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::crash_loop::{apply_crash_loop, count_failures};
-
+use super::crash_loop::{apply_crash_loop, count_failures, crash_loops};
 use super::history;
-
+use super::launch_queue::LaunchQueue;
 use super::progress::{Deadline, apply_deadline, stop_clock};
 use super::records::{Recording, Records};
 use super::started::StartedDeployments;
 use super::status::{Situation, Subject, report};
+use super::waiting::{self, set_progressing};
 use crate::marathon_snapshot::MarathonSnapshot;
 use crate::runtime::fence::{Fence, FenceError};
 use crate::runtime::metrics::{MetricLabel, Metrics};
@@ -59,6 +69,9 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 /// Added to a revision's time left before its deadline is looked at again, so the look
 /// finds it passed.
 const DEADLINE_SLACK: Duration = Duration::from_millis(100);
+/// How soon a revision whose instances wait for a launch is looked at again: what Marathon's
+/// launch queue says about them changes without an event.
+const WAITING_RETRY: Duration = Duration::from_secs(2);
 
 /// The failpoint between a Marathon write and the status write.
 pub const AFTER_MARATHON_WRITE: &str = "deployments::after_marathon_write";
@@ -147,6 +160,16 @@ struct Converged {
     failure: Option<ReconcileError>,
 }
 
+/// What looking at why a revision being deployed waits found.
+#[derive(Debug, Default)]
+struct Waited {
+    /// The launch queue's entry of the app, if the queue was read (`Some(None)`: no instance
+    /// of the app waits in it).
+    queue: Option<Option<QueueEntry>>,
+    /// Look again after this long, even if nothing else happens.
+    look_again: Option<Duration>,
+}
+
 impl Converged {
     fn done(situation: Situation<'static>) -> Self {
         Self {
@@ -184,6 +207,8 @@ pub struct Deployments {
     fence: Fence,
     /// Deployments this term started, by key.
     started: StartedDeployments,
+    /// Marathon's launch queue, read for waiting deployments only.
+    launch_queue: LaunchQueue,
     metrics: Arc<Metrics>,
 }
 
@@ -197,6 +222,7 @@ impl Deployments {
         fence: Fence,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let launch_queue = LaunchQueue::new(snapshot.client().clone());
         Self {
             mapping,
             desired,
@@ -204,6 +230,7 @@ impl Deployments {
             records,
             fence,
             started: StartedDeployments::default(),
+            launch_queue,
             metrics,
         }
     }
@@ -356,6 +383,35 @@ impl Deployments {
                 } else {
                     let now = Utc::now();
                     let deadline = Duration::from_secs(spec.progress_deadline_seconds.into());
+                    // Why it waits is said before its deadline is judged, so that a revision
+                    // past it names what it waited for.
+                    let waited = match app.as_deref() {
+                        // Just written: Marathon has placed nothing yet. Look again soon, since
+                        // no event may come before the deadline if nothing can be placed.
+                        Some(_)
+                            if matches!(converged.situation, Situation::Applied)
+                                && converged.wrote
+                                && status.phase == Phase::Deploying =>
+                        {
+                            Waited {
+                                queue: None,
+                                look_again: Some(WAITING_RETRY),
+                            }
+                        }
+                        Some(app)
+                            if matches!(converged.situation, Situation::Applied)
+                                && status.phase == Phase::Deploying =>
+                        {
+                            self.explain_waiting(&spec, app, &mut status).await
+                        }
+                        _ => Waited::default(),
+                    };
+                    if let Some(after) = waited.look_again {
+                        action = match action {
+                            Action::RequeueAfter(before) => Action::RequeueAfter(before.min(after)),
+                            Action::Done => Action::RequeueAfter(after),
+                        };
+                    }
                     let outcome = apply_deadline(&mut status, prior.as_ref(), deadline, now);
                     // Failures count until the revision runs, and after that within its
                     // deadline: a task that runs for a moment before it exits still loops.
@@ -366,7 +422,21 @@ impl Deployments {
                                     .unwrap_or(chrono::Duration::MAX)
                         });
                     count_failures(&mut status, prior.as_ref(), app.as_deref(), counting);
-                    let crash_looping = apply_crash_loop(&mut status, spec.crash_loop_limit);
+                    let crash_looping = match app.as_deref() {
+                        Some(app) if crash_loops(&status, spec.crash_loop_limit) => {
+                            let queued = match waited.queue {
+                                Some(queued) => queued,
+                                None => self.queue_entry(app).await,
+                            };
+                            let next = waiting::next_launch(
+                                app,
+                                queued.as_ref(),
+                                status.revision_task_failures,
+                            );
+                            apply_crash_loop(&mut status, spec.crash_loop_limit, &next)
+                        }
+                        _ => false,
+                    };
                     match outcome {
                         _ if crash_looping => {}
                         Deadline::Met => {
@@ -430,6 +500,76 @@ impl Deployments {
         match failure {
             Some(failure) => Err(failure),
             None => Ok(action),
+        }
+    }
+
+    /// Says in `status` why the revision of `spec`, being deployed as `app`, waits: instances
+    /// no agent can take (`WaitingForResources`, from the launch queue, read only when
+    /// instances of the app's version wait for a launch) or tasks failing a health check
+    /// (`HealthChecksFailing`). Leaves the status as it is when neither is known.
+    async fn explain_waiting(
+        &self,
+        spec: &DeploymentSpec,
+        app: &App,
+        status: &mut DeploymentStatus,
+    ) -> Waited {
+        let mut waited = Waited::default();
+        if waiting::unlaunched(app) > 0 {
+            waited.look_again = Some(WAITING_RETRY);
+            let queued = self.queue_entry(app).await;
+            if let Some(message) = queued
+                .as_ref()
+                .and_then(|entry| waiting::unplaced(app, entry))
+            {
+                set_progressing(
+                    status,
+                    Condition::fails("Progressing", Reason::WaitingForResources, message),
+                );
+                waited.queue = Some(queued);
+                return waited;
+            }
+            waited.queue = Some(queued);
+        }
+        let Some((mut message, lacking)) = waiting::failing_checks(spec, app) else {
+            return waited;
+        };
+        // A health event carries only the verdict: one read of the app gives the checks'
+        // results (their failures in a row and the last cause). The read changes the picture,
+        // so later looks find the details there, until the verdict changes again.
+        if lacking {
+            match self.snapshot.refresh(&app.id).await {
+                Ok(Some(read)) => {
+                    if let Some((detailed, _)) = waiting::failing_checks(spec, &read) {
+                        message = detailed;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    debug!(app = %app.id, %error, "cannot read the health results of the app");
+                }
+            }
+        }
+        set_progressing(
+            status,
+            Condition::fails("Progressing", Reason::HealthChecksFailing, message),
+        );
+        waited
+    }
+
+    /// The launch queue's entry of `app`; `None` also when the queue cannot be read (the
+    /// status then says less, and nothing else changes).
+    async fn queue_entry(&self, app: &App) -> Option<QueueEntry> {
+        match self.launch_queue.entry(&app.id).await {
+            Ok(entry) => entry,
+            Err(error) => {
+                warn!(
+                    app = %app.id,
+                    %error,
+                    kind = error.metric_label(),
+                    "the status cannot say why the app's instances wait"
+                );
+                None
+            }
         }
     }
 

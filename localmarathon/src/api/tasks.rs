@@ -10,8 +10,10 @@ use super::apps::json_response;
 use super::views::{self, TaskView};
 use super::{ApiError, ApiState, QueryParams};
 use crate::app_id::AppId;
+use crate::offers::OfferStatistics;
 use crate::state::KillReason;
 use crate::task::{InstanceId, TaskState};
+use crate::timestamp::Timestamp;
 
 /// `GET /v2/tasks`, filtered by `status` (`running`, `staging`); `text/plain` gives Marathon's
 /// tab-separated `app  servicePort  host:port` lines.
@@ -138,7 +140,10 @@ pub async fn delete_many(
 }
 
 /// `GET /v2/queue`: apps with instances waiting for a launch (held back by the launch delay,
-/// or finding no agent with room).
+/// or finding no agent with room), as Marathon 1.10 answers: `count` left to launch, the
+/// `delay` (`overdue` when launches are not held back), `since` when the launch attempt began,
+/// and `processedOffersSummary` from the placement decisions of that attempt (see
+/// [`crate::offers`]).
 pub async fn queue(State(api): State<ApiState>) -> Result<Response, ApiError> {
     let st = api.shared.lock();
     let now = tokio::time::Instant::now();
@@ -154,21 +159,23 @@ pub async fn queue(State(api): State<ApiState>) -> Result<Response, ApiError> {
                 return None;
             }
             let blocked = r.delay.blocked_until(now);
+            let offers = r
+                .offers
+                .clone()
+                .unwrap_or_else(|| OfferStatistics::new(Timestamp::now()));
             Some(json!({
+                "app": &*r.def,
                 "count": waiting,
+                "role": "*",
                 "delay": {
-                    "timeLeftSeconds": blocked.map_or(0, |b| b.saturating_duration_since(now).as_secs()),
+                    // Rounded up: a launch held back for 0.4 s is not due yet.
+                    "timeLeftSeconds": blocked.map_or(0, |b| {
+                        b.saturating_duration_since(now).as_secs_f64().ceil() as u64
+                    }),
                     "overdue": blocked.is_none(),
                 },
-                "since": r.def.version,
-                "processedOffersSummary": {
-                    "processedOffersCount": 0,
-                    "unusedOffersCount": 0,
-                    "rejectSummaryLastOffers": [],
-                    "rejectSummaryLaunchAttempt": [],
-                },
-                "lastUnusedOffers": [],
-                "app": &*r.def,
+                "since": offers.since,
+                "processedOffersSummary": offers.summary(),
             }))
         })
         .collect();

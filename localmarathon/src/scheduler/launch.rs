@@ -2,7 +2,8 @@
 //!
 //! A launch books the agent's resources and host ports, builds the task's environment and
 //! command, records the task in TASK_STAGING and queues the executor call; it reports `false`
-//! when no agent can take the task, which leaves the app waiting for resources.
+//! when no agent can take the task, which leaves the app waiting for resources. Every agent
+//! weighed is an offer in the app's launch attempt statistics (see [`crate::offers`]).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::environment::task_env;
 use crate::events::{self, MarathonEvent};
 use crate::executor::docker::DockerRun;
 use crate::executor::{ExecutorKind, LaunchSpec, TaskCommand};
+use crate::offers::OfferStatistics;
 use crate::placement::{Demand, place};
 use crate::state::{Effect, Goal, Instance, Shared, State, TaskRecord};
 use crate::task::{InstanceId, TaskState};
@@ -42,24 +44,37 @@ impl State {
 
     /// Launches a task for every instance that should run and has none.
     pub(super) fn launch_missing(&mut self, shared: &Shared, app: &AppId, now: Instant) {
-        let Some(record) = self.apps.get(app) else {
+        let Some(record) = self.apps.get_mut(app) else {
             return;
         };
-        if record.delay.blocked_until(now).is_some() {
-            return;
-        }
         let pending: Vec<InstanceId> = record
             .instances
             .values()
             .filter(|i| i.goal == Goal::Running && i.task.is_none())
             .map(|i| i.id.clone())
             .collect();
+        // A launch attempt lasts while instances wait for a task, held back or not.
+        if pending.is_empty() {
+            record.offers = None;
+        } else if record.offers.is_none() {
+            record.offers = Some(OfferStatistics::new(Timestamp::now()));
+        }
+        if record.delay.blocked_until(now).is_some() {
+            return;
+        }
         self.waiting.remove(app);
-        for instance in pending {
-            if !self.launch(shared, app, &instance) {
+        let mut launched = 0;
+        for instance in &pending {
+            if !self.launch(shared, app, instance) {
                 self.waiting.insert(app.clone());
                 break;
             }
+            launched += 1;
+        }
+        if launched == pending.len()
+            && let Some(record) = self.apps.get_mut(app)
+        {
+            record.offers = None;
         }
     }
 
@@ -100,7 +115,21 @@ impl State {
             constraints: &def.constraints,
             probe_ports: shared.settings.executor == ExecutorKind::Process,
         };
-        let Some(placement) = place(&self.agents, &demand, &placed) else {
+        let matching = place(&self.agents, &demand, &placed);
+        if let Some(offers) = self
+            .apps
+            .get_mut(app)
+            .and_then(|record| record.offers.as_mut())
+        {
+            let at = Timestamp::now();
+            for (agent, reasons) in &matching.declined {
+                offers.record(*agent, reasons, at);
+            }
+            if let Some(placement) = &matching.placement {
+                offers.record(placement.agent, &[], at);
+            }
+        }
+        let Some(placement) = matching.placement else {
             return false;
         };
         let agent = &mut self.agents[placement.agent.0];
