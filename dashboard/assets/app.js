@@ -75,6 +75,10 @@
         '); showing the state as of ' + clock(connection.last_change) + ', not current';
     } else if (link === 'listing') {
       words = 'Reading etcd…';
+    } else if (link === 'idle') {
+      words = 'Not watching etcd (no page was open); starting, not current';
+    } else if (link === 'connecting' && !(connection && connection.error)) {
+      words = 'Connecting to etcd…';
     } else {
       words = 'Disconnected: connecting to etcd' + (connection && connection.error ? ' (' + connection.error + ')' : '');
     }
