@@ -428,6 +428,7 @@ mod tests {
         settle().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
         settle().await;
+        assert_eq!(session.started.load(Ordering::SeqCst), 2);
         assert_eq!(session.running.load(Ordering::SeqCst), 1);
         assert!(demand.status().watching);
     }
