@@ -434,7 +434,7 @@
       c.replicas.length === 0 ? el('p', { class: 'muted' }, 'No replica takes part in the election.') :
         table(['Replica', 'Role', 'Campaigning since revision', 'First seen here'], c.replicas.map((r) => el('tr', {},
           el('td', {}, r.identity), el('td', {}, r.leading ? 'leader' : 'standby'),
-          el('td', { class: 'num' }, r.since_revision), el('td', {}, r.seen_at ? clock(r.seen_at) + ' (' + ago(r.seen_at) + ')' : 'before this dashboard started')))),
+          el('td', { class: 'num' }, r.since_revision), el('td', {}, r.seen_at ? clock(r.seen_at) + ' (' + ago(r.seen_at) + ')' : 'before this dashboard began watching')))),
       el('h2', {}, 'Watch of etcd'),
       el('dl', { class: 'facts' },
         el('dt', {}, 'State'), el('dd', { id: 'watch-state' }, text(link.link), ' since ', clock(link.since)),
