@@ -7,16 +7,16 @@
 //! - `Idle`: no watch, no store, an empty model. A request ([`Demand::want`]) marks the
 //!   picture as connecting (never current) before its handler reads it, and moves to
 //!   `Wanted`.
-//! - `Wanted`: the supervisor ([`supervise`]) is starting a session of the feed; it moves to
+//! - `Wanted`: the supervisor ([`supervise`]) is starting a run of the feed; it moves to
 //!   `Watching`.
 //! - `Watching`: the feed runs. Requests only note their time. With no open event stream
-//!   ([`Viewer`]) and no request for the idle timeout, the supervisor ends the session: the
+//!   ([`Viewer`]) and no request for the idle timeout, the supervisor ends the run: the
 //!   pages are told the picture is no longer current, and it moves to `Stopping`.
-//! - `Stopping`: the feed is being stopped; a request now only asks for a new session. Once
+//! - `Stopping`: the feed is being stopped; a request now only asks for a new run. Once
 //!   the feed has ended, the model, the store and the probe are dropped, and the phase is
 //!   `Idle`, or `Wanted` again when a request came meanwhile.
 //!
-//! What it promises: one session at a time (a new one starts only after the last has
+//! What it promises: one run at a time (a new one starts only after the last has
 //! ended, so one feed per process however many viewers); nothing is watched, held or asked
 //! of etcd in `Idle`; a page never shows a picture as current that no running watch keeps
 //! current. What it does not: count pages that are open but hold no event stream (a fleet
@@ -42,7 +42,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct DemandStatus {
     /// Event streams open now (one per open page).
     pub viewers: usize,
-    /// Whether a session of the feed runs (starting, watching or stopping).
+    /// Whether a run of the feed runs (starting, watching or stopping).
     pub watching: bool,
 }
 
@@ -97,7 +97,7 @@ impl std::fmt::Debug for Demand {
 }
 
 impl Demand {
-    /// Nobody looks yet: no session, `idle_timeout` after the last viewer.
+    /// Nobody looks yet: no run, `idle_timeout` after the last viewer.
     pub fn new(shared: Arc<Shared>, idle_timeout: Duration) -> Demand {
         Demand {
             shared,
@@ -142,14 +142,14 @@ impl Demand {
         state.last_wanted = Instant::now();
         match state.phase {
             Phase::Idle => {
-                // Idle → Wanted: the supervisor starts a session.
+                // Idle → Wanted: the supervisor starts a run.
                 self.shared.begin();
                 state.phase = Phase::Wanted;
                 notify(&state);
                 self.wake.notify_one();
             }
             Phase::Stopping { .. } => {
-                // Stopping → Stopping: start again once the old session has ended.
+                // Stopping → Stopping: start again once the old run has ended.
                 state.phase = Phase::Stopping { wanted_again: true };
             }
             Phase::Wanted | Phase::Watching => {}
@@ -187,14 +187,14 @@ impl Drop for Viewer {
     }
 }
 
-/// Starts one session of the feed, which ends when the token is cancelled.
-pub trait Session: Send + Sync + 'static {
+/// Starts one run of the feed, which ends when the token is cancelled.
+pub trait FeedRun: Send + Sync + 'static {
     /// Runs the feed until `stop`.
     fn start(&self, stop: CancellationToken) -> JoinHandle<()>;
 }
 
-/// The feed of etcd under a layout: the session every dashboard runs.
-pub struct EtcdSession {
+/// The feed of etcd under a layout: what every dashboard runs.
+pub struct EtcdFeed {
     /// Where the feed writes.
     pub shared: Arc<Shared>,
     /// How to reach etcd.
@@ -203,7 +203,7 @@ pub struct EtcdSession {
     pub layout: Layout,
 }
 
-impl Session for EtcdSession {
+impl FeedRun for EtcdFeed {
     fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(feed::run(
             Arc::clone(&self.shared),
@@ -214,9 +214,9 @@ impl Session for EtcdSession {
     }
 }
 
-/// Starts and stops sessions of the feed as `demand` wants them, until `stop`; see the
+/// Starts and stops runs of the feed as `demand` wants them, until `stop`; see the
 /// module documentation.
-pub async fn supervise(demand: Arc<Demand>, session: impl Session, stop: CancellationToken) {
+pub async fn supervise(demand: Arc<Demand>, feed_run: impl FeedRun, stop: CancellationToken) {
     loop {
         // Idle (or Wanted): wait for a first request.
         loop {
@@ -233,7 +233,7 @@ pub async fn supervise(demand: Arc<Demand>, session: impl Session, stop: Cancell
         }
         // Wanted → Watching.
         let ending = stop.child_token();
-        let feed = session.start(ending.clone());
+        let feed = feed_run.start(ending.clone());
         demand.lock().phase = Phase::Watching;
         info!("a page is open: the dashboard watches etcd");
         let stopped = watch_while_wanted(&demand, &stop).await;
@@ -302,14 +302,14 @@ mod tests {
 
     use super::*;
 
-    /// Counts sessions started and running, instead of watching etcd.
+    /// Counts runs started and running, instead of watching etcd.
     #[derive(Default, Clone)]
     struct Counted {
         started: Arc<AtomicUsize>,
         running: Arc<AtomicUsize>,
     }
 
-    impl Session for Counted {
+    impl FeedRun for Counted {
         fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
             self.started.fetch_add(1, Ordering::SeqCst);
             self.running.fetch_add(1, Ordering::SeqCst);
@@ -326,14 +326,14 @@ mod tests {
     fn setup() -> (Arc<Demand>, Counted, CancellationToken, JoinHandle<()>) {
         let shared = Arc::new(Shared::new(Layout::default()));
         let demand = Arc::new(Demand::new(shared, IDLE));
-        let session = Counted::default();
+        let feed_run = Counted::default();
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(
             Arc::clone(&demand),
-            session.clone(),
+            feed_run.clone(),
             stop.clone(),
         ));
-        (demand, session, stop, supervisor)
+        (demand, feed_run, stop, supervisor)
     }
 
     /// Lets the supervisor run what is due without moving the clock.
@@ -345,21 +345,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_runs_until_someone_looks() {
-        let (demand, session, stop, supervisor) = setup();
+        let (demand, feed_run, stop, supervisor) = setup();
         tokio::time::sleep(IDLE * 10).await;
-        assert_eq!(session.started.load(Ordering::SeqCst), 0);
+        assert_eq!(feed_run.started.load(Ordering::SeqCst), 0);
         assert!(!demand.status().watching);
         demand.want();
         settle().await;
-        assert_eq!(session.running.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 1);
         stop.cancel();
         supervisor.await.unwrap();
-        assert_eq!(session.running.load(Ordering::SeqCst), 0);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_feed_stops_an_idle_timeout_after_the_last_viewer_and_not_before() {
-        let (demand, session, _stop, _supervisor) = setup();
+        let (demand, feed_run, _stop, _supervisor) = setup();
         demand.want();
         let first = demand.viewer();
         let second = demand.viewer();
@@ -368,17 +368,17 @@ mod tests {
         tokio::time::sleep(IDLE * 3).await;
         drop(first);
         tokio::time::sleep(IDLE * 3).await;
-        assert_eq!(session.running.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 1);
         drop(second);
         tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
         // A read of the API moves the end on.
         demand.want();
         tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
-        assert_eq!(session.running.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 1);
         assert!(demand.status().watching);
         tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;
-        assert_eq!(session.running.load(Ordering::SeqCst), 0);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 0);
         assert_eq!(
             demand.status(),
             DemandStatus {
@@ -386,12 +386,12 @@ mod tests {
                 watching: false
             }
         );
-        assert_eq!(session.started.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.started.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn many_viewers_share_one_session_and_a_returning_one_starts_a_new_one() {
-        let (demand, session, _stop, _supervisor) = setup();
+    async fn many_viewers_share_one_run_of_the_feed_and_a_returning_one_starts_a_new_one() {
+        let (demand, feed_run, _stop, _supervisor) = setup();
         let viewers: Vec<Viewer> = (0..20)
             .map(|_| {
                 demand.want();
@@ -399,37 +399,37 @@ mod tests {
             })
             .collect();
         settle().await;
-        assert_eq!(session.started.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.started.load(Ordering::SeqCst), 1);
         assert_eq!(demand.status().viewers, 20);
         drop(viewers);
         tokio::time::sleep(IDLE + Duration::from_secs(1)).await;
         settle().await;
-        assert_eq!(session.running.load(Ordering::SeqCst), 0);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 0);
         demand.want();
         let _back = demand.viewer();
         settle().await;
-        assert_eq!(session.started.load(Ordering::SeqCst), 2);
-        assert_eq!(session.running.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.started.load(Ordering::SeqCst), 2);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_while_stopping_starts_again_once_the_old_session_ended() {
-        let (demand, session, _stop, _supervisor) = setup();
+    async fn a_request_while_stopping_starts_again_once_the_old_run_ended() {
+        let (demand, feed_run, _stop, _supervisor) = setup();
         demand.want();
         settle().await;
         {
             let mut state = demand.lock();
             state.last_wanted = Instant::now() - IDLE;
         }
-        // The supervisor decides to stop; a request comes before the old session ended.
+        // The supervisor decides to stop; a request comes before the old run ended.
         demand.wake.notify_one();
         tokio::task::yield_now().await;
         demand.want();
         settle().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
         settle().await;
-        assert_eq!(session.started.load(Ordering::SeqCst), 2);
-        assert_eq!(session.running.load(Ordering::SeqCst), 1);
+        assert_eq!(feed_run.started.load(Ordering::SeqCst), 2);
+        assert_eq!(feed_run.running.load(Ordering::SeqCst), 1);
         assert!(demand.status().watching);
     }
 }

@@ -17,8 +17,8 @@
 //!
 //! One feed serves every viewer: pages read the model under a lock and are pushed
 //! [`Update`]s through a broadcast channel, so a viewer costs no etcd request. It runs only
-//! while someone looks ([`crate::demand`]): between its sessions the link is `Idle` and the
-//! model empty, and a session ending drops the model and the store ([`Shared::forget`]).
+//! while someone looks ([`crate::demand`]): between its runs the link is `Idle` and the
+//! model empty, and the end of a run drops the model and the store ([`Shared::forget`]).
 //!
 //! Beside the watch, the feed asks etcd for its revision every [`PROBE_INTERVAL`] (a list
 //! of the election keys, a handful of small values), however many pages are open: the
@@ -123,10 +123,10 @@ pub struct Shared {
     model: RwLock<Arc<Model>>,
     connection: RwLock<Connection>,
     updates: broadcast::Sender<Update>,
-    /// The feed's connection to etcd while a session has one; the dashboard's actions
+    /// The feed's connection to etcd while a run of the feed has one; the dashboard's actions
     /// write through it.
     store: RwLock<Option<Store>>,
-    /// Whether a session of the feed owns the picture: between sessions the feed's last
+    /// Whether a run of the feed owns the picture: between runs the feed's last
     /// words (a relist that ends while it is stopped) must not mark it current.
     held: AtomicBool,
     /// The last answer to the feed's question for etcd's revision.
@@ -146,7 +146,7 @@ impl Shared {
         }
     }
 
-    /// A session starts: the picture is connecting, and the feed may write it.
+    /// A run of the feed starts: the picture is connecting, and the feed may write it.
     pub(crate) fn begin(&self) {
         {
             let mut connection = self.connection.write().expect("no panic under the lock");
@@ -156,7 +156,7 @@ impl Shared {
         let _ = self.updates.send(Update::Connection);
     }
 
-    /// A session is ending: nothing shown is current from now on, whatever the feed still
+    /// A run of the feed is ending: nothing shown is current from now on, whatever the feed still
     /// does before it stops.
     pub(crate) fn end(&self) {
         {
@@ -169,7 +169,7 @@ impl Shared {
         let _ = self.updates.send(Update::Connection);
     }
 
-    /// A session has ended: the model, the store and the probe are dropped (memory
+    /// A run of the feed has ended: the model, the store and the probe are dropped (memory
     /// returned, the connection to etcd closed).
     pub(crate) fn forget(&self) {
         self.end();
@@ -189,7 +189,7 @@ impl Shared {
             .clone()
     }
 
-    /// The feed's connection to etcd; `None` while no session has connected.
+    /// The feed's connection to etcd; `None` while no run of the feed has connected.
     pub fn store(&self) -> Option<Store> {
         self.store
             .read()

@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::actions::Actions;
-use crate::demand::{Demand, DemandObserver, DemandStatus, EtcdSession};
+use crate::demand::{Demand, DemandObserver, DemandStatus, EtcdFeed};
 use crate::feed::Shared;
 
 /// Why the dashboard could not be served.
@@ -142,14 +142,14 @@ impl Dashboard {
             Arc::clone(&shared),
             demand::DEFAULT_IDLE_TIMEOUT,
         ));
-        let session = EtcdSession {
+        let feed_run = EtcdFeed {
             shared: Arc::clone(&shared),
             config,
             layout,
         };
         let supervisor = tokio::spawn(demand::supervise(
             Arc::clone(&demand),
-            session,
+            feed_run,
             stop.clone(),
         ));
         Dashboard {
