@@ -2,10 +2,12 @@
 //! only etcd.
 //!
 //! It serves the same pages as every `theseus-controller` replica (package
-//! `theseus-dashboard`), from its own watch of etcd, until SIGINT or SIGTERM. The controller
+//! `theseus-dashboard`), from its own watch of etcd while a page is open, until SIGINT or
+//! SIGTERM. The controller
 //! page then shows the election and the watch, not a replica's own queue.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use theseus_dashboard::{Actions, Dashboard};
@@ -27,6 +29,10 @@ pub struct DashboardArgs {
     /// compared on the revision the page showed). Off: the dashboard has no write path.
     #[arg(long, env = "THESEUS_DASHBOARD_ACTIONS")]
     dashboard_actions: bool,
+    /// How long the dashboard goes on watching etcd once its last page has closed (it
+    /// watches only while someone looks: the first page starts it again).
+    #[arg(long, env = "THESEUS_DASHBOARD_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    dashboard_idle_timeout: Duration,
 }
 
 /// Serves the dashboard until SIGINT or SIGTERM.
@@ -39,8 +45,9 @@ pub async fn run(args: DashboardArgs, etcd: &EtcdArgs) -> Result<(), Failure> {
     } else {
         Actions::Disabled
     };
-    let dashboard =
-        Dashboard::start(etcd.config(), layout, None, stop.child_token()).with_actions(actions);
+    let dashboard = Dashboard::start(etcd.config(), layout, None, stop.child_token())
+        .with_actions(actions)
+        .with_idle_timeout(args.dashboard_idle_timeout);
     dashboard
         .serve(args.listen, stop.clone(), |addr| {
             eprintln!(

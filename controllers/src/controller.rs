@@ -22,6 +22,7 @@ use std::time::Duration;
 use theseus::api::DeploymentKey;
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, Layout, Store};
+use theseus_dashboard::demand::DEFAULT_IDLE_TIMEOUT;
 use theseus_dashboard::{Actions, Dashboard};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ use crate::observed::tree::{ListKind, ObservedTree};
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
-use crate::runtime::metrics::{MarathonRequestMetrics, Metrics};
+use crate::runtime::metrics::{DashboardDemandMetrics, MarathonRequestMetrics, Metrics};
 use crate::runtime::queue::{Backoff, WorkQueue};
 use crate::runtime::reflector::Reflector;
 use crate::runtime::runner::{self, RunnerConfig};
@@ -79,6 +80,8 @@ pub struct ControllerConfig {
     pub identity: String,
     /// Whether the dashboard's deployment pages may scale, pause, resume and undo.
     pub dashboard_actions: Actions,
+    /// How long the dashboard goes on watching etcd once its last page has closed.
+    pub dashboard_idle_timeout: Duration,
 }
 
 impl ControllerConfig {
@@ -98,6 +101,7 @@ impl ControllerConfig {
             backoff: Backoff::default(),
             identity: format!("theseus-controller-{}", std::process::id()),
             dashboard_actions: Actions::Disabled,
+            dashboard_idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -160,8 +164,9 @@ impl Controller {
         let http_addr = http.local_addr();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        // The dashboard keeps its own watch, whether this replica leads or not; it lives as
-        // long as the HTTP endpoints.
+        // The dashboard keeps its own watch, whether this replica leads or not, while a page
+        // is open (the endpoints beside it start nothing); it lives as long as the HTTP
+        // endpoints.
         let dashboard = Dashboard::start(
             config.etcd.clone(),
             layout.clone(),
@@ -173,7 +178,9 @@ impl Controller {
             })),
             stop.child_token(),
         )
-        .with_actions(config.dashboard_actions);
+        .with_actions(config.dashboard_actions)
+        .with_idle_timeout(config.dashboard_idle_timeout)
+        .with_demand_observer(Arc::new(DashboardDemandMetrics(Arc::clone(&metrics))));
         tasks.spawn({
             let pages = dashboard.router();
             let serving = http.serve(
@@ -541,5 +548,76 @@ async fn resync(
         snapshot.refresh_foreign().await;
         queue.resync(deployments.keys());
         observed_queue.resync(observed.keys());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use theseus_testkit::{EtcdServer, free_port, wait_until_async};
+
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(30);
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn gauge(metrics: &str, name: &str) -> i64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} is in /metrics"))
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_dashboard_watches_etcd_only_once_a_page_is_asked_for() {
+        let etcd = EtcdServer::start();
+        // Nobody answers Marathon: this test is about the endpoints and the dashboard.
+        let marathon = format!("http://127.0.0.1:{}", free_port());
+        let mut config = ControllerConfig::new(
+            EtcdConfig::new(etcd.endpoints()),
+            MarathonConfig::new(vec![marathon.parse().unwrap()]),
+        );
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.lease_ttl = Duration::from_secs(2);
+        config.drain = Duration::from_secs(1);
+        config.dashboard_idle_timeout = Duration::from_millis(300);
+        let controller = Controller::start(config).await.unwrap();
+        let addr = controller.http_addr();
+
+        // Probes and scrapes start nothing.
+        for path in ["/healthz", "/readyz", "/metrics", "/healthz", "/readyz"] {
+            get(addr, path).await;
+        }
+        let metrics = get(addr, "/metrics").await;
+        assert_eq!(
+            gauge(&metrics, "theseus_controller_dashboard_watching"),
+            0,
+            "{metrics}"
+        );
+        assert_eq!(gauge(&metrics, "theseus_controller_dashboard_viewers"), 0);
+
+        // An open page does; once it has gone, the dashboard stops again.
+        let page = reqwest::get(format!("http://{addr}/api/events?view=fleet"))
+            .await
+            .unwrap();
+        let metrics = get(addr, "/metrics").await;
+        assert_eq!(gauge(&metrics, "theseus_controller_dashboard_watching"), 1);
+        assert_eq!(gauge(&metrics, "theseus_controller_dashboard_viewers"), 1);
+        drop(page);
+        wait_until_async(DEADLINE, "the dashboard stops watching", || async {
+            let metrics = get(addr, "/metrics").await;
+            gauge(&metrics, "theseus_controller_dashboard_watching") == 0
+        })
+        .await;
+        controller.shutdown().await;
     }
 }

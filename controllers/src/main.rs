@@ -82,6 +82,11 @@ struct Args {
     #[arg(help_heading = "Controller", long, env = "THESEUS_DASHBOARD_ACTIONS")]
     dashboard_actions: bool,
 
+    /// How long the dashboard goes on watching etcd once its last page has closed (it
+    /// watches only while someone looks: the first page starts it again).
+    #[arg(help_heading = "Controller", long, env = "THESEUS_DASHBOARD_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    dashboard_idle_timeout: Duration,
+
     /// Reconciles that may run at once.
     #[arg(help_heading = "Controller", long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
@@ -151,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
     if args.dashboard_actions {
         config.dashboard_actions = Actions::Enabled;
     }
+    config.dashboard_idle_timeout = args.dashboard_idle_timeout;
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;

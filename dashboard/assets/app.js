@@ -75,6 +75,10 @@
         '); showing the state as of ' + clock(connection.last_change) + ', not current';
     } else if (link === 'listing') {
       words = 'Reading etcd…';
+    } else if (link === 'idle') {
+      words = 'Not watching etcd (no page was open); starting, not current';
+    } else if (link === 'connecting' && !(connection && connection.error)) {
+      words = 'Connecting to etcd…';
     } else {
       words = 'Disconnected: connecting to etcd' + (connection && connection.error ? ' (' + connection.error + ')' : '');
     }
@@ -430,7 +434,7 @@
       c.replicas.length === 0 ? el('p', { class: 'muted' }, 'No replica takes part in the election.') :
         table(['Replica', 'Role', 'Campaigning since revision', 'First seen here'], c.replicas.map((r) => el('tr', {},
           el('td', {}, r.identity), el('td', {}, r.leading ? 'leader' : 'standby'),
-          el('td', { class: 'num' }, r.since_revision), el('td', {}, r.seen_at ? clock(r.seen_at) + ' (' + ago(r.seen_at) + ')' : 'before this dashboard started')))),
+          el('td', { class: 'num' }, r.since_revision), el('td', {}, r.seen_at ? clock(r.seen_at) + ' (' + ago(r.seen_at) + ')' : 'before this dashboard began watching')))),
       el('h2', {}, 'Watch of etcd'),
       el('dl', { class: 'facts' },
         el('dt', {}, 'State'), el('dd', { id: 'watch-state' }, text(link.link), ' since ', clock(link.since)),

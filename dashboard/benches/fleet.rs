@@ -8,7 +8,8 @@
 //! with `--serve`, doing what `theseus dashboard` does: [`Dashboard::start`] and
 //! [`Dashboard::serve`]), so its memory is the dashboard's alone. Measured:
 //!
-//! 1. the dashboard's start until its first list of etcd is live;
+//! 1. the dashboard's start until its first list of etcd is live (the benchmark's first read
+//!    of its API starts the watch: the dashboard watches only while someone looks);
 //! 2. the fleet's first view as the server answers it: `GET /api/fleet`, to the last byte,
 //!    with etcd quiet and while specs are put one after another;
 //! 3. first paint in headless Chromium (through chromedriver, driven by Selenium from Python,
@@ -23,7 +24,8 @@
 //!    cell being in the page's table (put over etcd's JSON gateway from the driver; both
 //!    clocks are the machine's wall clock);
 //! 5. the dashboard process's resident memory (VmRSS, and its peak VmHWM) with no page open
-//!    and with `--pages` fleet event streams open, each having read its snapshot.
+//!    (within the idle timeout of the reads above, so the picture is still held) and with
+//!    `--pages` fleet event streams open, each having read its snapshot.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;

@@ -172,7 +172,7 @@ async fn act(
             "the dashboard is not connected to etcd yet; nothing was written",
         );
     };
-    let outcome = edit::apply(store, &key, &edit, Expected::Revision(request.revision)).await;
+    let outcome = edit::apply(&store, &key, &edit, Expected::Revision(request.revision)).await;
     info!(deployment = %key, action = edit.name(), revision = request.revision, outcome = ?outcome, "dashboard action");
     match outcome {
         Ok(Edited::Written {

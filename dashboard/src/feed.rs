@@ -16,7 +16,9 @@
 //! and a page must never show old data as current. A relist ends with a known revision.
 //!
 //! One feed serves every viewer: pages read the model under a lock and are pushed
-//! [`Update`]s through a broadcast channel, so a viewer costs no etcd request.
+//! [`Update`]s through a broadcast channel, so a viewer costs no etcd request. It runs only
+//! while someone looks ([`crate::demand`]): between its runs the link is `Idle` and the
+//! model empty, and the end of a run drops the model and the store ([`Shared::forget`]).
 //!
 //! Beside the watch, the feed asks etcd for its revision every [`PROBE_INTERVAL`] (a list
 //! of the election keys, a handful of small values), however many pages are open: the
@@ -24,7 +26,8 @@
 //! behind ([`EtcdProbe`]).
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -60,6 +63,8 @@ pub struct EtcdProbe {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Link {
+    /// Nobody looks: no watch, nothing held; what the pages show is not current.
+    Idle,
     /// Not connected to etcd yet.
     Connecting,
     /// Reading everything afresh; what the pages show is not current.
@@ -81,6 +86,18 @@ pub struct Connection {
     pub error: Option<String>,
     /// The highest etcd revision applied.
     pub revision: i64,
+}
+
+impl Connection {
+    fn fresh(link: Link) -> Connection {
+        Connection {
+            link,
+            since: Utc::now(),
+            last_change: None,
+            error: None,
+            revision: 0,
+        }
+    }
 }
 
 /// What changed, as told to every open page.
@@ -106,29 +123,62 @@ pub struct Shared {
     model: RwLock<Arc<Model>>,
     connection: RwLock<Connection>,
     updates: broadcast::Sender<Update>,
-    /// The feed's connection to etcd, once it has one; the dashboard's actions write
-    /// through it.
-    store: OnceLock<Store>,
+    /// The feed's connection to etcd while a run of the feed has one; the dashboard's actions
+    /// write through it.
+    store: RwLock<Option<Store>>,
+    /// Whether a run of the feed owns the picture: between runs the feed's last
+    /// words (a relist that ends while it is stopped) must not mark it current.
+    held: AtomicBool,
     /// The last answer to the feed's question for etcd's revision.
     probe: RwLock<Option<EtcdProbe>>,
 }
 
 impl Shared {
-    /// An empty picture of `layout`, connecting.
+    /// An empty picture of `layout`, idle.
     pub fn new(layout: Layout) -> Shared {
         Shared {
             model: RwLock::new(Arc::new(Model::new(layout))),
-            connection: RwLock::new(Connection {
-                link: Link::Connecting,
-                since: Utc::now(),
-                last_change: None,
-                error: None,
-                revision: 0,
-            }),
+            connection: RwLock::new(Connection::fresh(Link::Idle)),
             updates: broadcast::channel(1024).0,
-            store: OnceLock::new(),
+            store: RwLock::new(None),
+            held: AtomicBool::new(false),
             probe: RwLock::new(None),
         }
+    }
+
+    /// A run of the feed starts: the picture is connecting, and the feed may write it.
+    pub(crate) fn begin(&self) {
+        {
+            let mut connection = self.connection.write().expect("no panic under the lock");
+            self.held.store(true, Ordering::SeqCst);
+            *connection = Connection::fresh(Link::Connecting);
+        }
+        let _ = self.updates.send(Update::Connection);
+    }
+
+    /// A run of the feed is ending: nothing shown is current from now on, whatever the feed still
+    /// does before it stops.
+    pub(crate) fn end(&self) {
+        {
+            let mut connection = self.connection.write().expect("no panic under the lock");
+            self.held.store(false, Ordering::SeqCst);
+            connection.link = Link::Idle;
+            connection.since = Utc::now();
+            connection.error = None;
+        }
+        let _ = self.updates.send(Update::Connection);
+    }
+
+    /// A run of the feed has ended: the model, the store and the probe are dropped (memory
+    /// returned, the connection to etcd closed).
+    pub(crate) fn forget(&self) {
+        self.end();
+        let layout = self.model().layout().clone();
+        *self.model.write().expect("no panic under the lock") = Arc::new(Model::new(layout));
+        *self.store.write().expect("no panic under the lock") = None;
+        *self.probe.write().expect("no panic under the lock") = None;
+        *self.connection.write().expect("no panic under the lock") = Connection::fresh(Link::Idle);
+        let _ = self.updates.send(Update::Replaced);
     }
 
     /// What the feed's last question for etcd's revision found; `None` before the first.
@@ -139,9 +189,12 @@ impl Shared {
             .clone()
     }
 
-    /// The feed's connection to etcd; `None` until it first connected.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.get()
+    /// The feed's connection to etcd; `None` while no run of the feed has connected.
+    pub fn store(&self) -> Option<Store> {
+        self.store
+            .read()
+            .expect("no panic while holding the lock")
+            .clone()
     }
 
     /// The model now. Cloning the `Arc` is cheap; the model behind it never changes while
@@ -166,6 +219,9 @@ impl Shared {
     fn set_link(&self, link: Link, error: Option<String>) {
         {
             let mut connection = self.connection.write().expect("no panic under the lock");
+            if !self.held.load(Ordering::SeqCst) {
+                return;
+            }
             if connection.link != link {
                 connection.since = Utc::now();
             }
@@ -188,7 +244,7 @@ pub async fn run(shared: Arc<Shared>, config: EtcdConfig, layout: Layout, stop: 
     let Some(store) = connect(&shared, config, layout, &stop).await else {
         return;
     };
-    let _ = shared.store.set(store.clone());
+    *shared.store.write().expect("no panic under the lock") = Some(store.clone());
     let probing = tokio::spawn(probe(Arc::clone(&shared), store.clone(), stop.clone()));
     feed(&shared, &store, &stop).await;
     probing.abort();
@@ -284,6 +340,9 @@ async fn relist(shared: &Shared, store: &Store, stop: &CancellationToken) -> Opt
                 shared.set_link(Link::Listing, Some(error.to_string()));
             }
         }
+    }
+    if stop.is_cancelled() {
+        return None;
     }
     {
         let mut model = shared.model.write().expect("no panic under the lock");

@@ -12,6 +12,10 @@
 //!   reads the in-memory model and costs no etcd or Marathon request. Beside it, one small
 //!   read every few seconds tells whether etcd answers and how far behind the watch is
 //!   ([`feed::EtcdProbe`]).
+//! - The watch runs only while someone looks ([`demand`]): the first page, API read or event
+//!   stream starts it, and once the last event stream has closed and nothing was asked for
+//!   during the idle timeout ([`Dashboard::with_idle_timeout`]) it stops and the picture is
+//!   dropped. Routes merged beside the dashboard's (a controller's `/metrics`) start nothing.
 //! - Changes reach open pages over server-sent events as the watch delivers them.
 //! - A page always says whether what it shows is current; after a lost watch the picture is
 //!   listed afresh before it is called current again (see [`feed`]).
@@ -25,6 +29,7 @@
 //! serves it alone with [`Dashboard::serve`].
 
 pub mod actions;
+pub mod demand;
 pub mod diff;
 pub mod feed;
 pub mod mask;
@@ -34,8 +39,12 @@ pub mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use serde::Serialize;
 use theseus::store::{EtcdConfig, Layout};
 use tokio::net::TcpListener;
@@ -43,6 +52,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::actions::Actions;
+use crate::demand::{Demand, DemandObserver, DemandStatus, EtcdFeed};
 use crate::feed::Shared;
 
 /// Why the dashboard could not be served.
@@ -97,15 +107,16 @@ pub trait HostReport: Send + Sync + 'static {
     fn facts(&self) -> Vec<Fact>;
 }
 
-/// A running dashboard: its feed and its routes. The feed stops when the dashboard is
-/// shut down or dropped.
+/// A running dashboard: its routes, and the feed they start while someone looks. The feed
+/// stops when the dashboard is shut down or dropped.
 #[derive(Debug)]
 pub struct Dashboard {
     shared: Arc<Shared>,
+    demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
     stop: CancellationToken,
-    feed: Option<JoinHandle<()>>,
+    supervisor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for dyn HostReport {
@@ -115,10 +126,11 @@ impl std::fmt::Debug for dyn HostReport {
 }
 
 impl Dashboard {
-    /// Starts the feed: connects to etcd (waiting for it) and watches the keys under
-    /// `layout`. `host` adds its facts to the controller page. Cancelling `stop` stops the
-    /// feed and ends every open event stream, so a server's graceful shutdown is not held up
-    /// by open pages.
+    /// A dashboard of the keys under `layout`: its routes, once asked for, connect to etcd
+    /// (waiting for it) and watch those keys until nobody looks for the idle timeout
+    /// ([`demand::DEFAULT_IDLE_TIMEOUT`] unless set). `host` adds its facts to the
+    /// controller page. Cancelling `stop` stops the feed and ends every open event stream,
+    /// so a server's graceful shutdown is not held up by open pages.
     pub fn start(
         config: EtcdConfig,
         layout: Layout,
@@ -126,14 +138,45 @@ impl Dashboard {
         stop: CancellationToken,
     ) -> Dashboard {
         let shared = Arc::new(Shared::new(layout.clone()));
-        let feed = tokio::spawn(feed::run(Arc::clone(&shared), config, layout, stop.clone()));
+        let demand = Arc::new(Demand::new(
+            Arc::clone(&shared),
+            demand::DEFAULT_IDLE_TIMEOUT,
+        ));
+        let feed_run = EtcdFeed {
+            shared: Arc::clone(&shared),
+            config,
+            layout,
+        };
+        let supervisor = tokio::spawn(demand::supervise(
+            Arc::clone(&demand),
+            feed_run,
+            stop.clone(),
+        ));
         Dashboard {
             shared,
+            demand,
             host,
             actions: Actions::Disabled,
             stop,
-            feed: Some(feed),
+            supervisor: Some(supervisor),
         }
+    }
+
+    /// How long the feed goes on once the last page has closed and nothing was asked for.
+    pub fn with_idle_timeout(self, idle_timeout: Duration) -> Dashboard {
+        self.demand.set_idle_timeout(idle_timeout);
+        self
+    }
+
+    /// Tells `observer` how many pages are open and whether the feed runs, at every change.
+    pub fn with_demand_observer(self, observer: Arc<dyn DemandObserver>) -> Dashboard {
+        self.demand.set_observer(observer);
+        self
+    }
+
+    /// How many pages are open and whether the feed runs, now.
+    pub fn demand(&self) -> DemandStatus {
+        self.demand.status()
     }
 
     /// The dashboard with its write path ([`Actions::Enabled`]) or without it (the default).
@@ -143,18 +186,24 @@ impl Dashboard {
     }
 
     /// The pages, their assets and their event streams, to serve at `/` (or to merge into
-    /// another router).
+    /// another router). Each of these routes, and only these, starts the feed.
     pub fn router(&self) -> Router {
         let pages = routes::router(
             Arc::clone(&self.shared),
+            Arc::clone(&self.demand),
             self.host.clone(),
             self.actions,
             self.stop.clone(),
         );
-        match self.actions {
+        let routes = match self.actions {
             Actions::Disabled => pages,
             Actions::Enabled => pages.merge(actions::router(Arc::clone(&self.shared))),
-        }
+        };
+        // `route_layer`: only the routes above; a router they are merged into keeps its own.
+        routes.route_layer(middleware::from_fn_with_state(
+            Arc::clone(&self.demand),
+            wanted,
+        ))
     }
 
     /// The feed's model and connection state, as the pages read them.
@@ -186,10 +235,16 @@ impl Dashboard {
     /// Stops the feed and waits for it.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
-        if let Some(feed) = self.feed.take() {
-            let _ = feed.await;
+        if let Some(supervisor) = self.supervisor.take() {
+            let _ = supervisor.await;
         }
     }
+}
+
+/// Every request to the dashboard's routes wants the feed.
+async fn wanted(State(demand): State<Arc<Demand>>, request: Request, next: Next) -> Response {
+    demand.want();
+    next.run(request).await
 }
 
 impl Drop for Dashboard {

@@ -26,6 +26,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
+use crate::demand::Demand;
 use crate::diff::DiffLine;
 use crate::feed::{Connection, EtcdProbe, Shared, Update};
 use crate::view::{self, DeploymentView, FleetRow, Replica, ServiceView};
@@ -41,16 +42,18 @@ const FACTS_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 struct App {
     shared: Arc<Shared>,
+    demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
     stop: CancellationToken,
 }
 
 /// The dashboard's routes over `shared`, with facts from `host` on the controller page;
-/// `actions` says whether deployment pages offer their actions. Event streams end when
-/// `stop` is cancelled.
+/// `actions` says whether deployment pages offer their actions. Each event stream is a
+/// viewer of `demand` while it is open. Event streams end when `stop` is cancelled.
 pub fn router(
     shared: Arc<Shared>,
+    demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
     stop: CancellationToken,
@@ -70,6 +73,7 @@ pub fn router(
         .route("/api/events", get(events))
         .with_state(App {
             shared,
+            demand,
             host,
             actions,
             stop,
@@ -169,8 +173,10 @@ struct Rows {
 
 impl App {
     fn snapshot(&self, view: &ViewName) -> Snapshot {
-        let model = self.shared.model();
+        // The connection first: a picture swapped in between the two reads is then shown as
+        // not current (until the next event), never an old one as current.
         let connection = self.shared.connection();
+        let model = self.shared.model();
         match view {
             ViewName::Fleet => Snapshot::Fleet {
                 connection,
@@ -198,6 +204,7 @@ impl App {
 
     /// The fleet rows of `keys` that exist, and the ids of those that no longer do.
     fn rows(&self, keys: &std::collections::BTreeSet<DeploymentKey>) -> Rows {
+        let connection = self.shared.connection();
         let model = self.shared.model();
         let mut upsert = Vec::new();
         let mut remove = Vec::new();
@@ -208,7 +215,7 @@ impl App {
             }
         }
         Rows {
-            connection: self.shared.connection(),
+            connection,
             upsert,
             remove,
         }
@@ -287,16 +294,18 @@ async fn events(State(app): State<App>, Query(query): Query<EventsQuery>) -> Res
 /// What one page is sent; see the module documentation.
 fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, Infallible>> {
     let stop = app.stop.clone().cancelled_owned();
+    // Held by the stream: dropped when the page goes (its connection closes).
+    let viewer = app.demand.viewer();
     let updates = app.shared.subscribe();
     let first = event("snapshot", &app.snapshot(&view));
     let mut ticks = tokio::time::interval(FACTS_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (app, view, updates, Some(first), ticks);
+    let state = (app, view, updates, Some(first), ticks, viewer);
     futures::stream::unfold(
         state,
-        |(app, view, mut updates, first, mut ticks)| async move {
+        |(app, view, mut updates, first, mut ticks, viewer)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (app, view, updates, None, ticks)));
+                return Some((Ok(first), (app, view, updates, None, ticks, viewer)));
             }
             let update = if view == ViewName::Controller {
                 tokio::select! {
@@ -326,7 +335,7 @@ fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, In
                     _ => event("connection", &app.shared.connection()),
                 },
             };
-            Some((Ok(sent), (app, view, updates, None, ticks)))
+            Some((Ok(sent), (app, view, updates, None, ticks, viewer)))
         },
     )
     .take_until(stop)

@@ -162,6 +162,13 @@ impl EtcdServer {
         self.member.spec.client_port
     }
 
+    /// etcd's own metrics (Prometheus text) on its plain-HTTP metrics port, e.g.
+    /// `http://127.0.0.1:40125/metrics`: `etcd_debugging_mvcc_watcher_total` counts the
+    /// watches open on it.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.member.spec.metrics_port)
+    }
+
     /// `(user, password)` when started [`with_root_password`](EtcdOptions::with_root_password).
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.options

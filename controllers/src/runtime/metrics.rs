@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use reqwest::Method;
 use theseus::marathon::{ObservedRequest, RequestObserver};
+use theseus_dashboard::demand::{DemandObserver, DemandStatus};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -122,6 +123,8 @@ pub struct Metrics {
     invalid_keys: Family<ReflectorLabels, Gauge>,
     observed_records: Family<ActionLabels, Counter>,
     leader: Gauge,
+    dashboard_viewers: Gauge,
+    dashboard_watching: Gauge,
     leadership_terms: Counter,
     leadership_losses: Family<ReasonLabels, Counter>,
     election_failures: Family<ReasonLabels, Counter>,
@@ -167,6 +170,8 @@ impl Metrics {
             invalid_keys: Family::default(),
             observed_records: Family::default(),
             leader: Gauge::default(),
+            dashboard_viewers: Gauge::default(),
+            dashboard_watching: Gauge::default(),
             leadership_terms: Counter::default(),
             leadership_losses: Family::default(),
             election_failures: Family::default(),
@@ -284,6 +289,17 @@ impl Metrics {
             metrics.leader.clone(),
         );
         registry.register(
+            "dashboard_viewers",
+            "Dashboard pages open now (each holds one event stream)",
+            metrics.dashboard_viewers.clone(),
+        );
+        registry.register(
+            "dashboard_watching",
+            "1 while the dashboard watches etcd (a page is open, or was within the idle \
+             timeout), 0 while it holds nothing",
+            metrics.dashboard_watching.clone(),
+        );
+        registry.register(
             "leadership_terms",
             "Times this replica became leader",
             metrics.leadership_terms.clone(),
@@ -302,6 +318,13 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// The dashboard's open pages and whether it watches etcd.
+    pub fn dashboard_demand(&self, viewers: usize, watching: bool) {
+        self.dashboard_viewers
+            .set(i64::try_from(viewers).unwrap_or(i64::MAX));
+        self.dashboard_watching.set(i64::from(watching));
     }
 
     /// The metrics in the Prometheus text format.
@@ -510,6 +533,17 @@ impl RequestObserver for MarathonRequestMetrics {
             .marathon_duration
             .get_or_create(&MarathonRouteLabels { method, route })
             .observe(request.duration.as_secs_f64());
+    }
+}
+
+/// Records the dashboard's open pages and whether it watches etcd into [`Metrics`]; give
+/// it to [`Dashboard::with_demand_observer`](theseus_dashboard::Dashboard::with_demand_observer).
+#[derive(Debug, Clone)]
+pub struct DashboardDemandMetrics(pub Arc<Metrics>);
+
+impl DemandObserver for DashboardDemandMetrics {
+    fn demand_changed(&self, status: DemandStatus) {
+        self.0.dashboard_demand(status.viewers, status.watching);
     }
 }
 
