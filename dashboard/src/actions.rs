@@ -29,7 +29,7 @@ use theseus::api::DeploymentKey;
 use theseus::edit::{self, Edit, EditError, Edited, Expected};
 use tracing::info;
 
-use crate::feed::Shared;
+use crate::feed::Picture;
 
 /// Whether the dashboard's pages may write to `/desired`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,11 +81,11 @@ struct ActionAnswer {
     revision: Option<i64>,
 }
 
-/// The action routes over `shared`.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+/// The action routes over `picture`.
+pub(crate) fn router(picture: Arc<Picture>) -> Router {
     Router::new()
         .route("/api/deployments/{service}/{name}/actions", post(act))
-        .with_state(shared)
+        .with_state(picture)
 }
 
 fn answer(
@@ -139,7 +139,7 @@ fn cross_site(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn act(
-    State(shared): State<Arc<Shared>>,
+    State(picture): State<Arc<Picture>>,
     Path((service, name)): Path<(String, String)>,
     headers: HeaderMap,
     request: Result<Json<ActionRequest>, axum::extract::rejection::JsonRejection>,
@@ -166,7 +166,7 @@ async fn act(
             to_revision: request.to_revision,
         },
     };
-    let Some(store) = shared.store() else {
+    let Some(store) = picture.store() else {
         return refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "the dashboard is not connected to etcd yet; nothing was written",

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::feed::{self, Shared};
+use crate::feed::{self, Picture};
 
 /// How long the feed goes on after the last page closed, unless configured otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -82,7 +82,7 @@ impl State {
 
 /// Who wants the feed, and whether it runs; see the module documentation.
 pub struct Demand {
-    shared: Arc<Shared>,
+    picture: Arc<Picture>,
     state: Mutex<State>,
     /// Wakes the supervisor: a first request, an event stream's end.
     wake: Notify,
@@ -98,9 +98,9 @@ impl std::fmt::Debug for Demand {
 
 impl Demand {
     /// Nobody looks yet: no run, `idle_timeout` after the last viewer.
-    pub fn new(shared: Arc<Shared>, idle_timeout: Duration) -> Demand {
+    pub fn new(picture: Arc<Picture>, idle_timeout: Duration) -> Demand {
         Demand {
-            shared,
+            picture,
             state: Mutex::new(State {
                 phase: Phase::Idle,
                 viewers: 0,
@@ -143,7 +143,7 @@ impl Demand {
         match state.phase {
             Phase::Idle => {
                 // Idle → Wanted: the supervisor starts a run.
-                self.shared.begin();
+                self.picture.begin();
                 state.phase = Phase::Wanted;
                 notify(&state);
                 self.wake.notify_one();
@@ -196,7 +196,7 @@ pub trait FeedRun: Send + Sync + 'static {
 /// The feed of etcd under a layout: what every dashboard runs.
 pub struct EtcdFeed {
     /// Where the feed writes.
-    pub shared: Arc<Shared>,
+    pub picture: Arc<Picture>,
     /// How to reach etcd.
     pub config: EtcdConfig,
     /// Which keys.
@@ -206,7 +206,7 @@ pub struct EtcdFeed {
 impl FeedRun for EtcdFeed {
     fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(feed::run(
-            Arc::clone(&self.shared),
+            Arc::clone(&self.picture),
             self.config.clone(),
             self.layout.clone(),
             stop,
@@ -242,10 +242,10 @@ pub async fn supervise(demand: Arc<Demand>, feed_run: impl FeedRun, stop: Cancel
         let _ = feed.await;
         // Stopping → Idle, or Wanted when a request came meanwhile.
         let mut state = demand.lock();
-        demand.shared.forget();
+        demand.picture.forget();
         state.phase = match state.phase {
             Phase::Stopping { wanted_again: true } if !stopped => {
-                demand.shared.begin();
+                demand.picture.begin();
                 Phase::Wanted
             }
             _ => Phase::Idle,
@@ -276,7 +276,7 @@ async fn watch_while_wanted(demand: &Demand, stop: &CancellationToken) -> bool {
                     state.phase = Phase::Stopping {
                         wanted_again: false,
                     };
-                    demand.shared.end();
+                    demand.picture.end();
                     return false;
                 }
                 Some(deadline)
@@ -324,8 +324,8 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(300);
 
     fn setup() -> (Arc<Demand>, Counted, CancellationToken, JoinHandle<()>) {
-        let shared = Arc::new(Shared::new(Layout::default()));
-        let demand = Arc::new(Demand::new(shared, IDLE));
+        let picture = Arc::new(Picture::new(Layout::default()));
+        let demand = Arc::new(Demand::new(picture, IDLE));
         let feed_run = Counted::default();
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(

@@ -18,7 +18,7 @@
 //! One feed serves every viewer: pages read the model under a lock and are pushed
 //! [`Update`]s through a broadcast channel, so a viewer costs no etcd request. It runs only
 //! while someone looks ([`crate::demand`]): between its runs the link is `Idle` and the
-//! model empty, and the end of a run drops the model and the store ([`Shared::forget`]).
+//! model empty, and the end of a run drops the model and the store ([`Picture::forget`]).
 //!
 //! Beside the watch, the feed asks etcd for its revision every [`PROBE_INTERVAL`] (a list
 //! of the election keys, a handful of small values), however many pages are open: the
@@ -119,7 +119,7 @@ pub enum Update {
 /// The model, the connection state and the channel of updates: what the feed writes and the
 /// pages read.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Picture {
     model: RwLock<Arc<Model>>,
     connection: RwLock<Connection>,
     updates: broadcast::Sender<Update>,
@@ -133,10 +133,10 @@ pub struct Shared {
     probe: RwLock<Option<EtcdProbe>>,
 }
 
-impl Shared {
+impl Picture {
     /// An empty picture of `layout`, idle.
-    pub fn new(layout: Layout) -> Shared {
-        Shared {
+    pub fn new(layout: Layout) -> Picture {
+        Picture {
             model: RwLock::new(Arc::new(Model::new(layout))),
             connection: RwLock::new(Connection::fresh(Link::Idle)),
             updates: broadcast::channel(1024).0,
@@ -240,31 +240,36 @@ impl Shared {
 }
 
 /// Runs the feed until `stop`; see the module documentation.
-pub async fn run(shared: Arc<Shared>, config: EtcdConfig, layout: Layout, stop: CancellationToken) {
-    let Some(store) = connect(&shared, config, layout, &stop).await else {
+pub async fn run(
+    picture: Arc<Picture>,
+    config: EtcdConfig,
+    layout: Layout,
+    stop: CancellationToken,
+) {
+    let Some(store) = connect(&picture, config, layout, &stop).await else {
         return;
     };
-    *shared.store.write().expect("no panic under the lock") = Some(store.clone());
-    let probing = tokio::spawn(probe(Arc::clone(&shared), store.clone(), stop.clone()));
-    feed(&shared, &store, &stop).await;
+    *picture.store.write().expect("no panic under the lock") = Some(store.clone());
+    let probing = tokio::spawn(probe(Arc::clone(&picture), store.clone(), stop.clone()));
+    feed(&picture, &store, &stop).await;
     probing.abort();
     let _ = probing.await;
 }
 
 /// Lists and follows until `stop`.
-async fn feed(shared: &Shared, store: &Store, stop: &CancellationToken) {
+async fn feed(picture: &Picture, store: &Store, stop: &CancellationToken) {
     loop {
-        let Some(streams) = relist(shared, store, stop).await else {
+        let Some(streams) = relist(picture, store, stop).await else {
             return;
         };
-        if follow(shared, streams, stop).await.is_none() {
+        if follow(picture, streams, stop).await.is_none() {
             return;
         }
     }
 }
 
 /// Asks etcd for its revision every [`PROBE_INTERVAL`] until `stop`.
-async fn probe(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
+async fn probe(picture: Arc<Picture>, store: Store, stop: CancellationToken) {
     let election = store.layout().leader_root();
     loop {
         let answer = tokio::select! {
@@ -283,7 +288,7 @@ async fn probe(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
                 error: Some(error.to_string()),
             },
         };
-        *shared.probe.write().expect("no panic under the lock") = Some(probe);
+        *picture.probe.write().expect("no panic under the lock") = Some(probe);
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(PROBE_INTERVAL) => {}
@@ -293,13 +298,13 @@ async fn probe(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
 
 /// Connects, retrying with backoff while etcd does not answer; `None` when stopped first.
 async fn connect(
-    shared: &Shared,
+    picture: &Picture,
     config: EtcdConfig,
     layout: Layout,
     stop: &CancellationToken,
 ) -> Option<Store> {
     Store::connect_until(&config, &layout, Duration::from_secs(2), stop, |error| {
-        shared.set_link(Link::Connecting, Some(error.to_string()));
+        picture.set_link(Link::Connecting, Some(error.to_string()));
     })
     .await
 }
@@ -308,9 +313,9 @@ type Streams = SelectAll<BoxStream<'static, Result<WatchEvent, theseus::store::E
 
 /// Lists everything into a new model through fresh watches, swaps it in, and returns the
 /// watches to follow; `None` when stopped first.
-async fn relist(shared: &Shared, store: &Store, stop: &CancellationToken) -> Option<Streams> {
-    let error = shared.connection().error;
-    shared.set_link(Link::Listing, error);
+async fn relist(picture: &Picture, store: &Store, stop: &CancellationToken) -> Option<Streams> {
+    let error = picture.connection().error;
+    picture.set_link(Link::Listing, error);
     let layout = store.layout().clone();
     let prefixes = [
         layout.desired_root(),
@@ -337,7 +342,7 @@ async fn relist(shared: &Shared, store: &Store, stop: &CancellationToken) -> Opt
             }
             Err(error) => {
                 warn!(%error, "the dashboard's watch failed while listing; retrying");
-                shared.set_link(Link::Listing, Some(error.to_string()));
+                picture.set_link(Link::Listing, Some(error.to_string()));
             }
         }
     }
@@ -345,19 +350,19 @@ async fn relist(shared: &Shared, store: &Store, stop: &CancellationToken) -> Opt
         return None;
     }
     {
-        let mut model = shared.model.write().expect("no panic under the lock");
+        let mut model = picture.model.write().expect("no panic under the lock");
         fresh.carry_times_from(&model);
         *model = Arc::new(fresh);
     }
-    shared.changed(revision);
+    picture.changed(revision);
     info!(revision, "the dashboard's picture of etcd is current");
-    shared.set_link(Link::Live, None);
-    let _ = shared.updates.send(Update::Replaced);
+    picture.set_link(Link::Live, None);
+    let _ = picture.updates.send(Update::Replaced);
     Some(streams)
 }
 
 /// Applies changes until the watch fails (`Some`) or `stop` (`None`).
-async fn follow(shared: &Shared, mut streams: Streams, stop: &CancellationToken) -> Option<()> {
+async fn follow(picture: &Picture, mut streams: Streams, stop: &CancellationToken) -> Option<()> {
     loop {
         let first = tokio::select! {
             () = stop.cancelled() => return None,
@@ -375,7 +380,7 @@ async fn follow(shared: &Shared, mut streams: Streams, stop: &CancellationToken)
         let mut revision = 0;
         let mut failure = None;
         {
-            let mut guard = shared.model.write().expect("no panic under the lock");
+            let mut guard = picture.model.write().expect("no panic under the lock");
             let model = Arc::make_mut(&mut guard);
             let now = Utc::now();
             for item in items {
@@ -398,15 +403,15 @@ async fn follow(shared: &Shared, mut streams: Streams, stop: &CancellationToken)
             }
         }
         if !deployments.is_empty() || leader {
-            shared.changed(revision);
-            let _ = shared.updates.send(Update::Changed {
+            picture.changed(revision);
+            let _ = picture.updates.send(Update::Changed {
                 deployments: Arc::new(deployments),
                 leader,
             });
         }
         if let Some(error) = failure {
             warn!(%error, "the dashboard's watch failed; listing again");
-            shared.set_link(Link::Listing, Some(error.to_string()));
+            picture.set_link(Link::Listing, Some(error.to_string()));
             return Some(());
         }
     }

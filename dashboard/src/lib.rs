@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::actions::Actions;
 use crate::demand::{Demand, DemandObserver, DemandStatus, EtcdFeed};
-use crate::feed::Shared;
+use crate::feed::Picture;
 
 /// Why the dashboard could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,7 @@ pub trait HostReport: Send + Sync + 'static {
 /// stops when the dashboard is shut down or dropped.
 #[derive(Debug)]
 pub struct Dashboard {
-    shared: Arc<Shared>,
+    picture: Arc<Picture>,
     demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
@@ -137,13 +137,13 @@ impl Dashboard {
         host: Option<Arc<dyn HostReport>>,
         stop: CancellationToken,
     ) -> Dashboard {
-        let shared = Arc::new(Shared::new(layout.clone()));
+        let picture = Arc::new(Picture::new(layout.clone()));
         let demand = Arc::new(Demand::new(
-            Arc::clone(&shared),
+            Arc::clone(&picture),
             demand::DEFAULT_IDLE_TIMEOUT,
         ));
         let feed_run = EtcdFeed {
-            shared: Arc::clone(&shared),
+            picture: Arc::clone(&picture),
             config,
             layout,
         };
@@ -153,7 +153,7 @@ impl Dashboard {
             stop.clone(),
         ));
         Dashboard {
-            shared,
+            picture,
             demand,
             host,
             actions: Actions::Disabled,
@@ -189,7 +189,7 @@ impl Dashboard {
     /// another router). Each of these routes, and only these, starts the feed.
     pub fn router(&self) -> Router {
         let pages = routes::router(
-            Arc::clone(&self.shared),
+            Arc::clone(&self.picture),
             Arc::clone(&self.demand),
             self.host.clone(),
             self.actions,
@@ -197,7 +197,7 @@ impl Dashboard {
         );
         let routes = match self.actions {
             Actions::Disabled => pages,
-            Actions::Enabled => pages.merge(actions::router(Arc::clone(&self.shared))),
+            Actions::Enabled => pages.merge(actions::router(Arc::clone(&self.picture))),
         };
         // `route_layer`: only the routes above; a router they are merged into keeps its own.
         routes.route_layer(middleware::from_fn_with_state(
@@ -207,8 +207,8 @@ impl Dashboard {
     }
 
     /// The feed's model and connection state, as the pages read them.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub fn picture(&self) -> &Arc<Picture> {
+        &self.picture
     }
 
     /// Serves the dashboard alone on `addr` until `stop` is cancelled; `bound` learns the

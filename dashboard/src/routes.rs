@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::demand::Demand;
 use crate::diff::DiffLine;
-use crate::feed::{Connection, EtcdProbe, Shared, Update};
+use crate::feed::{Connection, EtcdProbe, Picture, Update};
 use crate::view::{self, DeploymentView, FleetRow, Replica, ServiceView};
 use crate::{Fact, HostReport};
 
@@ -41,18 +41,18 @@ const FACTS_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct App {
-    shared: Arc<Shared>,
+    picture: Arc<Picture>,
     demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
     stop: CancellationToken,
 }
 
-/// The dashboard's routes over `shared`, with facts from `host` on the controller page;
+/// The dashboard's routes over `picture`, with facts from `host` on the controller page;
 /// `actions` says whether deployment pages offer their actions. Each event stream is a
 /// viewer of `demand` while it is open. Event streams end when `stop` is cancelled.
 pub fn router(
-    shared: Arc<Shared>,
+    picture: Arc<Picture>,
     demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
     actions: Actions,
@@ -72,7 +72,7 @@ pub fn router(
         .route("/api/deployments/{service}/{name}/diff", get(diff))
         .route("/api/events", get(events))
         .with_state(App {
-            shared,
+            picture,
             demand,
             host,
             actions,
@@ -175,8 +175,8 @@ impl App {
     fn snapshot(&self, view: &ViewName) -> Snapshot {
         // The connection first: a picture swapped in between the two reads is then shown as
         // not current (until the next event), never an old one as current.
-        let connection = self.shared.connection();
-        let model = self.shared.model();
+        let connection = self.picture.connection();
+        let model = self.picture.model();
         match view {
             ViewName::Fleet => Snapshot::Fleet {
                 connection,
@@ -191,7 +191,7 @@ impl App {
                 replicas: view::replicas(&model),
                 facts: self.host.as_ref().map(|h| h.facts()).unwrap_or_default(),
                 controller: self.host.is_some(),
-                etcd: self.shared.probe(),
+                etcd: self.picture.probe(),
                 prefix: model.layout().prefix().to_owned(),
             },
             ViewName::Deployment(key) => Snapshot::Deployment {
@@ -204,8 +204,8 @@ impl App {
 
     /// The fleet rows of `keys` that exist, and the ids of those that no longer do.
     fn rows(&self, keys: &std::collections::BTreeSet<DeploymentKey>) -> Rows {
-        let connection = self.shared.connection();
-        let model = self.shared.model();
+        let connection = self.picture.connection();
+        let model = self.picture.model();
         let mut upsert = Vec::new();
         let mut remove = Vec::new();
         for key in keys {
@@ -271,7 +271,7 @@ async fn diff(
         Ok(key) => key,
         Err(error) => return (StatusCode::NOT_FOUND, error.to_string()).into_response(),
     };
-    let model = app.shared.model();
+    let model = app.picture.model();
     match view::revision_diff(&model, &key, &query.from, &query.to) {
         Ok(lines) => json_response(DiffAnswer {
             from: query.from,
@@ -296,7 +296,7 @@ fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, In
     let stop = app.stop.clone().cancelled_owned();
     // Held by the stream: dropped when the page goes (its connection closes).
     let viewer = app.demand.viewer();
-    let updates = app.shared.subscribe();
+    let updates = app.picture.subscribe();
     let first = event("snapshot", &app.snapshot(&view));
     let mut ticks = tokio::time::interval(FACTS_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,7 +321,7 @@ fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, In
                 Err(RecvError::Lagged(_)) | Ok(Update::Replaced) => {
                     event("snapshot", &app.snapshot(&view))
                 }
-                Ok(Update::Connection) => event("connection", &app.shared.connection()),
+                Ok(Update::Connection) => event("connection", &app.picture.connection()),
                 Ok(Update::Changed {
                     deployments,
                     leader,
@@ -332,7 +332,7 @@ fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, In
                     ViewName::Deployment(key) if deployments.contains(key) => {
                         event("snapshot", &app.snapshot(&view))
                     }
-                    _ => event("connection", &app.shared.connection()),
+                    _ => event("connection", &app.picture.connection()),
                 },
             };
             Some((Ok(sent), (app, view, updates, None, ticks, viewer)))

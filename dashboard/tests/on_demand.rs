@@ -13,7 +13,7 @@ use serde_json::Value;
 use theseus::store::{EtcdConfig, Layout, Store};
 use theseus_dashboard::Dashboard;
 use theseus_dashboard::demand::DemandStatus;
-use theseus_dashboard::feed::Shared;
+use theseus_dashboard::feed::Picture;
 use theseus_testkit::{EtcdServer, wait_until_async};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ const IDLE: Duration = Duration::from_millis(500);
 /// A dashboard with a short idle timeout, served on a free port until `stop`.
 struct Served {
     addr: SocketAddr,
-    shared: std::sync::Arc<Shared>,
+    picture: std::sync::Arc<Picture>,
     demand: std::sync::Arc<std::sync::Mutex<Option<DemandStatus>>>,
 }
 
@@ -49,7 +49,7 @@ async fn serve(etcd: &EtcdServer, stop: &CancellationToken) -> Served {
     .with_demand_observer(std::sync::Arc::new(Recorder(std::sync::Arc::clone(
         &demand,
     ))));
-    let shared = std::sync::Arc::clone(dashboard.shared());
+    let picture = std::sync::Arc::clone(dashboard.picture());
     let (bound, address) = tokio::sync::oneshot::channel();
     let stop = stop.clone();
     tokio::spawn(async move {
@@ -63,7 +63,7 @@ async fn serve(etcd: &EtcdServer, stop: &CancellationToken) -> Served {
     });
     Served {
         addr: address.await.unwrap(),
-        shared,
+        picture,
         demand,
     }
 }
@@ -172,8 +172,8 @@ async fn the_dashboard_watches_etcd_only_while_someone_looks() {
     };
     assert_eq!(served.demand(), idle);
     assert_eq!(watches(&etcd).await, 0);
-    assert!(served.shared.model().deployments().is_empty());
-    assert!(served.shared.store().is_none());
+    assert!(served.picture.model().deployments().is_empty());
+    assert!(served.picture.store().is_none());
 
     // (b) A first read starts the one watch; its answer is not taken for current, and the
     // picture becomes live with what etcd holds.
@@ -206,9 +206,9 @@ async fn the_dashboard_watches_etcd_only_while_someone_looks() {
         served.demand() == idle
     })
     .await;
-    assert!(served.shared.model().deployments().is_empty());
-    assert!(served.shared.store().is_none());
-    let link = served.shared.connection().link;
+    assert!(served.picture.model().deployments().is_empty());
+    assert!(served.picture.store().is_none());
+    let link = served.picture.connection().link;
     assert_eq!(link, theseus_dashboard::feed::Link::Idle);
     wait_until_async(DEADLINE, "etcd has no watch open", || async {
         watches(&etcd).await == 0
