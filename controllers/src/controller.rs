@@ -123,8 +123,9 @@ pub enum ControllerError {
     Store(#[from] store::Error),
 }
 
-/// What every term shares.
-struct Shared {
+/// The replica: what it keeps from one term to the next (configuration, Marathon client,
+/// metrics, health).
+struct Replica {
     config: ControllerConfig,
     layout: Layout,
     mapping: Mapping,
@@ -196,7 +197,7 @@ impl Controller {
                 dashboard.shutdown().await;
             }
         });
-        let shared = Arc::new(Shared {
+        let replica = Arc::new(Replica {
             config,
             layout,
             mapping,
@@ -205,7 +206,7 @@ impl Controller {
             health: Arc::clone(&health),
             marathon_seen,
         });
-        tasks.spawn(elect(shared, stop.clone()));
+        tasks.spawn(elect(replica, stop.clone()));
         info!(listen = %http_addr, "theseus-controller started");
         Ok(Controller {
             stop,
@@ -239,35 +240,35 @@ impl Controller {
 }
 
 /// Connects to etcd (waiting for it), then runs elections until `stop`.
-async fn elect(shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(store) = connect(&shared, &stop).await else {
+async fn elect(replica: Arc<Replica>, stop: CancellationToken) {
+    let Some(store) = connect(&replica, &stop).await else {
         return;
     };
     let election = ElectionConfig {
-        name: format!("{}controller", shared.layout.leader_root()),
-        identity: shared.config.identity.clone(),
-        lease_ttl: shared.config.lease_ttl,
+        name: format!("{}controller", replica.layout.leader_root()),
+        identity: replica.config.identity.clone(),
+        lease_ttl: replica.config.lease_ttl,
     };
     run_elections(
         store.clone(),
         election,
-        Arc::clone(&shared.health),
-        Arc::clone(&shared.metrics),
+        Arc::clone(&replica.health),
+        Arc::clone(&replica.metrics),
         stop,
-        |term| lead(Arc::clone(&shared), store.clone(), term),
+        |term| lead(Arc::clone(&replica), store.clone(), term),
     )
     .await;
 }
 
-async fn connect(shared: &Shared, stop: &CancellationToken) -> Option<Store> {
+async fn connect(replica: &Replica, stop: &CancellationToken) -> Option<Store> {
     Store::connect_until(
-        &shared.config.etcd,
-        &shared.layout,
+        &replica.config.etcd,
+        &replica.layout,
         Duration::from_secs(10),
         stop,
         |error| {
             warn!(%error, "cannot connect to etcd; retrying");
-            shared.health.set(Role::Degraded {
+            replica.health.set(Role::Degraded {
                 reason: error.to_string(),
             });
         },
@@ -276,21 +277,21 @@ async fn connect(shared: &Shared, stop: &CancellationToken) -> Option<Store> {
 }
 
 /// One term: build the caches, then reconcile until the term stops.
-async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
-    let metrics = &shared.metrics;
+async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
+    let metrics = &replica.metrics;
     let fenced = FencedStore::new(store.clone(), term.fence.clone(), Arc::clone(metrics));
     let mut tasks = JoinSet::new();
 
     // One watch of /observed/: the task records, and every status from its first list on.
-    let tree = ObservedTree::new(shared.layout.clone());
+    let tree = ObservedTree::new(replica.layout.clone());
     let statuses = Arc::new(Statuses::new(fenced.clone(), Arc::clone(metrics)));
     let history = Arc::new(KeptList::new(fenced.clone(), ListKind::History));
     let journal = Arc::new(KeptList::new(fenced.clone(), ListKind::Journal));
-    let queue = WorkQueue::new(shared.config.backoff);
-    let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(shared.config.backoff);
+    let queue = WorkQueue::new(replica.config.backoff);
+    let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(replica.config.backoff);
     tasks.spawn({
         let tree = tree.clone();
-        let watch = store.watch(&shared.layout.observed_root());
+        let watch = store.watch(&replica.layout.observed_root());
         let observed_queue = observed_queue.clone();
         let statuses = Arc::clone(&statuses);
         let (history, journal) = (Arc::clone(&history), Arc::clone(&journal));
@@ -326,9 +327,9 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         return;
     }
 
-    let mapping = shared.mapping.clone();
+    let mapping = replica.mapping.clone();
     let snapshot = Arc::new(MarathonSnapshot::new(
-        shared.client.clone(),
+        replica.client.clone(),
         SnapshotConfig {
             selector: MANAGED_SELECTOR.to_owned(),
             // One list serves both reconcilers: counts, deployments and failures for the
@@ -346,7 +347,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         },
         Arc::clone(metrics),
     ));
-    let layout = shared.layout.clone();
+    let layout = replica.layout.clone();
     let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
     let deployments = Arc::new(Deployments::new(
         mapping.clone(),
@@ -423,7 +424,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     });
 
     tasks.spawn(reflector.run(
-        store.watch(&shared.layout.desired_root()),
+        store.watch(&replica.layout.desired_root()),
         Arc::clone(metrics),
         {
             let queue = queue.clone();
@@ -432,9 +433,9 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         term.stop.clone(),
     ));
     // What the term sees of Marathon, for the dashboard's controller page, until it ends.
-    let _seen = TermSeesMarathon::new(Arc::clone(&shared.marathon_seen));
+    let _seen = TermSeesMarathon::new(Arc::clone(&replica.marathon_seen));
     snapshot.subscribe({
-        let seen = Arc::clone(&shared.marathon_seen);
+        let seen = Arc::clone(&replica.marathon_seen);
         move |change| {
             if let Change::Reachability(reachability) = change {
                 seen.set(Some(reachability.clone()));
@@ -460,7 +461,7 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
     if !synced {
         return;
     }
-    shared.health.set(Role::Leader { synced: true });
+    replica.health.set(Role::Leader { synced: true });
     info!(
         desired = desired.len(),
         apps = snapshot.apps().len(),
@@ -474,14 +475,14 @@ async fn lead(shared: Arc<Shared>, store: Store, term: Term) {
         Arc::clone(&deployments),
         Arc::clone(&observed),
         (queue.clone(), observed_queue.clone()),
-        shared.config.resync,
+        replica.config.resync,
         term.stop.clone(),
     ));
 
     let runner = |controller| RunnerConfig {
         controller,
-        workers: shared.config.workers,
-        drain: shared.config.drain,
+        workers: replica.config.workers,
+        drain: replica.config.drain,
     };
     tokio::join!(
         runner::run(

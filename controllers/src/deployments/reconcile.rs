@@ -50,7 +50,7 @@ use super::history;
 use super::launch_queue::LaunchQueue;
 use super::progress::{Deadline, apply_deadline, stop_clock};
 use super::records::{Recording, Records};
-use super::started::StartedDeployments;
+use super::started::StartedMarathonDeployments;
 use super::status::{Situation, Subject, report};
 use super::waiting::{self, set_progressing};
 use crate::marathon_snapshot::MarathonSnapshot;
@@ -206,7 +206,7 @@ pub struct Deployments {
     records: Records,
     fence: Fence,
     /// Deployments this term started, by key.
-    started: StartedDeployments,
+    started: StartedMarathonDeployments,
     /// Marathon's launch queue, read for waiting deployments only.
     launch_queue: LaunchQueue,
     metrics: Arc<Metrics>,
@@ -229,7 +229,7 @@ impl Deployments {
             snapshot,
             records,
             fence,
-            started: StartedDeployments::default(),
+            started: StartedMarathonDeployments::default(),
             launch_queue,
             metrics,
         }
@@ -798,14 +798,14 @@ impl Deployments {
         }
     }
 
-    fn locked(&self, deployments: Vec<DeploymentId>) -> Converged {
+    fn locked(&self, marathon_deployments: Vec<DeploymentId>) -> Converged {
         debug!(
-            ?deployments,
-            "locked by deployments this controller did not start; waiting"
+            ?marathon_deployments,
+            "locked by Marathon deployments this controller did not start; waiting"
         );
         Converged {
             action: Action::RequeueAfter(LOCK_RETRY),
-            ..Converged::done(Situation::Locked(deployments))
+            ..Converged::done(Situation::Locked(marathon_deployments))
         }
     }
 

@@ -1,10 +1,10 @@
 //! Which Marathon deployments this controller started, by deployment key, for one leadership
 //! term: what decides whether a newer spec may override a lock (`force`).
 //!
-//! What it promises: [`StartedDeployments::all_mine`] is true only when every deployment
+//! What it promises: [`StartedMarathonDeployments::all_mine`] is true only when every deployment
 //! holding a lock was started by this term for the same key; an empty list (Marathon did not
 //! say who holds the lock) is never "mine". Entries go once Marathon no longer lists the
-//! deployment on the app ([`StartedDeployments::forget_finished`]) or the key is deleted.
+//! deployment on the app ([`StartedMarathonDeployments::forget_finished`]) or the key is deleted.
 //!
 //! What it does not do: survive a failover. A new leader starts empty and waits out locks
 //! held by its predecessor's deployments instead of overriding them.
@@ -17,11 +17,11 @@ use theseus::marathon::{App, DeploymentId};
 
 /// The deployments started by this term, by key.
 #[derive(Debug, Default)]
-pub struct StartedDeployments {
+pub struct StartedMarathonDeployments {
     by_key: Mutex<HashMap<DeploymentKey, HashSet<DeploymentId>>>,
 }
 
-impl StartedDeployments {
+impl StartedMarathonDeployments {
     fn lock(&self) -> MutexGuard<'_, HashMap<DeploymentKey, HashSet<DeploymentId>>> {
         self.by_key.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn only_locks_held_entirely_by_this_keys_deployments_are_mine() {
-        let started = StartedDeployments::default();
+        let started = StartedMarathonDeployments::default();
         started.started(&key("web/dev"), DeploymentId::from("a"));
         started.started(&key("web/dev"), DeploymentId::from("b"));
         started.started(&key("web/prod"), DeploymentId::from("c"));
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn finished_and_deleted_deployments_are_forgotten() {
-        let started = StartedDeployments::default();
+        let started = StartedMarathonDeployments::default();
         let dev = key("web/dev");
         started.started(&dev, DeploymentId::from("a"));
         started.started(&dev, DeploymentId::from("b"));

@@ -90,7 +90,7 @@ impl MetricLabel for ObservedError {
 }
 
 /// One change to the records of a deployment.
-enum Change {
+enum RecordChange {
     Put(String, Box<TaskRecord>),
     Delete(String),
 }
@@ -188,19 +188,19 @@ impl Observed {
         let have = self.tree.records(&key);
         // Removals after the new records: a reader between two transactions sees more
         // endpoints, not fewer.
-        let removals: Vec<Change> = have
+        let removals: Vec<RecordChange> = have
             .keys()
             .filter(|id| !wanted.records.contains_key(*id) && !wanted.unresolved.contains(*id))
-            .map(|id| Change::Delete(id.clone()))
+            .map(|id| RecordChange::Delete(id.clone()))
             .collect();
-        let mut changes: Vec<Change> = wanted
+        let mut changes: Vec<RecordChange> = wanted
             .records
             .into_iter()
             .filter(|(id, record)| {
                 have.get(id)
                     .is_none_or(|have| !have.as_ref().is_some_and(|have| same_record(have, record)))
             })
-            .map(|(id, record)| Change::Put(id, Box::new(record)))
+            .map(|(id, record)| RecordChange::Put(id, Box::new(record)))
             .collect();
         changes.extend(removals);
         self.write(&key, changes).await?;
@@ -258,7 +258,11 @@ impl Observed {
     }
 
     /// Applies `changes` in fenced transactions, recording each in the tree.
-    async fn write(&self, key: &DeploymentKey, changes: Vec<Change>) -> Result<(), ObservedError> {
+    async fn write(
+        &self,
+        key: &DeploymentKey,
+        changes: Vec<RecordChange>,
+    ) -> Result<(), ObservedError> {
         let failed = |source: FenceError| ObservedError::Write {
             key: key.clone(),
             source: Box::new(source),
@@ -268,22 +272,22 @@ impl Observed {
             let mut txn = Txn::new();
             for change in chunk {
                 txn = match change {
-                    Change::Put(id, record) => txn.put(
+                    RecordChange::Put(id, record) => txn.put(
                         &self.layout.task(key, id),
                         serde_json::to_vec(record).expect("a task record serialises"),
                     ),
-                    Change::Delete(id) => txn.delete(&self.layout.task(key, id)),
+                    RecordChange::Delete(id) => txn.delete(&self.layout.task(key, id)),
                 };
             }
             let revision = self.fenced.txn(&prefix, txn).await.map_err(failed)?;
             for change in chunk {
                 match change {
-                    Change::Put(id, record) => {
+                    RecordChange::Put(id, record) => {
                         self.tree
                             .written(key, id, TaskRecord::clone(record), revision);
                         self.metrics.observed_record_written("put");
                     }
-                    Change::Delete(id) => {
+                    RecordChange::Delete(id) => {
                         self.tree.removed(key, id, revision);
                         self.metrics.observed_record_written("delete");
                     }

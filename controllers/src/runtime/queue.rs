@@ -93,13 +93,13 @@ pub struct Depth {
 
 /// The queue; cheap to clone, clones share it. See the module documentation.
 pub struct WorkQueue<K> {
-    shared: Arc<Shared<K>>,
+    core: Arc<Core<K>>,
 }
 
 impl<K> Clone for WorkQueue<K> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            core: Arc::clone(&self.core),
         }
     }
 }
@@ -110,7 +110,8 @@ impl<K> fmt::Debug for WorkQueue<K> {
     }
 }
 
-struct Shared<K> {
+/// What the queue's handles and its consumer share: the keys and their timers, and the consumer's wake-up.
+struct Core<K> {
     state: Mutex<State<K>>,
     /// Wakes the consumer: a key became due earlier, finished, or the queue closed. One
     /// consumer, so `notify_one`'s stored permit closes the race between unlock and wait.
@@ -177,7 +178,7 @@ impl<K: QueueKey> WorkQueue<K> {
     /// An empty queue whose failed keys back off as `backoff` says.
     pub fn new(backoff: Backoff) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            core: Arc::new(Core {
                 state: Mutex::new(State {
                     due: HashMap::new(),
                     order: BTreeSet::new(),
@@ -194,7 +195,7 @@ impl<K: QueueKey> WorkQueue<K> {
     fn state(&self) -> MutexGuard<'_, State<K>> {
         // The lock is never held across an await or user code, so it cannot be poisoned by
         // a panic elsewhere; recover the guard anyway rather than spread a panic.
-        self.shared
+        self.core
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -217,7 +218,7 @@ impl<K: QueueKey> WorkQueue<K> {
             !state.closed && state.schedule(key, at)
         };
         if changed {
-            self.shared.wake.notify_one();
+            self.core.wake.notify_one();
         }
     }
 
@@ -237,7 +238,7 @@ impl<K: QueueKey> WorkQueue<K> {
             }
         }
         if changed {
-            self.shared.wake.notify_one();
+            self.core.wake.notify_one();
         }
     }
 
@@ -255,7 +256,7 @@ impl<K: QueueKey> WorkQueue<K> {
                 }
                 state.next_due()
             };
-            let notified = self.shared.wake.notified();
+            let notified = self.core.wake.notified();
             match wake_at {
                 Some(at) => {
                     tokio::select! {
@@ -284,7 +285,7 @@ impl<K: QueueKey> WorkQueue<K> {
                     None
                 }
                 Outcome::Failed => {
-                    let backoff = self.shared.backoff;
+                    let backoff = self.core.backoff;
                     let delay = state
                         .failures
                         .entry(key.clone())
@@ -296,7 +297,7 @@ impl<K: QueueKey> WorkQueue<K> {
                 }
             }
         };
-        self.shared.wake.notify_one();
+        self.core.wake.notify_one();
         delay
     }
 
@@ -322,7 +323,7 @@ impl<K: QueueKey> WorkQueue<K> {
     /// are ignored.
     pub fn close(&self) {
         self.state().closed = true;
-        self.shared.wake.notify_one();
+        self.core.wake.notify_one();
     }
 }
 
