@@ -7,9 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Cluster, metric_sum, wait_until};
-use theseus::api::{Decision, DeploymentKey, JournalEntry, Reason, RevisionRecord};
-use theseus::store::{KeyPath, Revision};
+use support::{Cluster, deployment_reconciles, metric_sum, wait_until};
+use theseus::api::{Decision, JournalEntry, Reason, RevisionRecord};
+use theseus::store::Revision;
 use theseus_controllers::controller::Controller;
 use theseus_controllers::runtime::health::Role;
 
@@ -25,45 +25,15 @@ fn marathon_writes(controller: &Controller) -> f64 {
     )
 }
 
-/// Reconciles of the deployments reconciler the replica ran.
-fn reconciles(controller: &Controller) -> f64 {
-    metric_sum(
-        &controller.metrics().encode(),
-        "theseus_controller_reconciles_total",
-        "controller=\"deployments\"",
-    )
-}
-
 fn leads(controller: &Controller) -> bool {
     matches!(controller.role(), Role::Leader { synced: true })
 }
 
-async fn journal(cluster: &Cluster) -> Vec<JournalEntry> {
-    let key: DeploymentKey = KEY.parse().unwrap();
-    let listing = cluster
-        .store
-        .list(&cluster.store.layout().journal(&key))
-        .await
-        .unwrap();
-    listing
-        .entries
-        .iter()
-        .map(|entry| entry.json().unwrap())
-        .collect()
-}
-
 async fn record(cluster: &Cluster, revision: Revision) -> RevisionRecord {
-    let key: DeploymentKey = KEY.parse().unwrap();
-    let layout = cluster.store.layout();
-    let listing = cluster.store.list(&layout.history(&key)).await.unwrap();
-    listing
-        .entries
-        .iter()
-        .find(|entry| {
-            matches!(layout.parse(&entry.key),
-                Some(KeyPath::History { revision: r, .. }) if r == revision)
-        })
-        .map(|entry| entry.json().unwrap())
+    cluster
+        .history(KEY)
+        .await
+        .remove(&revision)
         .unwrap_or_else(|| panic!("revision {revision} of {KEY} has no history record"))
 }
 
@@ -128,21 +98,25 @@ async fn with_two_replicas_only_the_leader_rolls_back_and_its_successor_does_not
         0.0,
         "the standby wrote to Marathon"
     );
-    assert_eq!(reconciles(&standby), 0.0, "the standby reconciled");
+    assert_eq!(
+        deployment_reconciles(&standby),
+        0.0,
+        "the standby reconciled"
+    );
     assert!(
         marathon_writes(&leader) >= 3.0,
         "the leader made the app, the bad update and the rollback"
     );
-    assert_eq!(rollbacks(&journal(&cluster).await), 1);
+    assert_eq!(rollbacks(&cluster.journal(KEY).await), 1);
     let decided = record(&cluster, bad).await;
 
     // The leader goes; the standby takes over, reconciles the failed revision again (the
     // resync) and leaves the rollback as it was decided.
     leader.shutdown().await;
     wait_until("the standby takes over", || async { leads(&standby) }).await;
-    let after_takeover = reconciles(&standby);
+    let after_takeover = deployment_reconciles(&standby);
     wait_until("the new leader resyncs twice", || async {
-        reconciles(&standby) >= after_takeover + 2.0
+        deployment_reconciles(&standby) >= after_takeover + 2.0
     })
     .await;
     assert_eq!(
@@ -154,7 +128,7 @@ async fn with_two_replicas_only_the_leader_rolls_back_and_its_successor_does_not
         0.0,
         "the new leader rolled back again"
     );
-    assert_eq!(rollbacks(&journal(&cluster).await), 1);
+    assert_eq!(rollbacks(&cluster.journal(KEY).await), 1);
     assert_eq!(record(&cluster, bad).await, decided, "decided once");
     assert_eq!(
         cluster.app(APP).await.unwrap().cmd.as_deref(),

@@ -10,12 +10,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
-use support::{Cluster, metric_sum, wait_until};
-use theseus::api::{
-    Decision, DeploymentKey, JournalEntry, Phase, Reason, RevisionOutcome, RevisionRecord,
-    TaskRecord,
-};
-use theseus::store::{KeyPath, Revision, Store, WatchEvent};
+use support::{Cluster, deployment_reconciles, metric_sum, wait_until};
+use theseus::api::{Decision, DeploymentKey, Phase, Reason, RevisionOutcome, TaskRecord};
+use theseus::store::{Revision, Store, WatchEvent};
 use theseus_controllers::controller::Controller;
 use tokio_util::sync::CancellationToken;
 
@@ -39,49 +36,11 @@ fn queue_reads(controller: &Controller) -> f64 {
     )
 }
 
-fn reconciles(controller: &Controller) -> f64 {
-    metric_sum(
-        &controller.metrics().encode(),
-        "theseus_controller_reconciles_total",
-        "controller=\"deployments\"",
-    )
-}
-
-/// The history of `key`, by revision.
-async fn history(cluster: &Cluster, key: &str) -> BTreeMap<Revision, RevisionRecord> {
-    let key: DeploymentKey = key.parse().unwrap();
-    let layout = cluster.store.layout();
-    let listing = cluster.store.list(&layout.history(&key)).await.unwrap();
-    listing
-        .entries
-        .iter()
-        .map(|entry| match layout.parse(&entry.key) {
-            Some(KeyPath::History { revision, .. }) => (revision, entry.json().unwrap()),
-            other => panic!("{} under the history is {other:?}", entry.key),
-        })
-        .collect()
-}
-
-/// The journal of `key`, in order.
-async fn journal(cluster: &Cluster, key: &str) -> Vec<JournalEntry> {
-    let key: DeploymentKey = key.parse().unwrap();
-    let listing = cluster
-        .store
-        .list(&cluster.store.layout().journal(&key))
-        .await
-        .unwrap();
-    listing
-        .entries
-        .iter()
-        .map(|entry| entry.json().unwrap())
-        .collect()
-}
-
 /// Waits until the resync has reconciled every key `rounds` more times.
 async fn wait_reconciles(controller: &Controller, rounds: f64) {
-    let target = reconciles(controller) + rounds;
+    let target = deployment_reconciles(controller) + rounds;
     wait_until("the resync reconciles again", || async {
-        reconciles(controller) >= target
+        deployment_reconciles(controller) >= target
     })
     .await;
 }
@@ -152,7 +111,7 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
         "the failed revision is reported, the app it went back to counted"
     );
 
-    let records = history(&cluster, KEY).await;
+    let records = cluster.history(KEY).await;
     assert_eq!(records[&good].outcome, RevisionOutcome::Superseded);
     assert!(records[&good].reached_running());
     assert_eq!(records[&good].change_cause.as_deref(), Some("first"));
@@ -178,7 +137,8 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
         cluster.app(APP).await.unwrap().cmd.as_deref(),
         Some("sleep 1000")
     );
-    let decisions: Vec<Decision> = journal(&cluster, KEY)
+    let decisions: Vec<Decision> = cluster
+        .journal(KEY)
         .await
         .into_iter()
         .map(|entry| entry.decision)
@@ -198,7 +158,7 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     let journaled = decisions.len();
     wait_reconciles(&controller, 2.0).await;
     assert_eq!(
-        journal(&cluster, KEY).await.len(),
+        cluster.journal(KEY).await.len(),
         journaled,
         "an idle resync journals nothing"
     );
@@ -269,10 +229,11 @@ async fn a_revision_that_cannot_be_placed_waits_for_resources_then_is_rolled_bac
     .await;
     assert_eq!(cluster.running_tasks(APP).len(), 1);
     assert_eq!(
-        history(&cluster, KEY).await[&bad].failure_reason.as_deref(),
+        cluster.history(KEY).await[&bad].failure_reason.as_deref(),
         Some("DeadlineExceeded")
     );
-    let rolled_back = journal(&cluster, KEY)
+    let rolled_back = cluster
+        .journal(KEY)
         .await
         .into_iter()
         .find(|entry| entry.decision == Decision::RolledBack)
@@ -315,11 +276,12 @@ async fn a_first_revision_that_fails_is_failed_and_its_app_is_kept() {
     assert_eq!(writes(&controller, "create"), 1.0);
     assert_eq!(writes(&controller, "update"), 0.0);
     assert_eq!(writes(&controller, "delete"), 0.0);
-    let record = &history(&cluster, KEY).await[&bad];
+    let record = &cluster.history(KEY).await[&bad];
     assert_eq!(record.outcome, RevisionOutcome::Failed);
     assert_eq!(record.rolled_back_to, None);
     assert!(
-        journal(&cluster, KEY)
+        cluster
+            .journal(KEY)
             .await
             .iter()
             .any(|entry| entry.decision == Decision::RevisionFailed)
@@ -344,7 +306,8 @@ async fn the_history_stays_within_its_limit_and_goes_with_the_deployment() {
         revisions.push(revision);
     }
     wait_until("the history keeps the last two revisions", || async {
-        history(&cluster, KEY)
+        cluster
+            .history(KEY)
             .await
             .keys()
             .copied()
@@ -352,7 +315,7 @@ async fn the_history_stays_within_its_limit_and_goes_with_the_deployment() {
             == revisions[2..]
     })
     .await;
-    assert!(!journal(&cluster, KEY).await.is_empty());
+    assert!(!cluster.journal(KEY).await.is_empty());
 
     cluster.delete_spec(KEY).await;
     let observed = cluster
@@ -391,7 +354,8 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
         .await;
     // Paused at the failpoint: the decision is recorded, Marathon was not asked yet.
     wait_until("the rollback is recorded", || async {
-        history(&cluster, KEY)
+        cluster
+            .history(KEY)
             .await
             .get(&bad)
             .is_some_and(|record| record.outcome == RevisionOutcome::RolledBack)
@@ -401,7 +365,7 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
         cluster.app(APP).await.unwrap().cmd.as_deref(),
         Some("exit 3")
     );
-    let decided = history(&cluster, KEY).await[&bad].clone();
+    let decided = cluster.history(KEY).await[&bad].clone();
     first.kill();
 
     let second = cluster.spawn_controller("second", &[]);
@@ -418,7 +382,7 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
     })
     .await;
     assert_eq!(
-        history(&cluster, KEY).await[&bad],
+        cluster.history(KEY).await[&bad],
         decided,
         "decided once, by the first controller"
     );
@@ -429,7 +393,8 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
         Some(1.0),
         "one update: the rollback"
     );
-    let rollbacks = journal(&cluster, KEY)
+    let rollbacks = cluster
+        .journal(KEY)
         .await
         .iter()
         .filter(|entry| entry.decision == Decision::RolledBack)

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use localmarathon::{AgentSpec, ExecutorKind, LocalMarathon, TaskSnapshot, TaskState};
 use serde_json::Value;
-use theseus::api::{DeploymentKey, DeploymentStatus, Phase, TaskRecord};
+use theseus::api::{
+    DeploymentKey, DeploymentStatus, JournalEntry, Phase, RevisionRecord, TaskRecord,
+};
 use theseus::marathon::{self, App, AppId, AppQuery, MarathonClient, MarathonConfig};
 use theseus::store::{EtcdConfig, KeyPath, Layout, Revision, Store};
 use theseus_controllers::controller::{Controller, ControllerConfig};
@@ -301,6 +303,36 @@ impl Cluster {
         .await
     }
 
+    /// The history of `key` (`service/name`), by revision.
+    pub async fn history(&self, key: &str) -> BTreeMap<Revision, RevisionRecord> {
+        let key = Cluster::key(key);
+        let layout = self.store.layout();
+        let listing = self.store.list(&layout.history(&key)).await.unwrap();
+        listing
+            .entries
+            .iter()
+            .map(|entry| match layout.parse(&entry.key) {
+                Some(KeyPath::History { revision, .. }) => (revision, entry.json().unwrap()),
+                other => panic!("{} under the history is {other:?}", entry.key),
+            })
+            .collect()
+    }
+
+    /// The journal of `key` (`service/name`), in order.
+    pub async fn journal(&self, key: &str) -> Vec<JournalEntry> {
+        let key = Cluster::key(key);
+        let listing = self
+            .store
+            .list(&self.store.layout().journal(&key))
+            .await
+            .unwrap();
+        listing
+            .entries
+            .iter()
+            .map(|entry| entry.json().unwrap())
+            .collect()
+    }
+
     /// The task records under `/observed/<key>/tasks/`, by task id. A record that does not
     /// decode fails the test: the controller only writes valid ones.
     pub async fn records(&self, key: &str) -> BTreeMap<String, TaskRecord> {
@@ -499,4 +531,13 @@ pub fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
         .filter(|line| line.starts_with(name) && line.contains(labels))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Reconciles the deployments reconciler of `controller` has run.
+pub fn deployment_reconciles(controller: &Controller) -> f64 {
+    metric_sum(
+        &controller.metrics().encode(),
+        "theseus_controller_reconciles_total",
+        "controller=\"deployments\"",
+    )
 }
