@@ -360,7 +360,6 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
             fenced: fenced.clone(),
         },
         term.fence.clone(),
-        Arc::clone(metrics),
     ));
     let observed = Arc::new(Observed::new(
         mapping.installation().clone(),

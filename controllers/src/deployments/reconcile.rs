@@ -11,9 +11,10 @@
 //!   ownership labels for the key is never changed or deleted, whatever its id;
 //! - an invalid spec: status `Invalid` with every error, no Marathon call, the running app left
 //!   exactly as it was;
-//! - Marathon unreachable or failing: the status says so and the key backs off. A write whose
-//!   outcome is unknown marks the app stale, so the next attempt re-reads it before deciding:
-//!   nothing is written twice;
+//! - Marathon unreachable or failing: the status says so and the key backs off. Every write
+//!   goes through the snapshot ([`MarathonSnapshot::writes`]), which records its answer and,
+//!   when its outcome is unknown, marks the app stale, so the next attempt re-reads it before
+//!   deciding: nothing is written twice;
 //! - decisions come from the shared [`MarathonSnapshot`], never from a per-key read, so a
 //!   converged key costs no Marathon call and (its status being the same) no etcd write;
 //! - a revision being deployed that waits says why ([`waiting`]): instances no agent can take
@@ -23,7 +24,8 @@
 //!   (`HealthChecksFailing`), from their health results (one read of the app when the picture
 //!   holds only a health event's verdict). What it says never changes what is asked of
 //!   Marathon;
-//! - every Marathon write happens only while the leadership holds ([`Fence::check`]); between a
+//! - every Marathon write happens only while the leadership holds ([`Fence::check`], made by
+//!   the snapshot's writes before every request); between a
 //!   Marathon write and the status write sits the failpoint
 //!   `deployments::after_marathon_write`, for tests that kill the controller there.
 //!
@@ -53,12 +55,12 @@ use super::records::{Recording, Records};
 use super::started::StartedMarathonDeployments;
 use super::status::{Situation, Subject, report};
 use super::waiting::{self, set_progressing};
-use crate::marathon_snapshot::MarathonSnapshot;
+use crate::marathon_snapshot::{MarathonSnapshot, PictureError, WriteError};
 use crate::runtime::fence::{Fence, FenceError};
-use crate::runtime::metrics::{MetricLabel, Metrics};
+use crate::runtime::metrics::MetricLabel;
 use crate::runtime::reflector::Reflection;
 use crate::runtime::runner::Action;
-use theseus::mapping::{DesiredApp, Drift, DriftedField, Mapping, Ownership, drift};
+use theseus::mapping::{DesiredApp, Drift, Mapping, Ownership, drift};
 
 mod rollout;
 
@@ -82,12 +84,13 @@ pub const BEFORE_ROLLBACK: &str = "deployments::before_rollback";
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// Marathon could not be asked or did not answer; the status says so.
-    #[error("Marathon is unavailable while reconciling {key}: {message}; retrying with backoff")]
+    #[error("Marathon is unavailable while reconciling {key}: {source}; retrying with backoff")]
     MarathonUnavailable {
         /// The deployment.
         key: DeploymentKey,
-        /// What failed.
-        message: String,
+        /// Why.
+        #[source]
+        source: PictureError,
     },
     /// Marathon answered a write with an error that a retry may fix.
     #[error("Marathon failed to {action} app `{app}` for {key}: {source}")]
@@ -100,7 +103,7 @@ pub enum ReconcileError {
         action: &'static str,
         /// Marathon's answer.
         #[source]
-        source: Box<marathon::Error>,
+        source: Arc<marathon::Error>,
     },
     /// The status could not be written (etcd failed, or the leadership is gone).
     #[error("cannot record the status of {key}: {source}")]
@@ -137,7 +140,7 @@ pub enum ReconcileError {
 impl MetricLabel for ReconcileError {
     fn metric_label(&self) -> &'static str {
         match self {
-            ReconcileError::MarathonUnavailable { .. } => "marathon_unavailable",
+            ReconcileError::MarathonUnavailable { source, .. } => source.metric_label(),
             ReconcileError::Marathon { source, .. } => source.metric_label(),
             ReconcileError::Status { source, .. } | ReconcileError::Record { source, .. } => {
                 source.metric_label()
@@ -209,7 +212,6 @@ pub struct Deployments {
     started: StartedMarathonDeployments,
     /// Marathon's launch queue, read for waiting deployments only.
     launch_queue: LaunchQueue,
-    metrics: Arc<Metrics>,
 }
 
 impl Deployments {
@@ -220,7 +222,6 @@ impl Deployments {
         snapshot: Arc<MarathonSnapshot>,
         records: Records,
         fence: Fence,
-        metrics: Arc<Metrics>,
     ) -> Self {
         let launch_queue = LaunchQueue::new(snapshot.client().clone());
         Self {
@@ -231,7 +232,6 @@ impl Deployments {
             fence,
             started: StartedMarathonDeployments::default(),
             launch_queue,
-            metrics,
         }
     }
 
@@ -342,13 +342,7 @@ impl Deployments {
                     _ => self.converge(key, &desired, app, false).await,
                 }
             }
-            Err(message) => Converged::failed(
-                Situation::MarathonUnavailable(message.clone()),
-                ReconcileError::MarathonUnavailable {
-                    key: key.clone(),
-                    message,
-                },
-            ),
+            Err(error) => unavailable(key, error),
         };
         if converged.wrote {
             fail::fail_point!(AFTER_MARATHON_WRITE);
@@ -580,18 +574,18 @@ impl Deployments {
     ) -> Result<Action, ReconcileError> {
         let app = match self.snapshot.current_app(app_id).await {
             Ok(app) => app,
-            Err(message) => {
+            Err(error) => {
                 if self.records.statuses.contains(key) {
                     let status = report(
                         removed(app_id),
                         self.snapshot.app(app_id).as_deref(),
-                        &Situation::Deleting(Some(message.clone())),
+                        &Situation::Deleting(Some(error.to_string())),
                     );
                     self.write_status(key, status).await?;
                 }
                 return Err(ReconcileError::MarathonUnavailable {
                     key: key.clone(),
-                    message,
+                    source: error,
                 });
             }
         };
@@ -599,16 +593,16 @@ impl Deployments {
             .as_deref()
             .is_some_and(|app| self.mapping.ownership(key, app) == Ownership::Owned);
         if owned {
-            self.check_leading(key, app_id)?;
-            match self.snapshot.client().delete_app(app_id, true).await {
-                Ok(_) | Err(marathon::Error::NotFound { .. }) => {
+            match self.snapshot.writes(&self.fence).delete(app_id).await {
+                Ok(()) => {
                     info!(app = %app_id, "deleted the app of a removed deployment");
-                    self.metrics.marathon_write("delete");
-                    self.snapshot.record_deleted(app_id);
                     fail::fail_point!(AFTER_MARATHON_WRITE);
                 }
+                Err(WriteError::NotLeading { source, .. }) => {
+                    return Err(not_leading(key, app_id, source));
+                }
                 Err(error) => {
-                    let converged = self.marathon_failure(key, app_id, "delete", error);
+                    let converged = self.write_failure(key, app_id, "delete", error);
                     let message = match &converged.situation {
                         Situation::MarathonUnavailable(message) | Situation::Rejected(message) => {
                             message.clone()
@@ -658,143 +652,102 @@ impl Deployments {
         &self,
         key: &DeploymentKey,
         desired: &DesiredApp,
-        mut app: Option<Arc<App>>,
+        app: Option<Arc<App>>,
         rollback: bool,
     ) -> Converged {
         let id = desired.id();
-        // Twice at most: a create that finds the id taken looks at what took it, once.
-        for attempt in 0..2 {
-            let Some(current) = app.clone() else {
-                if let Err(error) = self.check_leading(key, id) {
-                    return Converged::failed(Situation::Applied, error);
-                }
-                match self.snapshot.client().create_app(&desired.app).await {
-                    Ok(created) => {
-                        info!(app = %id, "created the app");
-                        self.metrics.marathon_write("create");
-                        self.snapshot.record_created(&created);
-                        if let Some(deployment) = created.deployment_id {
-                            self.started.started(key, deployment);
+        let current = match app {
+            Some(current) => current,
+            None => match self.create(key, desired).await {
+                Ok(converged) => return converged,
+                // A create that finds the id taken looks at what took it, once.
+                Err(_taken) => {
+                    debug!(app = %id, "the app appeared meanwhile; reading it");
+                    match self.snapshot.refresh(id).await {
+                        Ok(Some(read)) => read,
+                        Ok(None) => {
+                            return match self.create(key, desired).await {
+                                Ok(converged) => converged,
+                                Err(taken) => self.write_failure(key, id, "create", taken),
+                            };
                         }
-                        return Converged::wrote(
-                            Decision::AppCreated,
-                            format!("created Marathon app `{id}`"),
-                        );
-                    }
-                    Err(marathon::Error::AppExists { .. }) if attempt == 0 => {
-                        debug!(app = %id, "the app appeared meanwhile; reading it");
-                        match self.snapshot.refresh(id).await {
-                            Ok(read) => {
-                                app = read;
-                                continue;
-                            }
-                            Err(error) => return self.marathon_failure(key, id, "read", error),
+                        Err(error) => {
+                            let error = Arc::new(error);
+                            self.snapshot.note_failure(&error);
+                            return self.marathon_failure(key, id, "read", error);
                         }
                     }
-                    Err(error) => return self.marathon_failure(key, id, "create", error),
                 }
-            };
-            if let Ownership::NotOwned(message) = self.mapping.ownership(key, &current) {
-                return Converged::done(Situation::NotOwned(message));
-            }
-            return match drift(desired, &current) {
-                Drift::InSync => Converged::done(Situation::Applied),
-                Drift::Scale { from, to } => self.scale(key, desired, from, to, rollback).await,
-                Drift::Update { fields } => self.update(key, desired, &fields, rollback).await,
-            };
-        }
-        self.snapshot.mark_stale(id);
-        Converged::failed(
-            Situation::MarathonUnavailable(format!(
-                "Marathon says app `{id}` exists but does not show it"
-            )),
-            ReconcileError::MarathonUnavailable {
-                key: key.clone(),
-                message: format!("app `{id}` exists in Marathon but cannot be read"),
             },
-        )
-    }
-
-    async fn update(
-        &self,
-        key: &DeploymentKey,
-        desired: &DesiredApp,
-        fields: &[DriftedField],
-        rollback: bool,
-    ) -> Converged {
-        let id = desired.id();
-        let fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
-        let mut force = false;
-        loop {
-            if let Err(error) = self.check_leading(key, id) {
-                return Converged::failed(Situation::Applied, error);
-            }
-            match self
-                .snapshot
-                .client()
-                .update_app(id, &desired.app, force)
-                .await
-            {
-                Ok(result) => {
-                    info!(app = %id, changed = fields.join(", "), force, "updated the app");
-                    self.metrics.marathon_write("update");
-                    self.snapshot.record_updated(&desired.app, &result);
-                    self.started.started(key, result.deployment_id);
-                    return Converged::wrote(
-                        Decision::AppUpdated,
-                        format!("updated Marathon app `{id}` ({})", fields.join(", ")),
-                    );
-                }
-                Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if rollback || self.started.all_mine(key, &deployments) {
-                        info!(app = %id, rollback, "a newer spec replaces a deployment in progress");
-                        force = true;
-                        continue;
-                    }
-                    return self.locked(deployments);
-                }
-                Err(error) => return self.marathon_failure(key, id, "update", error),
-            }
+        };
+        if let Ownership::NotOwned(message) = self.mapping.ownership(key, &current) {
+            return Converged::done(Situation::NotOwned(message));
         }
-    }
-
-    async fn scale(
-        &self,
-        key: &DeploymentKey,
-        desired: &DesiredApp,
-        from: u32,
-        to: u32,
-        rollback: bool,
-    ) -> Converged {
-        let id = desired.id();
-        let mut patch = App::new(id.clone());
-        patch.instances = Some(to);
-        let mut force = false;
-        loop {
-            if let Err(error) = self.check_leading(key, id) {
-                return Converged::failed(Situation::Applied, error);
-            }
-            match self.snapshot.client().patch_app(id, &patch, force).await {
-                Ok(result) => {
-                    info!(app = %id, from, to, force, "scaled the app");
-                    self.metrics.marathon_write("scale");
-                    self.snapshot.record_scaled(id, to, &result);
-                    self.started.started(key, result.deployment_id);
-                    return Converged::wrote(
+        // A rollback overrides any lock: the failed revision's deployment, whoever started
+        // it. Otherwise only this term's deployments for the key give way to a newer write.
+        let may_override = |held: &[DeploymentId]| rollback || self.started.all_mine(key, held);
+        let writes = self.snapshot.writes(&self.fence);
+        match drift(desired, &current) {
+            Drift::InSync => Converged::done(Situation::Applied),
+            Drift::Scale { from, to } => match writes.scale(id, to, may_override).await {
+                Ok(written) => {
+                    info!(app = %id, from, to, force = written.forced, "scaled the app");
+                    self.started.started(key, written.deployment);
+                    Converged::wrote(
                         Decision::AppScaled,
                         format!("scaled Marathon app `{id}` from {from} to {to} instances"),
-                    );
+                    )
                 }
-                Err(marathon::Error::Locked { deployments, .. }) if !force => {
-                    if rollback || self.started.all_mine(key, &deployments) {
-                        info!(app = %id, "a newer instance count replaces this controller's deployment in progress");
-                        force = true;
-                        continue;
+                Err(error) => self.write_failure(key, id, "scale", error),
+            },
+            Drift::Update { fields } => {
+                let fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
+                match writes.update(&desired.app, may_override).await {
+                    Ok(written) => {
+                        info!(
+                            app = %id,
+                            changed = fields.join(", "),
+                            force = written.forced,
+                            rollback,
+                            "updated the app"
+                        );
+                        self.started.started(key, written.deployment);
+                        Converged::wrote(
+                            Decision::AppUpdated,
+                            format!("updated Marathon app `{id}` ({})", fields.join(", ")),
+                        )
                     }
-                    return self.locked(deployments);
+                    Err(error) => self.write_failure(key, id, "update", error),
                 }
-                Err(error) => return self.marathon_failure(key, id, "scale", error),
             }
+        }
+    }
+
+    /// Creates the app of `desired`; the error back if Marathon says the id is taken (by an
+    /// app the picture does not show).
+    async fn create(
+        &self,
+        key: &DeploymentKey,
+        desired: &DesiredApp,
+    ) -> Result<Converged, WriteError> {
+        let id = desired.id();
+        match self.snapshot.writes(&self.fence).create(&desired.app).await {
+            Ok(deployment) => {
+                info!(app = %id, "created the app");
+                if let Some(deployment) = deployment {
+                    self.started.started(key, deployment);
+                }
+                Ok(Converged::wrote(
+                    Decision::AppCreated,
+                    format!("created Marathon app `{id}`"),
+                ))
+            }
+            Err(WriteError::Marathon(error))
+                if matches!(*error, marathon::Error::AppExists { .. }) =>
+            {
+                Err(WriteError::Marathon(error))
+            }
+            Err(error) => Ok(self.write_failure(key, id, "create", error)),
         }
     }
 
@@ -809,18 +762,35 @@ impl Deployments {
         }
     }
 
-    /// The situation and error of a failed Marathon call; marks the app stale when Marathon
-    /// may have acted on it.
+    /// The situation and error of a write that was not made or failed (the snapshot has
+    /// already taken note of it).
+    fn write_failure(
+        &self,
+        key: &DeploymentKey,
+        app: &AppId,
+        action: &'static str,
+        error: WriteError,
+    ) -> Converged {
+        match error {
+            WriteError::NotLeading { source, .. } => {
+                Converged::failed(Situation::Applied, not_leading(key, app, source))
+            }
+            WriteError::Locked { deployments, .. } => self.locked(deployments),
+            WriteError::Marathon(error) => self.marathon_failure(key, app, action, error),
+        }
+    }
+
+    /// The situation and error of a failed Marathon call.
     fn marathon_failure(
         &self,
         key: &DeploymentKey,
         app: &AppId,
         action: &'static str,
-        error: marathon::Error,
+        error: Arc<marathon::Error>,
     ) -> Converged {
         use marathon::Error as E;
         let message = error.to_string();
-        match &error {
+        match &*error {
             // Refusals: a retry of the same request would be refused again; report, and try
             // again at the next resync or change.
             E::Invalid { .. } => Converged::done(Situation::Rejected(message)),
@@ -830,54 +800,34 @@ impl Deployments {
                     key: key.clone(),
                     app: app.clone(),
                     action,
-                    source: Box::new(error),
+                    source: error,
                 },
             ),
             // Nothing reached Marathon.
             E::Connect { .. } | E::Config { .. } | E::CaFile { .. } => {
-                self.snapshot.note_failure(&error);
-                Converged::failed(
-                    Situation::MarathonUnavailable(message.clone()),
-                    ReconcileError::MarathonUnavailable {
-                        key: key.clone(),
-                        message,
-                    },
-                )
+                unavailable(key, PictureError::Unreachable(error))
             }
-            // Marathon may or may not have acted, or its state is not what the picture says:
-            // re-read the app before deciding again.
-            _ => {
-                self.snapshot.mark_stale(app);
-                self.snapshot.note_failure(&error);
-                let situation = if matches!(
-                    error,
-                    E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. }
-                ) {
-                    Situation::MarathonUnavailable(message)
-                } else {
-                    Situation::Rejected(message)
-                };
-                Converged::failed(
-                    situation,
-                    ReconcileError::Marathon {
-                        key: key.clone(),
-                        app: app.clone(),
-                        action,
-                        source: Box::new(error),
-                    },
-                )
-            }
+            // Marathon may or may not have acted, or its state is not what the picture says
+            // (the snapshot marked the app stale: it is re-read before deciding again).
+            E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. } => Converged::failed(
+                Situation::MarathonUnavailable(message),
+                ReconcileError::Marathon {
+                    key: key.clone(),
+                    app: app.clone(),
+                    action,
+                    source: error,
+                },
+            ),
+            _ => Converged::failed(
+                Situation::Rejected(message),
+                ReconcileError::Marathon {
+                    key: key.clone(),
+                    app: app.clone(),
+                    action,
+                    source: error,
+                },
+            ),
         }
-    }
-
-    fn check_leading(&self, key: &DeploymentKey, app: &AppId) -> Result<(), ReconcileError> {
-        self.fence
-            .check(app.as_str())
-            .map_err(|source| ReconcileError::NotLeading {
-                key: key.clone(),
-                app: app.clone(),
-                source: Box::new(source),
-            })
     }
 
     async fn write_status(
@@ -894,6 +844,26 @@ impl Deployments {
                 key: key.clone(),
                 source: Box::new(source),
             })
+    }
+}
+
+/// The situation and error of a reconcile that cannot trust Marathon's picture.
+fn unavailable(key: &DeploymentKey, error: PictureError) -> Converged {
+    Converged::failed(
+        Situation::MarathonUnavailable(error.to_string()),
+        ReconcileError::MarathonUnavailable {
+            key: key.clone(),
+            source: error,
+        },
+    )
+}
+
+/// The error of a write the leadership's end kept from being sent.
+fn not_leading(key: &DeploymentKey, app: &AppId, source: FenceError) -> ReconcileError {
+    ReconcileError::NotLeading {
+        key: key.clone(),
+        app: app.clone(),
+        source: Box::new(source),
     }
 }
 

@@ -162,7 +162,8 @@ impl MarathonSnapshot {
             let mut events = match connected {
                 Ok(events) => events,
                 Err(error) => {
-                    self.set_reachability(Reachability::Unreachable(error.to_string()));
+                    let error = Arc::new(error);
+                    self.set_reachability(Reachability::Unreachable(Arc::clone(&error)));
                     let delay = backoff.next().unwrap_or(PROBE_MAX_DELAY);
                     debug!(%error, ?delay, "cannot connect to Marathon's event stream");
                     tokio::select! {
@@ -392,7 +393,7 @@ impl MarathonSnapshot {
                         Ok(_) => None,
                         Err(error) => {
                             debug!(app = %id, %error, "cannot re-read an app after an event");
-                            self.note_failure(&error);
+                            self.note_failure(&Arc::new(error));
                             Some(id)
                         }
                     }

@@ -15,21 +15,22 @@
 //!   ([`task_events`]): a task starting, running, failing or turning healthy costs no
 //!   Marathon call. A list or read that began before such an event keeps what the event
 //!   said about its task; an event the picture cannot take makes the app dirty instead.
-//! - The controller's own writes are applied from Marathon's answers ([`record_created`],
-//!   [`record_updated`], …) before the write's reconcile ends. Reads are applied in the order
-//!   they began, and one that began before such a write replaces what the write recorded only
-//!   if it shows the write's app version or a newer one; so the next reconcile of that app
-//!   never acts on a picture older than its own last write, and a deployment Marathon finished
-//!   before the write's answer arrived is not missed. After a write whose outcome is unknown
-//!   (a timeout), the app is marked stale and must be re-read first.
+//! - The controller writes to Marathon only through the snapshot ([`MarathonSnapshot::writes`],
+//!   see [`writes`]), so its own writes are in the picture, from Marathon's answers, before
+//!   the write returns: no caller has to remember to record them. Reads are applied in the
+//!   order they began, and one that began before such a write replaces what the write
+//!   recorded only if it shows the write's app version or a newer one; so the next reconcile
+//!   of that app never acts on a picture older than its own last write, and a deployment
+//!   Marathon finished before the write's answer arrived is not missed. After a write whose
+//!   outcome is unknown (a timeout), the app is marked stale, and
+//!   [`MarathonSnapshot::current_app`] re-reads it before anyone acts on it again.
+//! - When the picture cannot be trusted, [`MarathonSnapshot::current_app`] says why, as a
+//!   [`PictureError`] that keeps Marathon's error and names its cause for metrics.
 //! - Apps outside the label selector (an app someone else created with a deployment's id) are
 //!   kept once read individually, survive relists, and are re-read at each resync.
 //! - Subscribers hear which apps changed, and when Marathon became reachable or unreachable.
 //!   The embeds are configurable, so the observed-tasks reconciler can share one snapshot
 //!   (with `Embed::Tasks`) with the deployments reconciler.
-//!
-//! [`record_created`]: MarathonSnapshot::record_created
-//! [`record_updated`]: MarathonSnapshot::record_updated
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -38,10 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::task::InstanceId;
-use theseus::marathon::{
-    App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, MarathonClient,
-    TaskId,
-};
+use theseus::marathon::{App, AppId, AppQuery, DeploymentId, Embed, Error, MarathonClient, TaskId};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -51,17 +49,75 @@ mod backlog;
 mod deployment_events;
 mod events;
 mod task_events;
+pub mod writes;
+
+pub use writes::{WriteError, Writes, Written};
 
 /// Whether Marathon answered the last attempt to list its apps.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum Reachability {
     /// Never listed yet.
     #[default]
     Unknown,
     /// The last list succeeded.
     Reachable,
-    /// The last list (or event stream connection) failed with this error.
-    Unreachable(String),
+    /// The last list (or event stream connection, or a request that found Marathon unable
+    /// to answer) failed with this error.
+    Unreachable(Arc<Error>),
+}
+
+/// Two unreachable states are the same when their errors say the same: an error is not
+/// comparable, and what is shown of it is its text.
+impl PartialEq for Reachability {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Reachability::Unknown, Reachability::Unknown)
+            | (Reachability::Reachable, Reachability::Reachable) => true,
+            (Reachability::Unreachable(a), Reachability::Unreachable(b)) => {
+                Arc::ptr_eq(a, b) || a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Reachability {}
+
+/// Why the picture cannot be acted on now ([`MarathonSnapshot::current_app`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PictureError {
+    /// The first list of the term has not been answered yet: nothing is known.
+    #[error("Marathon has not answered the controller's first list yet")]
+    NotListed,
+    /// Marathon did not answer the last list, or a request found it unable to answer, or
+    /// a stale app could not be re-read.
+    #[error("{0}")]
+    Unreachable(#[source] Arc<Error>),
+}
+
+impl PictureError {
+    /// A short, stable name of why, for metrics and logs: a refused connection (the label
+    /// every such failure had before causes were told apart), a timeout, a Marathon without
+    /// a leader (502/503) and a connection lost mid-request are told apart.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PictureError::NotListed => "marathon_not_listed",
+            PictureError::Unreachable(error) => match &**error {
+                Error::Connect { .. } => "marathon_unavailable",
+                Error::Timeout { .. } => "marathon_timeout",
+                Error::Unavailable { .. } => "marathon_no_leader",
+                Error::Transport { .. } | Error::EventStream { .. } => "marathon_connection_lost",
+                Error::Unauthorized { .. } | Error::Forbidden { .. } => "marathon_refused",
+                Error::Config { .. } | Error::CaFile { .. } => "marathon_config",
+                Error::AppExists { .. }
+                | Error::Locked { .. }
+                | Error::NotFound { .. }
+                | Error::Invalid { .. }
+                | Error::UnexpectedStatus { .. }
+                | Error::Decode { .. } => "marathon_unexpected_answer",
+            },
+        }
+    }
 }
 
 /// What changed in the snapshot, as told to subscribers.
@@ -311,16 +367,16 @@ impl MarathonSnapshot {
     /// Takes note of a request that failed: one that did not reach Marathon or found it
     /// unable to answer marks it unreachable, so every reconcile waits for its return instead
     /// of sending requests of its own; whether it was such a failure.
-    pub fn note_failure(&self, error: &Error) -> bool {
+    pub fn note_failure(&self, error: &Arc<Error>) -> bool {
         let unreachable = matches!(
-            error,
+            **error,
             Error::Connect { .. }
                 | Error::Timeout { .. }
                 | Error::Transport { .. }
                 | Error::Unavailable { .. }
         );
         if unreachable {
-            self.set_reachability(Reachability::Unreachable(error.to_string()));
+            self.set_reachability(Reachability::Unreachable(Arc::clone(error)));
         }
         unreachable
     }
@@ -354,8 +410,9 @@ impl MarathonSnapshot {
     }
 
     /// Lists Marathon's apps (one call) and replaces the picture, keeping what the
-    /// controller wrote after the list began. Tells subscribers which apps changed.
-    pub async fn relist(&self, reason: RelistReason) -> Result<(), Error> {
+    /// controller wrote after the list began. Tells subscribers which apps changed. The
+    /// error of a failed list is the one [`Reachability::Unreachable`] now holds.
+    pub async fn relist(&self, reason: RelistReason) -> Result<(), Arc<Error>> {
         let began = self.state().tick();
         let query = AppQuery {
             id: None,
@@ -367,7 +424,8 @@ impl MarathonSnapshot {
         let listed = match listed {
             Ok(apps) => apps,
             Err(error) => {
-                self.set_reachability(Reachability::Unreachable(error.to_string()));
+                let error = Arc::new(error);
+                self.set_reachability(Reachability::Unreachable(Arc::clone(&error)));
                 return Err(error);
             }
         };
@@ -417,20 +475,20 @@ impl MarathonSnapshot {
         Ok(())
     }
 
-    /// The app as the snapshot has it, re-read first if it is stale; the error text when
-    /// Marathon's picture cannot be trusted (never listed yet, or unreachable).
-    pub async fn current_app(&self, id: &AppId) -> Result<Option<Arc<App>>, String> {
+    /// The app as the snapshot has it, re-read first if it is stale; why not when Marathon's
+    /// picture cannot be trusted (never listed yet, or unreachable, or the stale app cannot
+    /// be re-read).
+    pub async fn current_app(&self, id: &AppId) -> Result<Option<Arc<App>>, PictureError> {
         match self.reachability() {
             Reachability::Reachable => {}
-            Reachability::Unknown => {
-                return Err("Marathon has not answered the controller's first list yet".into());
-            }
-            Reachability::Unreachable(error) => return Err(error),
+            Reachability::Unknown => return Err(PictureError::NotListed),
+            Reachability::Unreachable(error) => return Err(PictureError::Unreachable(error)),
         }
         if self.is_stale(id) {
             return self.refresh(id).await.map_err(|error| {
+                let error = Arc::new(error);
                 self.note_failure(&error);
-                error.to_string()
+                PictureError::Unreachable(error)
             });
         }
         Ok(self.app(id))
@@ -492,134 +550,6 @@ impl MarathonSnapshot {
                 debug!(app = %id, %error, "cannot re-read a foreign app");
             }
         }
-    }
-
-    /// Records an app the controller created.
-    pub fn record_created(&self, created: &AppCreated) {
-        let mut app = created.app.clone();
-        if self.tracks_tasks() && app.tasks.is_none() {
-            // A new app has no task yet; its first events can then be applied in place.
-            app.tasks = Some(Vec::new());
-        }
-        if let Some(id) = &created.deployment_id {
-            add_deployment(&mut app, id);
-        }
-        let version = app.version.clone();
-        self.record(app.id.clone(), Some(app), version);
-    }
-
-    /// Records that the controller replaced an app's definition with `definition` and
-    /// Marathon started `result`'s deployment.
-    pub fn record_updated(&self, definition: &App, result: &DeploymentResult) {
-        let previous = self.app(&definition.id);
-        let mut app = definition.clone();
-        if let Some(previous) = &previous {
-            app.tasks_staged = previous.tasks_staged;
-            app.tasks_running = previous.tasks_running;
-            app.tasks_healthy = previous.tasks_healthy;
-            app.tasks_unhealthy = previous.tasks_unhealthy;
-            app.tasks = previous.tasks.clone();
-            app.last_task_failure = previous.last_task_failure.clone();
-            app.deployments = previous.deployments.clone();
-        }
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(app.id.clone(), Some(app), Some(result.version.clone()));
-    }
-
-    /// Records that the controller scaled an app to `instances`.
-    pub fn record_scaled(&self, id: &AppId, instances: u32, result: &DeploymentResult) {
-        let Some(previous) = self.app(id) else {
-            return;
-        };
-        let mut app = App::clone(&previous);
-        app.instances = Some(instances);
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(id.clone(), Some(app), Some(result.version.clone()));
-    }
-
-    /// Records that the controller deleted an app (Marathon removes it from its group at
-    /// once, while the deployment stops its tasks).
-    pub fn record_deleted(&self, id: &AppId) {
-        self.record(id.clone(), None, None);
-    }
-
-    /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
-    /// or read that began before it does not clear it.
-    pub fn mark_stale(&self, id: &AppId) {
-        let mut state = self.state();
-        let stamp = state.tick();
-        state.stale.insert(id.clone());
-        let entry = state.entries.entry(id.clone()).or_insert(Entry {
-            app: None,
-            stamp,
-            read_began: 0,
-            written: None,
-            foreign: false,
-            task_marks: HashMap::new(),
-            failure_mark: None,
-            ended: HashMap::new(),
-            provisioned: HashMap::new(),
-        });
-        entry.stamp = stamp;
-        entry.written = Some(None);
-    }
-
-    fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        self.record_locked(id.clone(), app, version);
-        self.publish(Change::Written(id));
-    }
-
-    fn record_locked(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        let mut state = self.state();
-        let stamp = state.tick();
-        state.stale.remove(&id);
-        // Events can beat a write's answer: an app read since then that already shows the
-        // write's version (or a newer one) is newer than what the answer says.
-        let read_newer = state
-            .entries
-            .get(&id)
-            .and_then(|entry| entry.app.as_ref()?.version.as_ref())
-            .zip(version.as_ref())
-            .is_some_and(|(read, written)| !version_before(read, written));
-        if read_newer {
-            return;
-        }
-        // What events said about tasks stays newer than any read that began before them.
-        let (read_began, task_marks, failure_mark, mut ended, provisioned) = state
-            .entries
-            .remove(&id)
-            .map(|entry| {
-                (
-                    entry.read_began,
-                    entry.task_marks,
-                    entry.failure_mark,
-                    entry.ended,
-                    entry.provisioned,
-                )
-            })
-            .unwrap_or_default();
-        // A deployment that ended before its write's answer came does not run again.
-        let mut app = app;
-        if let Some(app) = app.as_mut() {
-            keep_what_is_read(app);
-            deployment_events::drop_ended(app, &mut ended, 0);
-        }
-        state.entries.insert(
-            id,
-            Entry {
-                app: app.map(Arc::new),
-                stamp,
-                read_began,
-                written: Some(version),
-                foreign: false,
-                task_marks,
-                failure_mark,
-                ended,
-                provisioned,
-            },
-        );
     }
 }
 
@@ -724,7 +654,7 @@ mod tests {
     use axum::response::IntoResponse;
     use axum::routing::get;
     use serde_json::{Value, json};
-    use theseus::marathon::MarathonConfig;
+    use theseus::marathon::{DeploymentResult, MarathonConfig};
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -1133,7 +1063,7 @@ mod tests {
         assert!(snapshot.relist(RelistReason::Initial).await.is_err());
         assert!(matches!(
             snapshot.reachability(),
-            Reachability::Unreachable(error) if error.contains("cannot connect")
+            Reachability::Unreachable(error) if error.to_string().contains("cannot connect")
         ));
     }
 }

@@ -32,7 +32,7 @@ use tracing::debug;
 use super::record::{LaunchedFrom, TaskTemplate, launched_from};
 use super::tree::ObservedTree;
 use super::versions::AppVersions;
-use crate::marathon_snapshot::MarathonSnapshot;
+use crate::marathon_snapshot::{MarathonSnapshot, PictureError};
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
 use crate::runtime::metrics::{MetricLabel, Metrics};
 use crate::runtime::runner::Action;
@@ -44,13 +44,14 @@ pub enum ObservedError {
     /// Marathon's picture cannot be trusted; the records were left as they are.
     #[error(
         "Marathon is unavailable, so the task records of {key} are left as they are: \
-         {message}; retrying with backoff"
+         {source}; retrying with backoff"
     )]
     MarathonUnavailable {
         /// The deployment.
         key: DeploymentKey,
-        /// What failed.
-        message: String,
+        /// Why.
+        #[source]
+        source: PictureError,
     },
     /// A definition some tasks were launched from could not be read.
     #[error(
@@ -82,7 +83,7 @@ pub enum ObservedError {
 impl MetricLabel for ObservedError {
     fn metric_label(&self) -> &'static str {
         match self {
-            ObservedError::MarathonUnavailable { .. } => "marathon_unavailable",
+            ObservedError::MarathonUnavailable { source, .. } => source.metric_label(),
             ObservedError::Version { source, .. } => source.metric_label(),
             ObservedError::Write { source, .. } => source.metric_label(),
         }
@@ -164,9 +165,9 @@ impl Observed {
             .snapshot
             .current_app(&app_id)
             .await
-            .map_err(|message| ObservedError::MarathonUnavailable {
+            .map_err(|source| ObservedError::MarathonUnavailable {
                 key: key.clone(),
-                message,
+                source,
             })?
             .filter(|app| self.installation.ownership(&key, app) == Ownership::Owned);
         let wanted = match app.as_deref() {

@@ -23,7 +23,7 @@ use theseus::store::Entry;
 use super::super::history;
 use super::super::records::{Recording, RecordsError};
 use super::super::status::Situation;
-use super::{AFTER_MARATHON_WRITE, BEFORE_ROLLBACK, Converged, Deployments, ReconcileError};
+use super::{AFTER_MARATHON_WRITE, BEFORE_ROLLBACK, Deployments, ReconcileError, unavailable};
 use crate::runtime::runner::Action;
 use theseus::mapping::DesiredApp;
 
@@ -136,13 +136,7 @@ impl Deployments {
         let app_id = target_app.id().clone();
         let converged = match self.snapshot.current_app(&app_id).await {
             Ok(app) => self.converge(key, &target_app, app, true).await,
-            Err(message) => Converged::failed(
-                Situation::MarathonUnavailable(message.clone()),
-                ReconcileError::MarathonUnavailable {
-                    key: key.clone(),
-                    message,
-                },
-            ),
+            Err(error) => unavailable(key, error),
         };
         if converged.wrote {
             fail::fail_point!(AFTER_MARATHON_WRITE);
