@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use theseus::marathon::{App, AppId, DeploymentId, Event};
 
-use super::State;
+use super::Picture;
 use super::task_events::Applied;
 
 /// What `event` does to `app`'s picture; `None` if the event is not a deployment or API
 /// event.
-pub(super) fn apply(state: &mut State, app: &AppId, event: &Event) -> Option<Applied> {
+pub(super) fn apply(state: &mut Picture, app: &AppId, event: &Event) -> Option<Applied> {
     Some(match event {
         Event::ApiPost(e) => {
             let version = e.app_definition.as_ref().and_then(|d| d.version.as_ref());
@@ -48,11 +48,11 @@ pub(super) fn apply(state: &mut State, app: &AppId, event: &Event) -> Option<App
 }
 
 /// The app as the picture holds it, if it does.
-fn held<'a>(state: &'a State, app: &AppId) -> Option<&'a App> {
+fn held<'a>(state: &'a Picture, app: &AppId) -> Option<&'a App> {
     state.entries.get(app)?.app.as_deref()
 }
 
-fn deployment_ended(state: &mut State, app: &AppId, deployment: &DeploymentId) -> Applied {
+fn deployment_ended(state: &mut Picture, app: &AppId, deployment: &DeploymentId) -> Applied {
     let stamp = state.tick();
     let Some(entry) = state.entries.get_mut(app) else {
         return Applied::Reread(app.clone());
@@ -95,9 +95,9 @@ mod tests {
         AppId::parse(text).unwrap()
     }
 
-    fn state_with(app: Value) -> State {
+    fn state_with(app: Value) -> Picture {
         let app: App = serde_json::from_value(app).unwrap();
-        let mut state = State::default();
+        let mut state = Picture::default();
         state.entries.insert(
             app.id.clone(),
             Entry {
@@ -183,7 +183,7 @@ mod tests {
             ),
             Some(Applied::Reread(id("/a/x")))
         );
-        let mut empty = State::default();
+        let mut empty = Picture::default();
         assert_eq!(
             apply(
                 &mut empty,

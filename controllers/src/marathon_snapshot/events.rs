@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::backlog::{AppBacklog, Batch};
 use super::deployment_events;
 use super::task_events::{self, Applied};
-use super::{Change, MarathonSnapshot, Reachability, RelistReason, State};
+use super::{Change, MarathonSnapshot, Picture, Reachability, RelistReason};
 
 /// The most dirty apps taken for one round of re-reads: events about the rest (and new
 /// ones about these) are batched into the next round.
@@ -334,7 +334,7 @@ impl MarathonSnapshot {
     /// What one event does to `app`'s picture: task events change it in place when the
     /// snapshot embeds tasks, deployment and API events when it embeds deployments (see
     /// [`deployment_events`]); any other event asks for the app to be re-read.
-    fn apply_event(&self, state: &mut State, app: &AppId, event: &Event) -> Applied {
+    fn apply_event(&self, state: &mut Picture, app: &AppId, event: &Event) -> Applied {
         if self.tracks_tasks()
             && task_events::task_event_app(event).is_some()
             && let Some(applied) = task_events::apply(state, event)
@@ -409,7 +409,7 @@ impl MarathonSnapshot {
     }
 
     /// Publishes how many re-reads events asked for are not finished.
-    fn count_rereads(&self, state: &State) {
+    fn count_rereads(&self, state: &Picture) {
         self.metrics
             .snapshot_rereads_pending(state.dirty.len() + state.rereading);
     }

@@ -32,14 +32,11 @@
 //!   The embeds are configurable, so the observed-tasks reconciler can share one snapshot
 //!   (with `Embed::Tasks`) with the deployments reconciler.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use theseus::marathon::app::{DeploymentRef, Version};
-use theseus::marathon::task::InstanceId;
-use theseus::marathon::{App, AppId, AppQuery, DeploymentId, Embed, Error, MarathonClient, TaskId};
+use theseus::marathon::{App, AppId, AppQuery, Embed, Error, MarathonClient};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -48,8 +45,11 @@ use crate::runtime::metrics::Metrics;
 mod backlog;
 mod deployment_events;
 mod events;
+mod picture;
 mod task_events;
 pub mod writes;
+
+use picture::{Entry, Picture, add_deployment};
 
 pub use writes::{WriteError, Writes, Written};
 
@@ -180,83 +180,11 @@ impl fmt::Debug for SnapshotConfig {
 
 type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
 
-/// One app as the snapshot knows it.
-#[derive(Debug, Clone)]
-struct Entry {
-    /// `None`: the controller deleted it (or its state is unknown, see `State::stale`).
-    app: Option<Arc<App>>,
-    /// The clock when what is here was learnt: the start of the read, or the write.
-    stamp: u64,
-    /// The start of the latest read that replaced what is here: an event read from the
-    /// stream before it is already in the picture (or overtaken), and is not applied again.
-    read_began: u64,
-    /// Set when what is here is the controller's own write: the app version that write made,
-    /// if Marathon said.
-    written: Option<Option<Version>>,
-    /// Read individually although the selector does not match it (someone else's app).
-    foreign: bool,
-    /// Tasks changed in place by events, with the clock when each was: a read that began
-    /// earlier shows them as they were before.
-    task_marks: HashMap<TaskId, u64>,
-    /// When an event last set the app's last task failure.
-    failure_mark: Option<u64>,
-    /// Deployments events said ended, with the clock when each did: a read that began
-    /// earlier, or a write recorded later, does not list them.
-    ended: HashMap<DeploymentId, u64>,
-    /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
-    /// hold yet: when, and the clock when the event was applied. Their first status update
-    /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
-    provisioned: HashMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
-}
-
-impl Entry {
-    /// Whether a read that began at `started` and found `read` (`None`: no such app) may
-    /// replace this entry. Reads are applied in the order they began, except that a read
-    /// that began before the controller's write was recorded but already shows that write's
-    /// version (or a newer one) is newer than the write: Marathon may finish a whole
-    /// deployment, and send every event about it, before the write's answer arrives.
-    fn accepts(&self, started: u64, read: Option<&App>) -> bool {
-        if started > self.stamp {
-            return true;
-        }
-        match (&self.written, read.and_then(|app| app.version.as_ref())) {
-            (Some(Some(written)), Some(read)) => !version_before(read, written),
-            _ => false,
-        }
-    }
-}
-
-/// Whether Marathon version `a` is older than `b`. Versions are RFC 3339 timestamps; ones
-/// that do not parse are compared as text (Marathon's fixed format sorts as text too).
-fn version_before(a: &Version, b: &Version) -> bool {
-    let parse = |v: &Version| chrono::DateTime::parse_from_rfc3339(v.as_str()).ok();
-    match (parse(a), parse(b)) {
-        (Some(a), Some(b)) => a < b,
-        _ => a.as_str() < b.as_str(),
-    }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    entries: HashMap<AppId, Entry>,
-    /// Ticks at the start of every read, at every recorded write and at every event read
-    /// from the stream; orders them. Shared with the stream's reader, which stamps events
-    /// without taking the picture's lock.
-    clock: Arc<AtomicU64>,
-    /// Apps whose state is unknown after a write whose outcome is unknown.
-    stale: HashSet<AppId>,
-    /// Apps named by events since they were last re-read.
-    dirty: HashSet<AppId>,
-    /// Apps of `dirty` being re-read now.
-    rereading: usize,
-    reachability: Reachability,
-}
-
 /// The shared snapshot; see the module documentation. Share it as `Arc<MarathonSnapshot>`.
 pub struct MarathonSnapshot {
     client: MarathonClient,
     config: SnapshotConfig,
-    state: Mutex<State>,
+    state: Mutex<Picture>,
     dirty_added: Notify,
     /// Whether the last list succeeded, for those who wait until Marathon is back.
     reachable: tokio::sync::watch::Sender<bool>,
@@ -266,7 +194,7 @@ pub struct MarathonSnapshot {
     subscribers: RwLock<Vec<Subscriber>>,
     /// Events read from the stream and not applied yet.
     backlog: backlog::Backlog,
-    /// The picture's clock (`State::clock`), for stamping events as they are read.
+    /// The picture's clock (`Picture::clock`), for stamping events as they are read.
     clock: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -286,9 +214,9 @@ impl MarathonSnapshot {
         Self {
             client,
             config,
-            state: Mutex::new(State {
+            state: Mutex::new(Picture {
                 clock: Arc::clone(&clock),
-                ..State::default()
+                ..Picture::default()
             }),
             clock,
             dirty_added: Notify::new(),
@@ -300,7 +228,7 @@ impl MarathonSnapshot {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, Picture> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -429,42 +357,10 @@ impl MarathonSnapshot {
                 return Err(error);
             }
         };
-        let changed = {
-            let mut state = self.state();
-            let mut changed = Vec::new();
-            let mut seen = HashSet::with_capacity(listed.len());
-            for app in listed {
-                if !(self.config.in_scope)(&app.id) {
-                    continue;
-                }
-                seen.insert(app.id.clone());
-                if let Some(id) = replace(&mut state, began, app, false) {
-                    changed.push(id);
-                }
-            }
-            // Not listed: gone, unless learnt after the list began (or someone else's).
-            let gone: Vec<AppId> = state
-                .entries
-                .iter()
-                .filter(|(id, entry)| !seen.contains(*id) && !entry.foreign && entry.stamp < began)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in gone {
-                if state.entries.remove(&id).is_some_and(|e| e.app.is_some()) {
-                    changed.push(id);
-                }
-            }
-            // A stale app marked before the list began is now known from the list.
-            let entries = &state.entries;
-            let still_stale: HashSet<AppId> = state
-                .stale
-                .iter()
-                .filter(|id| entries.get(*id).is_some_and(|e| e.stamp > began))
-                .cloned()
-                .collect();
-            state.stale = still_stale;
-            changed
-        };
+        let in_scope = &self.config.in_scope;
+        let changed = self
+            .state()
+            .apply_list(began, listed.into_iter().filter(|app| in_scope(&app.id)));
         debug!(
             reason = reason.label(),
             changed = changed.len(),
@@ -504,31 +400,11 @@ impl MarathonSnapshot {
             Err(Error::NotFound { .. }) => None,
             Err(error) => return Err(error),
         };
-        let (changed, now) = {
-            let mut state = self.state();
-            let changed = match read {
-                Some(app) => {
-                    let foreign = !matches_selector(&app, &self.config.selector);
-                    replace(&mut state, began, app, foreign)
-                }
-                None => match state.entries.get(id) {
-                    Some(entry) if entry.accepts(began, None) => state
-                        .entries
-                        .remove(id)
-                        .and_then(|e| e.app)
-                        .map(|_| id.clone()),
-                    _ => None,
-                },
-            };
-            if state
-                .entries
-                .get(id)
-                .is_none_or(|e| e.stamp <= began || e.written.is_none())
-            {
-                state.stale.remove(id);
-            }
-            (changed, state.entries.get(id).and_then(|e| e.app.clone()))
-        };
+        let read = read.map(|app| {
+            let foreign = !matches_selector(&app, &self.config.selector);
+            (app, foreign)
+        });
+        let (changed, now) = self.state().apply_read(began, id, read);
         if let Some(changed) = changed {
             self.publish(Change::Apps(vec![changed]));
         }
@@ -553,88 +429,6 @@ impl MarathonSnapshot {
     }
 }
 
-impl State {
-    /// Advances the clock; the new time.
-    fn tick(&mut self) -> u64 {
-        self.clock.fetch_add(1, AtomicOrdering::SeqCst) + 1
-    }
-}
-
-/// Puts `app`, found by a list or read that began at `started`, into the picture if the
-/// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
-/// picture says.
-fn replace(state: &mut State, started: u64, mut app: App, foreign: bool) -> Option<AppId> {
-    keep_what_is_read(&mut app);
-    let id = app.id.clone();
-    match state.entries.get_mut(&id) {
-        Some(entry) if !entry.accepts(started, Some(&app)) => None,
-        Some(entry) => {
-            task_events::merge_marked(
-                &mut app,
-                entry.app.as_deref(),
-                &mut entry.task_marks,
-                &mut entry.failure_mark,
-                started,
-            );
-            deployment_events::drop_ended(&mut app, &mut entry.ended, started);
-            // The read shows the tasks of instances provisioned before it began.
-            entry.provisioned.retain(|_, (_, stamp)| *stamp > started);
-            entry.foreign = foreign;
-            entry.stamp = entry.stamp.max(started);
-            entry.read_began = entry.read_began.max(started);
-            entry.written = None;
-            let changed = entry.app.as_deref() != Some(&app);
-            if changed {
-                entry.app = Some(Arc::new(app));
-            }
-            changed.then_some(id)
-        }
-        None => {
-            state.entries.insert(
-                id.clone(),
-                Entry {
-                    app: Some(Arc::new(app)),
-                    stamp: started,
-                    read_began: started,
-                    written: None,
-                    foreign,
-                    task_marks: HashMap::new(),
-                    failure_mark: None,
-                    ended: HashMap::new(),
-                    provisioned: HashMap::new(),
-                },
-            );
-            Some(id)
-        }
-    }
-}
-
-/// Drops from `app` what no reconciler reads: the fields this client does not model, which
-/// Marathon sends with every app and task (strategies, roles, secrets, …) and which are never
-/// written back from the picture. At thousands of apps they are most of its memory.
-fn keep_what_is_read(app: &mut App) {
-    app.extra = Default::default();
-    if let Some(container) = app.container.as_mut() {
-        container.extra = Default::default();
-    }
-    if let Some(info) = app.version_info.as_mut() {
-        info.extra = Default::default();
-    }
-    if let Some(failure) = app.last_task_failure.as_mut() {
-        failure.extra = Default::default();
-    }
-    for task in app.tasks.iter_mut().flatten() {
-        task.extra = Default::default();
-    }
-}
-
-fn add_deployment(app: &mut App, id: &DeploymentId) {
-    let deployments = app.deployments.get_or_insert_with(Vec::new);
-    if !deployments.iter().any(|d| &d.id == id) {
-        deployments.push(DeploymentRef { id: id.clone() });
-    }
-}
-
 /// Whether `app` matches a selector of `KEY==value` terms (the only form the controller
 /// uses); an app that does not was read individually and is foreign.
 fn matches_selector(app: &App, selector: &str) -> bool {
@@ -646,6 +440,7 @@ fn matches_selector(app: &App, selector: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::Router;
@@ -654,7 +449,7 @@ mod tests {
     use axum::response::IntoResponse;
     use axum::routing::get;
     use serde_json::{Value, json};
-    use theseus::marathon::{DeploymentResult, MarathonConfig};
+    use theseus::marathon::{DeploymentId, DeploymentResult, MarathonConfig};
     use tokio::sync::Semaphore;
 
     use super::*;

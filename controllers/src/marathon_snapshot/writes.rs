@@ -22,7 +22,6 @@
 //! What it does not do: decide whether to write, or what a failure means for a deployment's
 //! status. That is the reconciler's part.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -30,10 +29,7 @@ use theseus::marathon::app::Version;
 use theseus::marathon::{App, AppCreated, AppId, DeploymentId, DeploymentResult, Error};
 use tracing::info;
 
-use super::{
-    Change, Entry, MarathonSnapshot, add_deployment, deployment_events, keep_what_is_read,
-    version_before,
-};
+use super::{Change, MarathonSnapshot, add_deployment};
 use crate::runtime::fence::{Fence, FenceError};
 
 /// Why a write was not made, or failed.
@@ -291,80 +287,13 @@ impl MarathonSnapshot {
         self.record(id.clone(), None, None);
     }
 
-    /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
-    /// or read that began before it does not clear it.
+    /// Marks an app stale after a write whose outcome is unknown.
     pub(super) fn mark_stale(&self, id: &AppId) {
-        let mut state = self.state();
-        let stamp = state.tick();
-        state.stale.insert(id.clone());
-        let entry = state.entries.entry(id.clone()).or_insert(Entry {
-            app: None,
-            stamp,
-            read_began: 0,
-            written: None,
-            foreign: false,
-            task_marks: HashMap::new(),
-            failure_mark: None,
-            ended: HashMap::new(),
-            provisioned: HashMap::new(),
-        });
-        entry.stamp = stamp;
-        entry.written = Some(None);
+        self.state().mark_stale(id);
     }
 
     fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        self.record_locked(id.clone(), app, version);
+        self.state().record_write(id.clone(), app, version);
         self.publish(Change::Written(id));
-    }
-
-    fn record_locked(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        let mut state = self.state();
-        let stamp = state.tick();
-        state.stale.remove(&id);
-        // Events can beat a write's answer: an app read since then that already shows the
-        // write's version (or a newer one) is newer than what the answer says.
-        let read_newer = state
-            .entries
-            .get(&id)
-            .and_then(|entry| entry.app.as_ref()?.version.as_ref())
-            .zip(version.as_ref())
-            .is_some_and(|(read, written)| !version_before(read, written));
-        if read_newer {
-            return;
-        }
-        // What events said about tasks stays newer than any read that began before them.
-        let (read_began, task_marks, failure_mark, mut ended, provisioned) = state
-            .entries
-            .remove(&id)
-            .map(|entry| {
-                (
-                    entry.read_began,
-                    entry.task_marks,
-                    entry.failure_mark,
-                    entry.ended,
-                    entry.provisioned,
-                )
-            })
-            .unwrap_or_default();
-        // A deployment that ended before its write's answer came does not run again.
-        let mut app = app;
-        if let Some(app) = app.as_mut() {
-            keep_what_is_read(app);
-            deployment_events::drop_ended(app, &mut ended, 0);
-        }
-        state.entries.insert(
-            id,
-            Entry {
-                app: app.map(Arc::new),
-                stamp,
-                read_began,
-                written: Some(version),
-                foreign: false,
-                task_marks,
-                failure_mark,
-                ended,
-                provisioned,
-            },
-        );
     }
 }
