@@ -440,7 +440,7 @@ fn matches_selector(app: &App, selector: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::Router;
@@ -860,5 +860,41 @@ mod tests {
             snapshot.reachability(),
             Reachability::Unreachable(error) if error.to_string().contains("cannot connect")
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_a_timeout_and_a_marathon_without_a_leader_are_told_apart() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let client = MarathonClient::new(MarathonConfig::new(vec![url])).unwrap();
+        let snapshot = snapshot(client);
+        let not_listed = snapshot.current_app(&id("/a/x")).await.unwrap_err();
+        let _ = snapshot.relist(RelistReason::Initial).await;
+        let refused = snapshot.current_app(&id("/a/x")).await.unwrap_err();
+        let timeout = PictureError::Unreachable(Arc::new(Error::Timeout {
+            url: "http://marathon/v2/apps".into(),
+        }));
+        let no_leader = PictureError::Unreachable(Arc::new(Error::Unavailable {
+            url: "http://marathon/v2/apps".into(),
+            status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            message: "no leader".into(),
+        }));
+        let labels: HashSet<&str> = [&not_listed, &refused, &timeout, &no_leader]
+            .iter()
+            .map(|error| error.metric_label())
+            .collect();
+        assert_eq!(labels.len(), 4, "{labels:?}");
+        // What users read is Marathon's own message, and the error is kept as the source.
+        assert!(refused.to_string().contains("cannot connect"), "{refused}");
+        let source = std::error::Error::source(&refused).unwrap();
+        assert_eq!(source.to_string(), refused.to_string());
+        assert_eq!(
+            not_listed.to_string(),
+            "Marathon has not answered the controller's first list yet"
+        );
     }
 }
