@@ -505,44 +505,30 @@ impl MarathonSnapshot {
             add_deployment(&mut app, id);
         }
         let version = app.version.clone();
-        self.record(app.id.clone(), Some(app), version);
+        self.record(app.id.clone(), version, |_| Some(Some(app)));
     }
 
     /// Records that the controller replaced an app's definition with `definition` and
     /// Marathon started `result`'s deployment.
     pub fn record_updated(&self, definition: &App, result: &DeploymentResult) {
-        let previous = self.app(&definition.id);
-        let mut app = definition.clone();
-        if let Some(previous) = &previous {
-            app.tasks_staged = previous.tasks_staged;
-            app.tasks_running = previous.tasks_running;
-            app.tasks_healthy = previous.tasks_healthy;
-            app.tasks_unhealthy = previous.tasks_unhealthy;
-            app.tasks = previous.tasks.clone();
-            app.last_task_failure = previous.last_task_failure.clone();
-            app.deployments = previous.deployments.clone();
-        }
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(app.id.clone(), Some(app), Some(result.version.clone()));
+        self.record(
+            definition.id.clone(),
+            Some(result.version.clone()),
+            |previous| Some(Some(updated(previous, definition, result))),
+        );
     }
 
     /// Records that the controller scaled an app to `instances`.
     pub fn record_scaled(&self, id: &AppId, instances: u32, result: &DeploymentResult) {
-        let Some(previous) = self.app(id) else {
-            return;
-        };
-        let mut app = App::clone(&previous);
-        app.instances = Some(instances);
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(id.clone(), Some(app), Some(result.version.clone()));
+        self.record(id.clone(), Some(result.version.clone()), |previous| {
+            previous.map(|previous| Some(scaled(previous, instances, result)))
+        });
     }
 
     /// Records that the controller deleted an app (Marathon removes it from its group at
     /// once, while the deployment stops its tasks).
     pub fn record_deleted(&self, id: &AppId) {
-        self.record(id.clone(), None, None);
+        self.record(id.clone(), None, |_| Some(None));
     }
 
     /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
@@ -566,13 +552,37 @@ impl MarathonSnapshot {
         entry.written = Some(None);
     }
 
-    fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        self.record_locked(id.clone(), app, version);
-        self.publish(Change::Written(id));
+    /// Records a write of app `id` that made `version`: `build` turns what the picture holds
+    /// then into what the write left (`Some(None)`: no app; `None`: the picture holds nothing
+    /// the write could change, and nothing is recorded). It runs under the picture's lock, so
+    /// an event applied while the write's answer was on its way is part of what it builds on.
+    fn record(
+        &self,
+        id: AppId,
+        version: Option<Version>,
+        build: impl FnOnce(Option<&App>) -> Option<Option<App>>,
+    ) {
+        if self.record_locked(id.clone(), version, build) {
+            self.publish(Change::Written(id));
+        }
     }
 
-    fn record_locked(&self, id: AppId, app: Option<App>, version: Option<Version>) {
+    /// [`MarathonSnapshot::record`] under the lock; whether the write was recorded.
+    fn record_locked(
+        &self,
+        id: AppId,
+        version: Option<Version>,
+        build: impl FnOnce(Option<&App>) -> Option<Option<App>>,
+    ) -> bool {
         let mut state = self.state();
+        let Some(app) = build(
+            state
+                .entries
+                .get(&id)
+                .and_then(|entry| entry.app.as_deref()),
+        ) else {
+            return false;
+        };
         let stamp = state.tick();
         state.stale.remove(&id);
         // Events can beat a write's answer: an app read since then that already shows the
@@ -584,7 +594,7 @@ impl MarathonSnapshot {
             .zip(version.as_ref())
             .is_some_and(|(read, written)| !version_before(read, written));
         if read_newer {
-            return;
+            return true;
         }
         // What events said about tasks stays newer than any read that began before them.
         let (read_began, task_marks, failure_mark, mut ended, provisioned) = state
@@ -620,6 +630,7 @@ impl MarathonSnapshot {
                 provisioned,
             },
         );
+        true
     }
 }
 
@@ -696,6 +707,34 @@ fn keep_what_is_read(app: &mut App) {
     for task in app.tasks.iter_mut().flatten() {
         task.extra = Default::default();
     }
+}
+
+/// What an update of `previous` to `definition` leaves: the new definition, with the tasks,
+/// counts, last failure and deployments the picture held (the update changes none of them
+/// by itself), and the update's version and deployment.
+fn updated(previous: Option<&App>, definition: &App, result: &DeploymentResult) -> App {
+    let mut app = definition.clone();
+    if let Some(previous) = previous {
+        app.tasks_staged = previous.tasks_staged;
+        app.tasks_running = previous.tasks_running;
+        app.tasks_healthy = previous.tasks_healthy;
+        app.tasks_unhealthy = previous.tasks_unhealthy;
+        app.tasks = previous.tasks.clone();
+        app.last_task_failure = previous.last_task_failure.clone();
+        app.deployments = previous.deployments.clone();
+    }
+    app.version = Some(result.version.clone());
+    add_deployment(&mut app, &result.deployment_id);
+    app
+}
+
+/// What scaling `previous` to `instances` leaves.
+fn scaled(previous: &App, instances: u32, result: &DeploymentResult) -> App {
+    let mut app = previous.clone();
+    app.instances = Some(instances);
+    app.version = Some(result.version.clone());
+    add_deployment(&mut app, &result.deployment_id);
+    app
 }
 
 fn add_deployment(app: &mut App, id: &DeploymentId) {
@@ -946,6 +985,57 @@ mod tests {
         assert_eq!(
             snapshot.app(&id("/a/x")).unwrap().deployment_ids().count(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_updates_answer_keeps_what_events_said_before_it_came() {
+        let marathon = Arc::new(Scripted::default());
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            start(Arc::clone(&marathon)).await,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Deployments, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        let mut created = managed("/a/x", "one");
+        created["tasksRunning"] = json!(0);
+        created["tasksStaged"] = json!(0);
+        let mut created: App = serde_json::from_value(created).unwrap();
+        created.version = Some("2026-01-01T00:00:01.000Z".into());
+        snapshot.record_created(&AppCreated {
+            app: created,
+            deployment_id: Some(DeploymentId::from("d1")),
+        });
+
+        // Marathon runs the update's whole deployment before its answer arrives.
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000],
+            "version": "2026-01-01T00:00:02.000Z"
+        })));
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "deployment_success", "id": "d2",
+            "plan": {"id": "d2", "version": "2026-01-01T00:00:02.000Z",
+                "steps": [{"actions": [{"action": "RestartApplication", "app": "/a/x"}]}]}
+        })));
+        let mut written: App = serde_json::from_value(managed("/a/x", "two")).unwrap();
+        written.instances = Some(1);
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d2"),
+                version: "2026-01-01T00:00:02.000Z".into(),
+            },
+        );
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        assert_eq!(x.label("THESEUS_SPEC_HASH"), Some("two"));
+        assert_eq!(x.tasks_running, Some(1), "the running task was lost");
+        assert!(
+            !x.deployment_ids().any(|d| d.as_str() == "d2"),
+            "the finished deployment runs again"
         );
     }
 
