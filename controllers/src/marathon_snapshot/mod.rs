@@ -24,7 +24,8 @@
 //!   (a timeout), the app is marked stale and must be re-read first.
 //! - Apps outside the label selector (an app someone else created with a deployment's id) are
 //!   kept once read individually, survive relists, and are re-read at each resync.
-//! - Subscribers hear which apps changed, and when Marathon became reachable or unreachable.
+//! - Its [`changes`] stream tells which apps changed, and when Marathon became reachable or
+//!   unreachable, in order; a listener far behind hears that it missed changes.
 //!   The embeds are configurable, so the observed-tasks reconciler can share one snapshot
 //!   (with `Embed::Tasks`) with the deployments reconciler.
 //!
@@ -34,7 +35,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::task::InstanceId;
@@ -42,7 +43,7 @@ use theseus::marathon::{
     App, AppCreated, AppId, AppQuery, DeploymentId, DeploymentResult, Embed, Error, MarathonClient,
     TaskId,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::runtime::metrics::Metrics;
@@ -64,7 +65,7 @@ pub enum Reachability {
     Unreachable(String),
 }
 
-/// What changed in the snapshot, as told to subscribers.
+/// What changed in the snapshot, as its [`MarathonSnapshot::changes`] tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// These apps appeared, changed or disappeared.
@@ -75,6 +76,9 @@ pub enum Change {
     /// now says what the write did. Whoever made the write knows; others (the task records
     /// of a deleted app, say) may have work to do.
     Written(AppId),
+    /// The listener fell so far behind that changes were dropped before it heard them: any
+    /// app may have changed.
+    Missed,
 }
 
 /// Why a relist happened, for metrics and logs.
@@ -122,7 +126,13 @@ impl fmt::Debug for SnapshotConfig {
     }
 }
 
-type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
+/// The failpoint after a batch of events changed the picture, before the change is told:
+/// where a test holds the applier (the stream's reader goes on).
+pub const APPLIED_EVENTS: &str = "marathon_snapshot::applied_events";
+
+/// Changes published and not yet heard by every listener; a listener further behind hears
+/// [`Change::Missed`] instead of what it missed.
+const CHANGES_HELD: usize = 4096;
 
 /// One app as the snapshot knows it.
 #[derive(Debug, Clone)]
@@ -207,7 +217,7 @@ pub struct MarathonSnapshot {
     /// Whether the event stream is connected now (its reconnection attempts are then not
     /// the probe of a Marathon that stopped answering requests).
     stream_connected: std::sync::atomic::AtomicBool,
-    subscribers: RwLock<Vec<Subscriber>>,
+    changes: broadcast::Sender<Change>,
     /// Events read from the stream and not applied yet.
     backlog: backlog::Backlog,
     /// The picture's clock (`State::clock`), for stamping events as they are read.
@@ -238,7 +248,7 @@ impl MarathonSnapshot {
             dirty_added: Notify::new(),
             reachable: tokio::sync::watch::Sender::new(false),
             stream_connected: std::sync::atomic::AtomicBool::new(false),
-            subscribers: RwLock::new(Vec::new()),
+            changes: broadcast::Sender::new(CHANGES_HELD),
             backlog: backlog::Backlog::default(),
             metrics,
         }
@@ -248,27 +258,27 @@ impl MarathonSnapshot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Calls `subscriber` after every change, outside the snapshot's lock. Keep it quick (it
-    /// runs on the task that read Marathon): e.g. trigger keys in a work queue.
-    pub fn subscribe(&self, subscriber: impl Fn(&Change) + Send + Sync + 'static) {
-        self.subscribers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(subscriber));
+    /// The snapshot's changes from now on, in the order they happened: which apps changed,
+    /// and when Marathon became reachable or unreachable. A listener that falls more than
+    /// [`CHANGES_HELD`] changes behind hears [`Change::Missed`] once in their place. The
+    /// stream ends with the snapshot.
+    pub fn changes(&self) -> impl futures::Stream<Item = Change> + Send + 'static {
+        futures::stream::unfold(self.changes.subscribe(), |mut changes| async move {
+            let change = match changes.recv().await {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => Change::Missed,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((change, changes))
+        })
     }
 
     fn publish(&self, change: Change) {
         if matches!(&change, Change::Apps(apps) if apps.is_empty()) {
             return;
         }
-        for subscriber in self
-            .subscribers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            subscriber(&change);
-        }
+        // Nobody listening is no error: a change matters only to those who listen.
+        let _ = self.changes.send(change);
     }
 
     fn set_reachability(&self, reachability: Reachability) {
@@ -354,7 +364,7 @@ impl MarathonSnapshot {
     }
 
     /// Lists Marathon's apps (one call) and replaces the picture, keeping what the
-    /// controller wrote after the list began. Tells subscribers which apps changed.
+    /// controller wrote after the list began. Tells listeners which apps changed.
     pub async fn relist(&self, reason: RelistReason) -> Result<(), Error> {
         let began = self.state().tick();
         let query = AppQuery {
@@ -437,7 +447,7 @@ impl MarathonSnapshot {
     }
 
     /// Re-reads one app (one call), whether or not the selector matches it. Tells
-    /// subscribers if it changed; returns it.
+    /// listeners if it changed; returns it.
     pub async fn refresh(&self, id: &AppId) -> Result<Option<Arc<App>>, Error> {
         let began = self.state().tick();
         self.metrics.snapshot_refreshed();
@@ -762,6 +772,7 @@ mod tests {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use axum::routing::get;
+    use futures::{FutureExt, StreamExt};
     use serde_json::{Value, json};
     use theseus::marathon::MarathonConfig;
     use tokio::sync::Semaphore;
@@ -850,6 +861,37 @@ mod tests {
 
     fn id(text: &str) -> AppId {
         AppId::parse(text).unwrap()
+    }
+
+    /// What a listener has heard and not taken yet.
+    fn heard(changes: &mut (impl futures::Stream<Item = Change> + Unpin)) -> Vec<Change> {
+        let mut heard = Vec::new();
+        while let Some(Some(change)) = changes.next().now_or_never() {
+            heard.push(change);
+        }
+        heard
+    }
+
+    #[tokio::test]
+    async fn a_listener_far_behind_hears_that_it_missed_changes() {
+        let snapshot = snapshot(start(Arc::new(Scripted::default())).await);
+        let mut changes = Box::pin(snapshot.changes());
+        for _ in 0..=CHANGES_HELD {
+            snapshot.publish(Change::Apps(vec![id("/a/x")]));
+        }
+        snapshot.publish(Change::Written(id("/a/y")));
+        assert_eq!(changes.next().await, Some(Change::Missed));
+        // What is still held follows the news of a miss, up to the latest change.
+        let mut held = 0;
+        loop {
+            match changes.next().await.unwrap() {
+                Change::Apps(apps) => assert_eq!(apps, [id("/a/x")]),
+                Change::Written(app) => break assert_eq!(app, id("/a/y")),
+                other => panic!("{other:?}"),
+            }
+            held += 1;
+        }
+        assert!(held < CHANGES_HELD, "{held} changes were held");
     }
 
     fn hash_of(snapshot: &MarathonSnapshot, app: &str) -> Option<String> {
@@ -1087,16 +1129,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn subscribers_hear_changed_apps_and_reachability_once() {
+    async fn listeners_hear_changed_apps_and_reachability_once() {
         let marathon = Arc::new(Scripted::default());
         marathon.gate.add_permits(10);
         *marathon.listed.lock().unwrap() = vec![managed("/a/x", "1"), managed("/a/y", "1")];
         let snapshot = snapshot(start(Arc::clone(&marathon)).await);
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        snapshot.subscribe({
-            let heard = Arc::clone(&heard);
-            move |change| heard.lock().unwrap().push(change.clone())
-        });
+        let mut changes = Box::pin(snapshot.changes());
 
         snapshot.relist(RelistReason::Initial).await.unwrap();
         *marathon.listed.lock().unwrap() = vec![managed("/a/x", "2"), managed("/a/y", "1")];
@@ -1105,7 +1143,7 @@ mod tests {
         *marathon.listed.lock().unwrap() = vec![managed("/a/y", "1")];
         snapshot.relist(RelistReason::Resync).await.unwrap();
 
-        let heard = heard.lock().unwrap().clone();
+        let heard = heard(&mut changes);
         let mut first = match &heard[1] {
             Change::Apps(apps) => apps.clone(),
             other => panic!("{other:?}"),
@@ -1143,11 +1181,7 @@ mod tests {
         let snapshot = tasks_snapshot(client);
         marathon.gate.add_permits(1);
         snapshot.relist(RelistReason::Initial).await.unwrap();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        snapshot.subscribe({
-            let heard = Arc::clone(&heard);
-            move |change| heard.lock().unwrap().push(change.clone())
-        });
+        let mut changes = Box::pin(snapshot.changes());
 
         let listing = tokio::spawn({
             let snapshot = Arc::clone(&snapshot);
@@ -1161,7 +1195,7 @@ mod tests {
             "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
             "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000]
         })));
-        assert_eq!(*heard.lock().unwrap(), [Change::Apps(vec![id("/a/x")])]);
+        assert_eq!(heard(&mut changes), [Change::Apps(vec![id("/a/x")])]);
         marathon.gate.add_permits(1);
         listing.await.unwrap().unwrap();
         let x = snapshot.app(&id("/a/x")).unwrap();
