@@ -357,7 +357,7 @@ impl<C: Contents> Cache<C> {
         match event {
             WatchEvent::Put { entry, .. } => {
                 let mut state = self.write();
-                self.put(&mut state, entry, Watched::Live)
+                self.put(&mut state, entry, Source::Watch)
             }
             WatchEvent::Delete { key, revision, .. } => {
                 self.delete(&mut self.write(), &key, revision)
@@ -398,7 +398,7 @@ impl<C: Contents> Cache<C> {
                 }
                 None => {}
             }
-            out.extend(self.put(&mut state, entry, Watched::Listed).map(Ok));
+            out.extend(self.put(&mut state, entry, Source::List).map(Ok));
         }
         // What is gone from the list was deleted meanwhile, unless the owner wrote it since.
         let gone: Vec<C::Key> = state
@@ -442,7 +442,7 @@ impl<C: Contents> Cache<C> {
         let mut state = self.write();
         for event in events {
             let change = match event {
-                WatchEvent::Put { entry, .. } => self.put(&mut state, entry, Watched::Live),
+                WatchEvent::Put { entry, .. } => self.put(&mut state, entry, Source::Watch),
                 WatchEvent::Delete { key, revision, .. } => self.delete(&mut state, &key, revision),
                 WatchEvent::Synced { .. } => None,
             };
@@ -476,11 +476,11 @@ impl<C: Contents> Cache<C> {
         &self,
         state: &mut State<C::Key, C::Value>,
         entry: Entry,
-        watched: Watched,
+        source: Source,
     ) -> Option<ChangeOf<C>> {
         let revision = entry.mod_revision;
         state.revision = state.revision.max(revision);
-        if watched == Watched::Live {
+        if source == Source::Watch {
             forget_delivered_removals(state, revision);
         }
         let key = match self.shared.contents.key(&entry.key)? {
@@ -559,11 +559,11 @@ impl<C: Contents> Cache<C> {
 
 /// Where a put comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Watched {
+enum Source {
     /// A watch response: in revision order.
-    Live,
+    Watch,
     /// A list: its entries carry their own, older revisions.
-    Listed,
+    List,
 }
 
 /// Forgets the owner's deletions the watch has passed: it delivers changes in revision
