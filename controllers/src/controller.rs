@@ -16,7 +16,9 @@
 //!   drain period), gives up the leadership, and stops the endpoints.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+
+use futures::StreamExt;
 use std::time::Duration;
 
 use theseus::api::DeploymentKey;
@@ -45,6 +47,8 @@ use crate::runtime::metrics::{DashboardDemandMetrics, MarathonRequestMetrics, Me
 use crate::runtime::queue::{Backoff, WorkQueue};
 use crate::runtime::reflector::Reflector;
 use crate::runtime::runner::{self, RunnerConfig};
+use crate::runtime::trigger;
+use crate::triggers;
 use theseus::mapping::ownership::MANAGED_SELECTOR;
 use theseus::mapping::{Mapping, MappingError};
 
@@ -368,59 +372,33 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
         fenced,
         Arc::clone(metrics),
     ));
-    snapshot.subscribe({
-        let queue = queue.clone();
-        let mapping = mapping.clone();
-        // Weak: the snapshot lives inside the reconciler it would otherwise keep alive.
-        let deployments: Weak<Deployments> = Arc::downgrade(&deployments);
-        move |change| match change {
-            Change::Apps(apps) => {
-                for app in apps {
-                    if let Some(key) = mapping.key_of(app) {
-                        queue.trigger(key);
-                    }
-                }
-            }
-            // The deployments reconciler made the write itself.
-            Change::Written(_) => {}
-            Change::Reachability(_) => {
-                if let Some(deployments) = deployments.upgrade() {
-                    for key in deployments.keys() {
-                        queue.trigger(key);
-                    }
-                }
-            }
-        }
-    });
-    snapshot.subscribe({
-        let queue = observed_queue.clone();
-        let observed: Weak<Observed> = Arc::downgrade(&observed);
-        move |change| match change {
-            Change::Apps(apps) => {
-                for app in apps {
-                    if let Some(key) = mapping.key_of(app) {
-                        queue.trigger(key);
-                    }
-                }
-            }
-            // A deleted app's tasks go with it, and the picture no longer takes their
-            // events; a new definition may name ports differently.
-            Change::Written(app) => {
-                if let Some(key) = mapping.key_of(app) {
-                    queue.trigger(key);
-                }
-            }
-            // Records held back while Marathon was away are due now.
-            Change::Reachability(Reachability::Reachable) => {
-                if let Some(observed) = observed.upgrade() {
-                    for key in observed.keys() {
-                        queue.trigger(key);
-                    }
-                }
-            }
-            Change::Reachability(_) => {}
-        }
-    });
+    // The snapshot's changes trigger both reconcilers; each trigger belongs to the term.
+    tasks.spawn(trigger::run(
+        snapshot.changes(),
+        queue.clone(),
+        {
+            let installation = mapping.installation().clone();
+            move |change| triggers::deployments(&installation, change)
+        },
+        {
+            let deployments = Arc::clone(&deployments);
+            move || deployments.keys()
+        },
+        term.stop.clone(),
+    ));
+    tasks.spawn(trigger::run(
+        snapshot.changes(),
+        observed_queue.clone(),
+        {
+            let installation = mapping.installation().clone();
+            move |change| triggers::observed(&installation, change)
+        },
+        {
+            let observed = Arc::clone(&observed);
+            move || observed.keys()
+        },
+        term.stop.clone(),
+    ));
 
     tasks.spawn(reflector.run(
         store.watch(&replica.layout.desired_root()),
@@ -433,11 +411,15 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
     ));
     // What the term sees of Marathon, for the dashboard's controller page, until it ends.
     let _seen = TermSeesMarathon::new(Arc::clone(&replica.marathon_seen));
-    snapshot.subscribe({
+    tasks.spawn({
         let seen = Arc::clone(&replica.marathon_seen);
-        move |change| {
-            if let Change::Reachability(reachability) = change {
-                seen.set(Some(reachability.clone()));
+        let changes = snapshot.changes();
+        async move {
+            let mut changes = std::pin::pin!(changes);
+            while let Some(change) = changes.next().await {
+                if let Change::Reachability(reachability) = change {
+                    seen.set(Some(reachability));
+                }
             }
         }
     });

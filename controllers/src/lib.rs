@@ -4,7 +4,8 @@
 //! Built the way kube-runtime builds Kubernetes controllers: a [`runtime`] of reflectors over
 //! etcd, a work queue with per-key backoff, a bounded runner, leader election with fenced
 //! writes, and metrics; and reconcilers on top of it: [`deployments`] (specs to Marathon
-//! apps) and [`observed`] (Marathon's tasks to `/observed`). The
+//! apps) and [`observed`] (Marathon's tasks to `/observed`), each triggered by the changes
+//! [`triggers`] maps to its keys. The
 //! `theseus-controller` binary is a thin command line over
 //! [`controller::Controller`].
 
@@ -16,3 +17,4 @@ pub mod http;
 pub mod marathon_snapshot;
 pub mod observed;
 pub mod runtime;
+pub mod triggers;

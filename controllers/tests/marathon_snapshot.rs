@@ -10,7 +10,7 @@ use futures::StreamExt;
 use localmarathon::{ExecutorKind, TaskState};
 use theseus::marathon::{App, AppId, Embed, MarathonClient};
 use theseus_controllers::marathon_snapshot::{
-    Change, MarathonSnapshot, RelistReason, SnapshotConfig,
+    APPLIED_EVENTS, MarathonSnapshot, RelistReason, SnapshotConfig,
 };
 use theseus_controllers::runtime::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ fn managed_app(id: &AppId, instances: u32) -> App {
     app
 }
 
-/// A subscriber that, once armed, holds whoever tells it of a change until released.
+/// A failpoint's action that, once armed, holds whoever reaches it until released.
 #[derive(Default)]
 struct Hold {
     armed: AtomicBool,
@@ -104,14 +104,11 @@ async fn the_event_stream_is_not_cut_while_applying_events_is_held() {
     let snapshot = snapshot(cluster.client.clone(), Arc::clone(&metrics));
     let hold = Arc::new(Hold::default());
     let released = Released(Arc::clone(&hold));
-    snapshot.subscribe({
+    fail::cfg_callback(APPLIED_EVENTS, {
         let hold = Arc::clone(&hold);
-        move |change| {
-            if matches!(change, Change::Apps(_)) {
-                hold.wait();
-            }
-        }
-    });
+        move || hold.wait()
+    })
+    .unwrap();
     let stop = CancellationToken::new();
     let following = tokio::spawn(Arc::clone(&snapshot).follow_events(stop.clone()));
     wait_until("the snapshot lists every app", || async {

@@ -60,7 +60,7 @@ impl Discovery {
     ) -> Result<Vec<ListedNode>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut observed = ObservedTasks::new(self.store.layout().clone(), [service.clone()]);
-        let mut stream = self.store.watch(&observed.prefix());
+        let mut stream = observed.follow(self.store.watch(&observed.prefix()));
         let mut last_error = None;
         loop {
             let batch = tokio::time::timeout_at(deadline, observed.next_batch(&mut stream)).await;

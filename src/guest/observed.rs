@@ -1,5 +1,5 @@
-//! The task records under a watched prefix, kept current from one store watch, a batch at
-//! a time.
+//! The task records under a watched prefix: a [`Cache`] following one store watch, read a
+//! batch at a time.
 //!
 //! A batch is one item of the watch and every item already queued behind it. The store's
 //! watch queues a whole etcd response (whole revisions: a transaction is never split) and a
@@ -10,25 +10,61 @@
 //! A value that is not a valid [`TaskRecord`] is logged with its key and counts as absent:
 //! one bad record does not hide the others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use futures::{FutureExt, StreamExt};
 
 use super::service_tasks::ServiceTasks;
-use crate::api::{DnsLabel, TaskRecord};
-use crate::store::{KeyPath, Layout, Listing, Revision, WatchEvent, WatchStream};
+use crate::api::{DnsLabel, KeyError, TaskRecord};
+use crate::store::{
+    Cache, Change, ChangeOf, Changes, Contents, Entry, KeyPath, Layout, Listing, Revision,
+    WatchStream,
+};
+
+/// What the guest side keeps: the task records of the watched services, by service and etcd
+/// key; `None` for a value that does not decode.
+#[derive(Debug)]
+pub(crate) struct WatchedTasks {
+    layout: Layout,
+    watched: BTreeSet<DnsLabel>,
+}
+
+impl Contents for WatchedTasks {
+    type Key = (DnsLabel, String);
+    type Value = Option<TaskRecord>;
+
+    fn key(&self, etcd_key: &str) -> Option<Result<(DnsLabel, String), KeyError>> {
+        match self.layout.parse(etcd_key)? {
+            KeyPath::Task { key, .. } if self.watched.contains(&key.service) => {
+                Some(Ok((key.service, etcd_key.to_owned())))
+            }
+            _ => None,
+        }
+    }
+
+    fn value(&self, _: &(DnsLabel, String), entry: &Entry) -> Option<TaskRecord> {
+        entry
+            .json::<TaskRecord>()
+            .inspect_err(|error| {
+                tracing::warn!(%error, "ignoring a task record that does not decode");
+            })
+            .ok()
+    }
+
+    fn same(
+        &self,
+        _: &(DnsLabel, String),
+        old: &Option<TaskRecord>,
+        new: &Option<TaskRecord>,
+    ) -> bool {
+        old == new
+    }
+}
 
 /// Task records of the watched services.
 #[derive(Debug)]
 pub(crate) struct ObservedTasks {
-    layout: Layout,
-    /// The services whose records are kept.
-    watched: BTreeSet<DnsLabel>,
-    /// Records by service, then by etcd key.
-    records: BTreeMap<DnsLabel, BTreeMap<String, TaskRecord>>,
-    /// The newest revision seen: every change up to it is applied.
-    revision: Revision,
-    synced: bool,
+    cache: Cache<WatchedTasks>,
     /// Services whose records changed since [`take_changed`](Self::take_changed).
     changed: BTreeSet<DnsLabel>,
 }
@@ -36,16 +72,11 @@ pub(crate) struct ObservedTasks {
 impl ObservedTasks {
     /// Keeps the records of `watched` under `layout`.
     pub fn new(layout: Layout, watched: impl IntoIterator<Item = DnsLabel>) -> ObservedTasks {
-        let watched: BTreeSet<DnsLabel> = watched.into_iter().collect();
         ObservedTasks {
-            layout,
-            records: watched
-                .iter()
-                .map(|s| (s.clone(), BTreeMap::new()))
-                .collect(),
-            watched,
-            revision: 0,
-            synced: false,
+            cache: Cache::new(WatchedTasks {
+                layout,
+                watched: watched.into_iter().collect(),
+            }),
             changed: BTreeSet::new(),
         }
     }
@@ -53,20 +84,27 @@ impl ObservedTasks {
     /// The one prefix that covers every watched service: the service's own when there is
     /// one, else all of `/observed`.
     pub fn prefix(&self) -> String {
-        match self.watched.iter().collect::<Vec<_>>()[..] {
-            [service] => self.layout.observed_service(service),
-            _ => self.layout.observed_root(),
+        let contents = self.cache.contents();
+        match contents.watched.iter().collect::<Vec<_>>()[..] {
+            [service] => contents.layout.observed_service(service),
+            _ => contents.layout.observed_root(),
         }
+    }
+
+    /// Follows `watch` (of [`prefix`](Self::prefix)); apply its changes with
+    /// [`next_batch`](Self::next_batch).
+    pub fn follow(&self, watch: WatchStream) -> Changes<WatchedTasks> {
+        self.cache.follow(watch)
     }
 
     /// Whether the first listing has been applied.
     pub fn is_synced(&self) -> bool {
-        self.synced
+        self.cache.is_synced()
     }
 
     /// The newest revision applied.
     pub fn revision(&self) -> Revision {
-        self.revision
+        self.cache.revision()
     }
 
     /// The services whose records changed since the last call.
@@ -76,91 +114,69 @@ impl ObservedTasks {
 
     /// The records of `service` (empty for a service that has none yet).
     pub fn service(&self, service: &DnsLabel) -> ServiceTasks {
+        let read = self.cache.read();
+        let from = (service.clone(), String::new());
+        let records = read
+            .range(from..)
+            .take_while(|((of, _), _)| of == service)
+            .filter_map(|(_, record)| record.clone())
+            .collect();
         ServiceTasks::new(
             service.clone(),
-            self.layout.observed_service(service),
-            self.revision,
-            self.records
-                .get(service)
-                .map(|records| records.values().cloned().collect())
-                .unwrap_or_default(),
+            self.cache.contents().layout.observed_service(service),
+            read.revision(),
+            records,
         )
     }
 
     /// Applies a listing as the watch's initial list would: every entry, then `Synced`.
     pub fn apply_listing(&mut self, listing: Listing) {
-        for entry in listing.entries {
-            self.apply(WatchEvent::Put { entry, prev: None });
-        }
-        self.apply(WatchEvent::Synced {
-            revision: listing.revision,
-        });
-    }
-
-    /// Applies one event of the watch.
-    pub fn apply(&mut self, event: WatchEvent) {
-        match event {
-            WatchEvent::Put { entry, .. } => {
-                self.revision = self.revision.max(entry.mod_revision);
-                let Some(service) = self.watched_task(&entry.key) else {
-                    return;
-                };
-                let records = self.records.entry(service.clone()).or_default();
-                let old = match entry.json::<TaskRecord>() {
-                    Ok(record) => records.insert(entry.key.clone(), record),
-                    Err(error) => {
-                        tracing::warn!(%error, "ignoring a task record that does not decode");
-                        records.remove(&entry.key)
-                    }
-                };
-                if old.as_ref() != records.get(&entry.key) {
-                    self.changed.insert(service);
-                }
-            }
-            WatchEvent::Delete { key, revision, .. } => {
-                self.revision = self.revision.max(revision);
-                let Some(service) = self.watched_task(&key) else {
-                    return;
-                };
-                let removed = self
-                    .records
-                    .get_mut(&service)
-                    .and_then(|records| records.remove(&key));
-                if removed.is_some() {
-                    self.changed.insert(service);
-                }
-            }
-            WatchEvent::Synced { revision } => {
-                self.revision = self.revision.max(revision);
-                self.synced = true;
-            }
+        for change in self.cache.apply_listing(listing) {
+            self.note(change);
         }
     }
 
-    /// The service of a task key of a watched service.
-    fn watched_task(&self, key: &str) -> Option<DnsLabel> {
-        match self.layout.parse(key)? {
-            KeyPath::Task { key, .. } if self.watched.contains(&key.service) => Some(key.service),
-            _ => None,
+    /// Applies one event of a watch.
+    #[cfg(test)]
+    fn apply(&mut self, event: crate::store::WatchEvent) {
+        if let Some(change) = self.cache.apply(event) {
+            self.note(change);
         }
     }
 
-    /// Applies the next batch of `stream`: waits for one item, then takes every item that is
-    /// already there. Returns the errors the stream reported meanwhile (it recovers from them
+    /// Notes the service of a change of what readers see: an unreadable record counts as
+    /// absent.
+    fn note(&mut self, change: ChangeOf<WatchedTasks>) {
+        let (service, before, key) = match change {
+            Change::Put { key, old, .. } => (key.0.clone(), old.flatten(), Some(key)),
+            Change::Delete { key, old, .. } => (key.0, old, None),
+            _ => return,
+        };
+        let now = key.and_then(|key| self.cache.get(&key).flatten());
+        if before != now {
+            self.changed.insert(service);
+        }
+    }
+
+    /// Applies the next batch of `changes`: waits for one item, then takes every item that is
+    /// already there. Returns the errors the watch reported meanwhile (it recovers from them
     /// by itself).
-    pub async fn next_batch(&mut self, stream: &mut WatchStream) -> Vec<crate::store::Error> {
+    pub async fn next_batch(
+        &mut self,
+        changes: &mut Changes<WatchedTasks>,
+    ) -> Vec<crate::store::Error> {
         let mut errors = Vec::new();
-        let mut item = stream.next().await;
+        let mut item = changes.next().await;
         loop {
             match item {
-                Some(Ok(event)) => self.apply(event),
+                Some(Ok(change)) => self.note(change),
                 Some(Err(error)) => errors.push(error),
                 // The store's watch never ends; nothing more is there to apply.
                 None => return errors,
             }
             // The stream keeps its own state between polls, so dropping a `next()` that is
             // not ready loses nothing.
-            match stream.next().now_or_never() {
+            match changes.next().now_or_never() {
                 Some(next) => item = next,
                 None => return errors,
             }
@@ -172,7 +188,7 @@ impl ObservedTasks {
 mod tests {
     use super::*;
     use crate::api::DeploymentKey;
-    use crate::store::Entry;
+    use crate::store::WatchEvent;
 
     fn service(name: &str) -> DnsLabel {
         DnsLabel::parse("service", name).unwrap()

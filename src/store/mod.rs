@@ -9,11 +9,14 @@
 //! - a [`Txn`] whose compares fail writes nothing;
 //! - a [`WatchStream`] starts with a consistent list at a revision R, continues from R + 1,
 //!   and survives broken streams, etcd restarts, dead members and compactions without losing
-//!   or repeating a change.
+//!   or repeating a change;
+//! - a [`Cache`] that follows a watch holds what it keeps of every entry once, in revision
+//!   order, and hands out its changes after it holds them.
 //!
 //! What it does not: keep leases alive or run elections (use [`Store::client`]), validate
-//! what it stores (that is [`crate::api`]'s job), or cache reads.
+//! what it stores (that is [`crate::api`]'s job), or cache reads nobody asked a cache for.
 
+mod cache;
 mod config;
 mod entry;
 mod error;
@@ -23,6 +26,7 @@ mod members;
 mod txn;
 mod watch;
 
+pub use cache::{Cache, CacheRead, CacheState, Change, ChangeOf, Changes, Contents};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, EtcdConfig,
 };

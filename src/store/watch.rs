@@ -1,15 +1,17 @@
 //! A watch of a prefix that never loses or repeats a change.
 //!
 //! The stream lists the prefix at a revision R, emits every entry and `Synced { R }`, then
-//! watches from R + 1. It remembers the last entry it emitted for every key, and the
-//! revision up to which it has emitted everything. From that it recovers on its own:
+//! watches from R + 1. What it emitted for every key is held in a [`Cache`] (the stream's own
+//! holds every entry; a cache that [follows](Cache::follow) a watch holds what its contents
+//! keep, and nothing is held twice), and the stream remembers the revision up to which it has
+//! emitted everything. From that it recovers on its own:
 //!
 //! - a broken stream (a member died, etcd restarted, a keep-alive ping went unanswered, etcd
 //!   cancelled the watch) resumes with a new watch from that revision + 1, on the next
 //!   member if the one it was on fails; events at or below the revision are dropped, so a
 //!   resumed watch repeats nothing;
 //! - a compacted revision (the watch needs history etcd has discarded) relists and emits
-//!   only the difference to what it emitted before, then `Synced`, then watches from the
+//!   only the difference to what the cache holds, then `Synced`, then watches from the
 //!   list's revision + 1 (never from the compaction revision: that would skip events).
 //!
 //! Each failure is reported as an `Err` item while the stream recovers with exponential
@@ -22,18 +24,20 @@
 //! watcher), so
 //! after a long quiet spell a resume may find its revision compacted and relist instead.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use etcd_client::{EventType, WatchOptions};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
+use super::cache::{Cache, Change, ChangeOf, Contents};
 use super::error::describe;
 use super::members::CallError;
-use super::{Entry, Error, Listing, Revision, Store};
+use super::{Entry, Error, Revision, Store};
+use crate::api::KeyError;
 
 /// Shortest wait before a watch is re-established.
 const MIN_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -69,19 +73,63 @@ pub enum WatchEvent {
 
 /// The stream returned by [`Store::watch`]: `Stream<Item = Result<WatchEvent, Error>>`.
 pub struct WatchStream {
+    store: Store,
+    prefix: String,
     inner: Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>,
 }
 
 impl WatchStream {
     pub(crate) fn new(store: Store, prefix: String) -> WatchStream {
-        let watcher = Watcher::new(store, prefix);
-        let stream = futures::stream::unfold(watcher, |mut watcher| async move {
-            let item = watcher.next_item().await;
-            Some((item, watcher))
+        let changes = Cache::new(Entries).changes(store.clone(), prefix.clone());
+        let events = changes.filter_map(|item| {
+            futures::future::ready(match item {
+                Ok(change) => WatchEvent::emitted(change).map(Ok),
+                Err(error) => Some(Err(error)),
+            })
         });
         WatchStream {
-            inner: Box::pin(stream),
+            store,
+            prefix,
+            inner: Box::pin(events),
         }
+    }
+
+    /// The store and the prefix watched, for a cache that follows the same prefix.
+    pub(crate) fn into_parts(self) -> (Store, String) {
+        (self.store, self.prefix)
+    }
+}
+
+impl WatchEvent {
+    /// The event for a change of the stream's own cache.
+    fn emitted(change: ChangeOf<Entries>) -> Option<WatchEvent> {
+        match change {
+            Change::Put { entry, old, .. } => Some(WatchEvent::Put { entry, prev: old }),
+            Change::Delete { key, revision, old } => Some(WatchEvent::Delete {
+                key,
+                revision,
+                prev: Some(old),
+            }),
+            Change::Synced { revision } => Some(WatchEvent::Synced { revision }),
+            // Every key names itself.
+            Change::Invalid { .. } | Change::InvalidGone { .. } => None,
+        }
+    }
+}
+
+/// What a [`WatchStream`] holds: every entry, by its etcd key.
+struct Entries;
+
+impl Contents for Entries {
+    type Key = String;
+    type Value = Entry;
+
+    fn key(&self, etcd_key: &str) -> Option<Result<String, KeyError>> {
+        Some(Ok(etcd_key.to_owned()))
+    }
+
+    fn value(&self, _: &String, entry: &Entry) -> Entry {
+        entry.clone()
     }
 }
 
@@ -114,16 +162,17 @@ enum Phase {
     Backoff { relist: bool },
 }
 
-struct Watcher {
+/// The state machine behind [`WatchStream`] and [`Cache::follow`].
+pub(crate) struct Watcher<C: Contents> {
     store: Store,
     prefix: String,
-    /// The last entry emitted for every key that exists as far as the consumer knows.
-    known: BTreeMap<String, Entry>,
+    /// What was emitted for every key that exists as far as the consumer knows.
+    cache: Cache<C>,
     /// Every change up to this revision has been emitted.
     revision: Revision,
     phase: Phase,
     /// Items produced by one step, handed out one per poll.
-    pending: VecDeque<Result<WatchEvent, Error>>,
+    pending: VecDeque<Result<ChangeOf<C>, Error>>,
     delays: ExponentialBackoff,
 }
 
@@ -136,12 +185,18 @@ fn retry_delays() -> ExponentialBackoff {
         .build()
 }
 
-impl Watcher {
-    fn new(store: Store, prefix: String) -> Watcher {
+impl<C: Contents> Drop for Watcher<C> {
+    fn drop(&mut self) {
+        self.cache.stopped();
+    }
+}
+
+impl<C: Contents> Watcher<C> {
+    pub(crate) fn new(store: Store, prefix: String, cache: Cache<C>) -> Watcher<C> {
         Watcher {
             store,
             prefix,
-            known: BTreeMap::new(),
+            cache,
             revision: 0,
             phase: Phase::Relist,
             pending: VecDeque::new(),
@@ -149,9 +204,13 @@ impl Watcher {
         }
     }
 
-    async fn next_item(&mut self) -> Result<WatchEvent, Error> {
+    pub(crate) async fn next_item(&mut self) -> Result<ChangeOf<C>, Error> {
         loop {
             if let Some(item) = self.pending.pop_front() {
+                // Handed out: the consumer has seen every change of the list before it.
+                if let Ok(Change::Synced { revision }) = item {
+                    self.cache.mark_synced(revision);
+                }
                 return item;
             }
             self.step().await;
@@ -166,7 +225,8 @@ impl Watcher {
                 // consumer sees `Synced`, so a slow consumer does not widen the window in
                 // which a compaction could force another relist.
                 Ok(listing) => {
-                    self.apply_listing(listing);
+                    self.revision = listing.revision;
+                    self.cache.relisted(listing, &mut self.pending);
                     self.resume().await
                 }
                 Err(error) => {
@@ -213,7 +273,7 @@ impl Watcher {
         stream: Box<etcd_client::WatchStream>,
         member: usize,
     ) -> Phase {
-        let broken = |watcher: &mut Watcher, reason: String| {
+        let broken = |watcher: &mut Watcher<C>, reason: String| {
             watcher.store.members().demote(member);
             watcher.pending.push_back(Err(Error::WatchBroken {
                 prefix: watcher.prefix.clone(),
@@ -297,39 +357,6 @@ impl Watcher {
         Ok((stream, member))
     }
 
-    /// Emits the difference between what was emitted and `listing`, then `Synced`.
-    fn apply_listing(&mut self, listing: Listing) {
-        let mut current: BTreeMap<String, Entry> = listing
-            .entries
-            .into_iter()
-            .map(|entry| (entry.key.clone(), entry))
-            .collect();
-        for (key, entry) in &current {
-            let prev = self.known.get(key);
-            if prev.is_some_and(|prev| prev.mod_revision == entry.mod_revision) {
-                continue;
-            }
-            self.pending.push_back(Ok(WatchEvent::Put {
-                entry: entry.clone(),
-                prev: prev.cloned(),
-            }));
-        }
-        for (key, prev) in std::mem::take(&mut self.known) {
-            if !current.contains_key(&key) {
-                self.pending.push_back(Ok(WatchEvent::Delete {
-                    key,
-                    revision: listing.revision,
-                    prev: Some(prev),
-                }));
-            }
-        }
-        std::mem::swap(&mut self.known, &mut current);
-        self.revision = listing.revision;
-        self.pending.push_back(Ok(WatchEvent::Synced {
-            revision: listing.revision,
-        }));
-    }
-
     /// Emits the events of one watch response that are newer than what was emitted.
     fn apply_events(&mut self, events: &[etcd_client::Event]) {
         // A response carries whole revisions (one transaction's events are never split), so
@@ -337,32 +364,28 @@ impl Watcher {
         // transaction and drops every event a previous watch already delivered.
         let seen = self.revision;
         let mut newest = seen;
-        for event in events {
-            let Some(kv) = event.kv() else { continue };
+        let fresh = events.iter().filter_map(|event| {
+            let kv = event.kv()?;
             let revision = kv.mod_revision();
             if revision <= seen {
-                continue;
+                return None;
             }
             newest = newest.max(revision);
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            match event.event_type() {
-                EventType::Put => {
-                    let entry = Entry::from(kv);
-                    let prev = self.known.insert(key, entry.clone());
-                    self.pending.push_back(Ok(WatchEvent::Put { entry, prev }));
-                }
-                EventType::Delete => {
-                    // A key the consumer never saw cannot be deleted from its view.
-                    if let Some(prev) = self.known.remove(&key) {
-                        self.pending.push_back(Ok(WatchEvent::Delete {
-                            key,
-                            revision,
-                            prev: Some(prev),
-                        }));
-                    }
-                }
-            }
-        }
+            Some(match event.event_type() {
+                EventType::Put => WatchEvent::Put {
+                    entry: Entry::from(kv),
+                    prev: None,
+                },
+                // A key the consumer never saw cannot be deleted from its view: the cache
+                // drops a delete of a key it does not hold.
+                EventType::Delete => WatchEvent::Delete {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    revision,
+                    prev: None,
+                },
+            })
+        });
+        self.cache.watched(fresh, &mut self.pending);
         self.revision = newest;
     }
 }

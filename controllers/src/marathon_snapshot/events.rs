@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::backlog::{AppBacklog, Batch};
 use super::deployment_events;
 use super::task_events::{self, Applied};
-use super::{Change, MarathonSnapshot, Picture, Reachability, RelistReason};
+use super::{APPLIED_EVENTS, Change, MarathonSnapshot, Picture, Reachability, RelistReason};
 
 /// The most dirty apps taken for one round of re-reads: events about the rest (and new
 /// ones about these) are batched into the next round.
@@ -266,7 +266,7 @@ impl MarathonSnapshot {
         }
     }
 
-    /// Applies one batch of events to the picture; tells subscribers which apps changed.
+    /// Applies one batch of events to the picture; tells listeners which apps changed.
     pub(super) fn apply_batch(&self, batch: Batch) {
         let mut changed = Vec::new();
         let mut dirty = Vec::new();
@@ -321,6 +321,9 @@ impl MarathonSnapshot {
                         .map(|(id, _)| id.clone()),
                 );
             }
+        }
+        if !changed.is_empty() {
+            fail::fail_point!(APPLIED_EVENTS);
         }
         self.publish(Change::Apps(changed));
         if !dirty.is_empty() {

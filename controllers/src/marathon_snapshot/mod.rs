@@ -23,21 +23,23 @@
 //!   of that app never acts on a picture older than its own last write, and a deployment
 //!   Marathon finished before the write's answer arrived is not missed. After a write whose
 //!   outcome is unknown (a timeout), the app is marked stale, and
-//!   [`MarathonSnapshot::current_app`] re-reads it before anyone acts on it again.
+//!   [`MarathonSnapshot::current_app`] re-reads it before anyone acts on it again. These
+//!   ordering rules live in the picture (`picture.rs`), a value tested without Marathon.
 //! - When the picture cannot be trusted, [`MarathonSnapshot::current_app`] says why, as a
 //!   [`PictureError`] that keeps Marathon's error and names its cause for metrics.
 //! - Apps outside the label selector (an app someone else created with a deployment's id) are
 //!   kept once read individually, survive relists, and are re-read at each resync.
-//! - Subscribers hear which apps changed, and when Marathon became reachable or unreachable.
+//! - Its [`changes`] stream tells which apps changed, and when Marathon became reachable or
+//!   unreachable, in order; a listener far behind hears that it missed changes.
 //!   The embeds are configurable, so the observed-tasks reconciler can share one snapshot
 //!   (with `Embed::Tasks`) with the deployments reconciler.
 
 use std::fmt;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use theseus::marathon::{App, AppId, AppQuery, Embed, Error, MarathonClient};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::runtime::metrics::Metrics;
@@ -120,7 +122,7 @@ impl PictureError {
     }
 }
 
-/// What changed in the snapshot, as told to subscribers.
+/// What changed in the snapshot, as its [`MarathonSnapshot::changes`] tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// These apps appeared, changed or disappeared.
@@ -131,6 +133,9 @@ pub enum Change {
     /// now says what the write did. Whoever made the write knows; others (the task records
     /// of a deleted app, say) may have work to do.
     Written(AppId),
+    /// The listener fell so far behind that changes were dropped before it heard them: any
+    /// app may have changed.
+    Missed,
 }
 
 /// Why a relist happened, for metrics and logs.
@@ -178,7 +183,13 @@ impl fmt::Debug for SnapshotConfig {
     }
 }
 
-type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
+/// The failpoint after a batch of events changed the picture, before the change is told:
+/// where a test holds the applier (the stream's reader goes on).
+pub const APPLIED_EVENTS: &str = "marathon_snapshot::applied_events";
+
+/// Changes published and not yet heard by every listener; a listener further behind hears
+/// [`Change::Missed`] instead of what it missed.
+const CHANGES_HELD: usize = 4096;
 
 /// The shared snapshot; see the module documentation. Share it as `Arc<MarathonSnapshot>`.
 pub struct MarathonSnapshot {
@@ -191,7 +202,7 @@ pub struct MarathonSnapshot {
     /// Whether the event stream is connected now (its reconnection attempts are then not
     /// the probe of a Marathon that stopped answering requests).
     stream_connected: std::sync::atomic::AtomicBool,
-    subscribers: RwLock<Vec<Subscriber>>,
+    changes: broadcast::Sender<Change>,
     /// Events read from the stream and not applied yet.
     backlog: backlog::Backlog,
     /// The picture's clock (`Picture::clock`), for stamping events as they are read.
@@ -222,7 +233,7 @@ impl MarathonSnapshot {
             dirty_added: Notify::new(),
             reachable: tokio::sync::watch::Sender::new(false),
             stream_connected: std::sync::atomic::AtomicBool::new(false),
-            subscribers: RwLock::new(Vec::new()),
+            changes: broadcast::Sender::new(CHANGES_HELD),
             backlog: backlog::Backlog::default(),
             metrics,
         }
@@ -232,27 +243,27 @@ impl MarathonSnapshot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Calls `subscriber` after every change, outside the snapshot's lock. Keep it quick (it
-    /// runs on the task that read Marathon): e.g. trigger keys in a work queue.
-    pub fn subscribe(&self, subscriber: impl Fn(&Change) + Send + Sync + 'static) {
-        self.subscribers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(subscriber));
+    /// The snapshot's changes from now on, in the order they happened: which apps changed,
+    /// and when Marathon became reachable or unreachable. A listener that falls more than
+    /// [`CHANGES_HELD`] changes behind hears [`Change::Missed`] once in their place. The
+    /// stream ends with the snapshot.
+    pub fn changes(&self) -> impl futures::Stream<Item = Change> + Send + 'static {
+        futures::stream::unfold(self.changes.subscribe(), |mut changes| async move {
+            let change = match changes.recv().await {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => Change::Missed,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((change, changes))
+        })
     }
 
     fn publish(&self, change: Change) {
         if matches!(&change, Change::Apps(apps) if apps.is_empty()) {
             return;
         }
-        for subscriber in self
-            .subscribers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            subscriber(&change);
-        }
+        // Nobody listening is no error: a change matters only to those who listen.
+        let _ = self.changes.send(change);
     }
 
     fn set_reachability(&self, reachability: Reachability) {
@@ -338,7 +349,7 @@ impl MarathonSnapshot {
     }
 
     /// Lists Marathon's apps (one call) and replaces the picture, keeping what the
-    /// controller wrote after the list began. Tells subscribers which apps changed. The
+    /// controller wrote after the list began. Tells listeners which apps changed. The
     /// error of a failed list is the one [`Reachability::Unreachable`] now holds.
     pub async fn relist(&self, reason: RelistReason) -> Result<(), Arc<Error>> {
         let began = self.state().tick();
@@ -391,7 +402,7 @@ impl MarathonSnapshot {
     }
 
     /// Re-reads one app (one call), whether or not the selector matches it. Tells
-    /// subscribers if it changed; returns it.
+    /// listeners if it changed; returns it.
     pub async fn refresh(&self, id: &AppId) -> Result<Option<Arc<App>>, Error> {
         let began = self.state().tick();
         self.metrics.snapshot_refreshed();
@@ -448,8 +459,9 @@ mod tests {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use axum::routing::get;
+    use futures::{FutureExt, StreamExt};
     use serde_json::{Value, json};
-    use theseus::marathon::{DeploymentId, DeploymentResult, MarathonConfig};
+    use theseus::marathon::{AppCreated, DeploymentId, DeploymentResult, MarathonConfig};
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -536,6 +548,37 @@ mod tests {
 
     fn id(text: &str) -> AppId {
         AppId::parse(text).unwrap()
+    }
+
+    /// What a listener has heard and not taken yet.
+    fn heard(changes: &mut (impl futures::Stream<Item = Change> + Unpin)) -> Vec<Change> {
+        let mut heard = Vec::new();
+        while let Some(Some(change)) = changes.next().now_or_never() {
+            heard.push(change);
+        }
+        heard
+    }
+
+    #[tokio::test]
+    async fn a_listener_far_behind_hears_that_it_missed_changes() {
+        let snapshot = snapshot(start(Arc::new(Scripted::default())).await);
+        let mut changes = Box::pin(snapshot.changes());
+        for _ in 0..=CHANGES_HELD {
+            snapshot.publish(Change::Apps(vec![id("/a/x")]));
+        }
+        snapshot.publish(Change::Written(id("/a/y")));
+        assert_eq!(changes.next().await, Some(Change::Missed));
+        // What is still held follows the news of a miss, up to the latest change.
+        let mut held = 0;
+        loop {
+            match changes.next().await.unwrap() {
+                Change::Apps(apps) => assert_eq!(apps, [id("/a/x")]),
+                Change::Written(app) => break assert_eq!(app, id("/a/y")),
+                other => panic!("{other:?}"),
+            }
+            held += 1;
+        }
+        assert!(held < CHANGES_HELD, "{held} changes were held");
     }
 
     fn hash_of(snapshot: &MarathonSnapshot, app: &str) -> Option<String> {
@@ -675,6 +718,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_updates_answer_keeps_what_events_said_before_it_came() {
+        let marathon = Arc::new(Scripted::default());
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            start(Arc::clone(&marathon)).await,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Deployments, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        let mut created = managed("/a/x", "one");
+        created["tasksRunning"] = json!(0);
+        created["tasksStaged"] = json!(0);
+        let mut created: App = serde_json::from_value(created).unwrap();
+        created.version = Some("2026-01-01T00:00:01.000Z".into());
+        snapshot.record_created(&AppCreated {
+            app: created,
+            deployment_id: Some(DeploymentId::from("d1")),
+        });
+
+        // Marathon runs the update's whole deployment before its answer arrives.
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000],
+            "version": "2026-01-01T00:00:02.000Z"
+        })));
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "deployment_success", "id": "d2",
+            "plan": {"id": "d2", "version": "2026-01-01T00:00:02.000Z",
+                "steps": [{"actions": [{"action": "RestartApplication", "app": "/a/x"}]}]}
+        })));
+        let mut written: App = serde_json::from_value(managed("/a/x", "two")).unwrap();
+        written.instances = Some(1);
+        snapshot.record_updated(
+            &written,
+            &DeploymentResult {
+                deployment_id: DeploymentId::from("d2"),
+                version: "2026-01-01T00:00:02.000Z".into(),
+            },
+        );
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        assert_eq!(x.label("THESEUS_SPEC_HASH"), Some("two"));
+        assert_eq!(x.tasks_running, Some(1), "the running task was lost");
+        assert!(
+            !x.deployment_ids().any(|d| d.as_str() == "d2"),
+            "the finished deployment runs again"
+        );
+    }
+
+    #[tokio::test]
     async fn an_app_is_stale_after_an_unknown_outcome_until_read_again() {
         let marathon = Arc::new(Scripted::default());
         let snapshot = snapshot(start(Arc::clone(&marathon)).await);
@@ -722,16 +816,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn subscribers_hear_changed_apps_and_reachability_once() {
+    async fn listeners_hear_changed_apps_and_reachability_once() {
         let marathon = Arc::new(Scripted::default());
         marathon.gate.add_permits(10);
         *marathon.listed.lock().unwrap() = vec![managed("/a/x", "1"), managed("/a/y", "1")];
         let snapshot = snapshot(start(Arc::clone(&marathon)).await);
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        snapshot.subscribe({
-            let heard = Arc::clone(&heard);
-            move |change| heard.lock().unwrap().push(change.clone())
-        });
+        let mut changes = Box::pin(snapshot.changes());
 
         snapshot.relist(RelistReason::Initial).await.unwrap();
         *marathon.listed.lock().unwrap() = vec![managed("/a/x", "2"), managed("/a/y", "1")];
@@ -740,7 +830,7 @@ mod tests {
         *marathon.listed.lock().unwrap() = vec![managed("/a/y", "1")];
         snapshot.relist(RelistReason::Resync).await.unwrap();
 
-        let heard = heard.lock().unwrap().clone();
+        let heard = heard(&mut changes);
         let mut first = match &heard[1] {
             Change::Apps(apps) => apps.clone(),
             other => panic!("{other:?}"),
@@ -778,11 +868,7 @@ mod tests {
         let snapshot = tasks_snapshot(client);
         marathon.gate.add_permits(1);
         snapshot.relist(RelistReason::Initial).await.unwrap();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        snapshot.subscribe({
-            let heard = Arc::clone(&heard);
-            move |change| heard.lock().unwrap().push(change.clone())
-        });
+        let mut changes = Box::pin(snapshot.changes());
 
         let listing = tokio::spawn({
             let snapshot = Arc::clone(&snapshot);
@@ -796,7 +882,7 @@ mod tests {
             "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
             "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000]
         })));
-        assert_eq!(*heard.lock().unwrap(), [Change::Apps(vec![id("/a/x")])]);
+        assert_eq!(heard(&mut changes), [Change::Apps(vec![id("/a/x")])]);
         marathon.gate.add_permits(1);
         listing.await.unwrap().unwrap();
         let x = snapshot.app(&id("/a/x")).unwrap();

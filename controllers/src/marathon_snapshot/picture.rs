@@ -235,10 +235,22 @@ impl Picture {
         entry.written = Some(None);
     }
 
-    /// Records the controller's own write of app `id`: `app` as the write left it (`None`:
-    /// deleted), and the app version it made, if Marathon said. A read already showing that
-    /// version or a newer one is kept instead.
-    pub(super) fn record_write(&mut self, id: AppId, app: Option<App>, version: Option<Version>) {
+    /// Records the controller's own write of app `id` that made `version` (if Marathon
+    /// said): `build` turns what the picture holds then into what the write left
+    /// (`Some(None)`: no app; `None`: the picture holds nothing the write could change, and
+    /// nothing is recorded). Built here, under the snapshot's lock, an event applied while
+    /// the write's answer was on its way is part of what it builds on. A read already
+    /// showing the write's version or a newer one is kept instead. Whether the write was
+    /// recorded.
+    pub(super) fn record_write(
+        &mut self,
+        id: AppId,
+        version: Option<Version>,
+        build: impl FnOnce(Option<&App>) -> Option<Option<App>>,
+    ) -> bool {
+        let Some(app) = build(self.entries.get(&id).and_then(|entry| entry.app.as_deref())) else {
+            return false;
+        };
         let stamp = self.tick();
         self.stale.remove(&id);
         // Events can beat a write's answer: an app read since then that already shows the
@@ -250,7 +262,7 @@ impl Picture {
             .zip(version.as_ref())
             .is_some_and(|(read, written)| !version_before(read, written));
         if read_newer {
-            return;
+            return true;
         }
         // What events said about tasks stays newer than any read that began before them.
         let (read_began, task_marks, failure_mark, mut ended, provisioned) = self
@@ -286,6 +298,7 @@ impl Picture {
                 provisioned,
             },
         );
+        true
     }
 }
 
@@ -347,11 +360,8 @@ mod tests {
     }
 
     fn written(picture: &mut Picture, app_id: &str, hash: &str, version: &str) {
-        picture.record_write(
-            id(app_id),
-            Some(app(app_id, hash, Some(version))),
-            Some(version.into()),
-        );
+        let written = app(app_id, hash, Some(version));
+        picture.record_write(id(app_id), Some(version.into()), |_| Some(Some(written)));
     }
 
     #[test]
@@ -452,7 +462,7 @@ mod tests {
     fn a_deleted_app_is_not_brought_back_by_an_earlier_read() {
         let mut picture = Picture::default();
         let began = picture.tick();
-        picture.record_write(id("/a/x"), None, None);
+        picture.record_write(id("/a/x"), None, |_| Some(None));
         picture.apply_read(began, &id("/a/x"), Some((app("/a/x", "h", None), false)));
         assert!(picture.entries.get(&id("/a/x")).unwrap().app.is_none());
     }

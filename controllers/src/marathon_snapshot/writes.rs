@@ -6,7 +6,7 @@
 //! - it is sent only while the leadership holds ([`Fence::check`], before every request,
 //!   a retry with `force` included); a write refused by the fence sent nothing;
 //! - Marathon's answer is in the picture before the write returns ([`Change::Written`] tells
-//!   subscribers), and is counted in `theseus_controller_marathon_writes_total`;
+//!   listeners), and is counted in `theseus_controller_marathon_writes_total`;
 //! - after an error whose outcome is unknown (a timeout, a broken connection, a 5xx) or that
 //!   shows the picture is wrong (a 404, an id already taken, a lock that `force` did not
 //!   lift), the app is marked stale: [`MarathonSnapshot::current_app`] re-reads it before
@@ -247,44 +247,30 @@ impl MarathonSnapshot {
             add_deployment(&mut app, id);
         }
         let version = app.version.clone();
-        self.record(app.id.clone(), Some(app), version);
+        self.record(app.id.clone(), version, |_| Some(Some(app)));
     }
 
     /// Records that the controller replaced an app's definition with `definition` and
     /// Marathon started `result`'s deployment.
     pub(super) fn record_updated(&self, definition: &App, result: &DeploymentResult) {
-        let previous = self.app(&definition.id);
-        let mut app = definition.clone();
-        if let Some(previous) = &previous {
-            app.tasks_staged = previous.tasks_staged;
-            app.tasks_running = previous.tasks_running;
-            app.tasks_healthy = previous.tasks_healthy;
-            app.tasks_unhealthy = previous.tasks_unhealthy;
-            app.tasks = previous.tasks.clone();
-            app.last_task_failure = previous.last_task_failure.clone();
-            app.deployments = previous.deployments.clone();
-        }
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(app.id.clone(), Some(app), Some(result.version.clone()));
+        self.record(
+            definition.id.clone(),
+            Some(result.version.clone()),
+            |previous| Some(Some(updated(previous, definition, result))),
+        );
     }
 
     /// Records that the controller scaled an app to `instances`.
     pub(super) fn record_scaled(&self, id: &AppId, instances: u32, result: &DeploymentResult) {
-        let Some(previous) = self.app(id) else {
-            return;
-        };
-        let mut app = App::clone(&previous);
-        app.instances = Some(instances);
-        app.version = Some(result.version.clone());
-        add_deployment(&mut app, &result.deployment_id);
-        self.record(id.clone(), Some(app), Some(result.version.clone()));
+        self.record(id.clone(), Some(result.version.clone()), |previous| {
+            previous.map(|previous| Some(scaled(previous, instances, result)))
+        });
     }
 
     /// Records that the controller deleted an app (Marathon removes it from its group at
     /// once, while the deployment stops its tasks).
     pub(super) fn record_deleted(&self, id: &AppId) {
-        self.record(id.clone(), None, None);
+        self.record(id.clone(), None, |_| Some(None));
     }
 
     /// Marks an app stale after a write whose outcome is unknown.
@@ -292,8 +278,46 @@ impl MarathonSnapshot {
         self.state().mark_stale(id);
     }
 
-    fn record(&self, id: AppId, app: Option<App>, version: Option<Version>) {
-        self.state().record_write(id.clone(), app, version);
-        self.publish(Change::Written(id));
+    /// Records a write of app `id` that made `version`, as `build` makes it from what the
+    /// picture holds ([`Picture::record_write`](super::picture::Picture::record_write)), and
+    /// tells listeners if it was recorded.
+    fn record(
+        &self,
+        id: AppId,
+        version: Option<Version>,
+        build: impl FnOnce(Option<&App>) -> Option<Option<App>>,
+    ) {
+        let recorded = self.state().record_write(id.clone(), version, build);
+        if recorded {
+            self.publish(Change::Written(id));
+        }
     }
+}
+
+/// What an update of `previous` to `definition` leaves: the new definition, with the tasks,
+/// counts, last failure and deployments the picture held (the update changes none of them
+/// by itself), and the update's version and deployment.
+fn updated(previous: Option<&App>, definition: &App, result: &DeploymentResult) -> App {
+    let mut app = definition.clone();
+    if let Some(previous) = previous {
+        app.tasks_staged = previous.tasks_staged;
+        app.tasks_running = previous.tasks_running;
+        app.tasks_healthy = previous.tasks_healthy;
+        app.tasks_unhealthy = previous.tasks_unhealthy;
+        app.tasks = previous.tasks.clone();
+        app.last_task_failure = previous.last_task_failure.clone();
+        app.deployments = previous.deployments.clone();
+    }
+    app.version = Some(result.version.clone());
+    add_deployment(&mut app, &result.deployment_id);
+    app
+}
+
+/// What scaling `previous` to `instances` leaves.
+fn scaled(previous: &App, instances: u32, result: &DeploymentResult) -> App {
+    let mut app = previous.clone();
+    app.instances = Some(instances);
+    app.version = Some(result.version.clone());
+    add_deployment(&mut app, &result.deployment_id);
+    app
 }

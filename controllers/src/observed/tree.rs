@@ -1,5 +1,6 @@
-//! The controller's copy of the task records under `<p>/observed/`: one resumable watch
-//! keeps it current, and the controller's own writes enter it as soon as etcd accepts them.
+//! The controller's copy of the task records under `<p>/observed/`: a [`Cache`] following one
+//! resumable watch keeps it current, and the controller's own writes enter it as soon as etcd
+//! accepts them.
 //!
 //! What it promises:
 //! - After [`ObservedTree::wait_synced`], the copy holds the task records etcd held at some
@@ -20,30 +21,89 @@
 //!   [`ListChange`]: those keys are never taken for task records, nor for garbage.
 //!
 //! Compactions, broken streams and etcd restarts are the watch's business
-//! ([`theseus::store::WatchStream`]): it relists and delivers the difference.
+//! ([`theseus::store::WatchStream`]): it relists and delivers the difference. The cache holds
+//! the revision of every status, history record and journal entry (to tell a change from its
+//! echo and to find what a relist no longer lists), never their values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::StreamExt;
-use theseus::api::{DeploymentKey, TaskRecord};
-use theseus::store::{Entry, KeyPath, Layout, Revision, WatchEvent, WatchStream};
-use tokio::sync::watch;
+use theseus::api::{DeploymentKey, KeyError, TaskRecord};
+use theseus::store::{
+    Cache, Change, ChangeOf, Contents, Entry, KeyPath, Layout, Revision, WatchStream,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::runtime::metrics::Metrics;
+use crate::runtime::reflector::watch_interrupted;
 
-/// A task record as the copy knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Known {
-    /// `None`: the value does not decode. Boxed: a deployment's map of one record keeps a
-    /// B-tree leaf's room for eleven, which would hold eleven records inline.
-    record: Option<Box<TaskRecord>>,
-    /// The revision of the write that made it.
-    revision: Revision,
+/// What a key under `/observed/` names, in the order the copy holds them: every task record
+/// first, those of one deployment together.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Observed {
+    /// `<service>/<name>/tasks/<task-id>`.
+    Task { key: DeploymentKey, task_id: String },
+    /// `<service>/<name>/status`.
+    Status(DeploymentKey),
+    /// `<service>/<name>/(history|journal)/<index>`.
+    List {
+        key: DeploymentKey,
+        list: ListKind,
+        index: u64,
+    },
+}
+
+/// A task record as the copy holds it: `None` for a value that does not decode, and for
+/// every key that is not a task record. Boxed: a slot keeps a pointer, not a whole record.
+type Record = Option<Box<TaskRecord>>;
+
+/// What the copy keeps of `/observed/`.
+struct TaskRecords {
+    layout: Layout,
+}
+
+impl Contents for TaskRecords {
+    type Key = Observed;
+    type Value = Record;
+
+    fn key(&self, etcd_key: &str) -> Option<Result<Observed, KeyError>> {
+        Some(Ok(match self.layout.parse(etcd_key)? {
+            KeyPath::Task { key, task_id } => Observed::Task { key, task_id },
+            KeyPath::Status(key) => Observed::Status(key),
+            KeyPath::History { key, revision } => Observed::List {
+                key,
+                list: ListKind::History,
+                index: u64::try_from(revision).ok()?,
+            },
+            KeyPath::Journal { key, sequence } => Observed::List {
+                key,
+                list: ListKind::Journal,
+                index: sequence,
+            },
+            _ => return None,
+        }))
+    }
+
+    fn value(&self, key: &Observed, entry: &Entry) -> Record {
+        if !matches!(key, Observed::Task { .. }) {
+            return None;
+        }
+        match entry.json::<TaskRecord>() {
+            Ok(record) => Some(Box::new(record)),
+            Err(error) => {
+                warn!(%error, "a task record does not decode; it will be rewritten");
+                None
+            }
+        }
+    }
+
+    /// A task record is changed when its value is; every new revision of a status or list
+    /// entry is handed on.
+    fn same(&self, key: &Observed, old: &Record, new: &Record) -> bool {
+        matches!(key, Observed::Task { .. }) && old == new
+    }
 }
 
 /// A change of a deployment's status under `/observed/`, as the watch delivered it.
@@ -60,7 +120,7 @@ pub struct StatusChange {
 }
 
 /// Which list under a deployment's `/observed` prefix a [`ListChange`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ListKind {
     /// `history/<revision>`.
     History,
@@ -83,7 +143,7 @@ pub struct ListChange {
     pub revision: Revision,
 }
 
-/// What one watch event changed.
+/// What one change of the copy means to its users.
 #[derive(Debug, PartialEq, Eq)]
 enum Applied {
     /// The task records of a deployment, changed by someone else.
@@ -96,27 +156,16 @@ enum Applied {
     Nothing,
 }
 
-#[derive(Debug, Default)]
-struct TreeState {
-    /// Records by deployment, then by task id.
-    records: HashMap<DeploymentKey, BTreeMap<String, Known>>,
-    /// The controller's deletions the watch has not delivered yet, with their revisions.
-    removed: HashMap<(DeploymentKey, String), Revision>,
-    synced: bool,
-}
-
 /// The copy; cheap to clone, clones share it. See the module documentation.
 #[derive(Clone)]
 pub struct ObservedTree {
-    layout: Layout,
-    state: Arc<Mutex<TreeState>>,
-    synced: watch::Sender<bool>,
+    cache: Cache<TaskRecords>,
 }
 
 impl fmt::Debug for ObservedTree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObservedTree")
-            .field("synced", &*self.synced.borrow())
+            .field("synced", &self.cache.is_synced())
             .finish_non_exhaustive()
     }
 }
@@ -125,14 +174,8 @@ impl ObservedTree {
     /// An empty copy of the task records of `layout`; fill it with [`ObservedTree::run`].
     pub fn new(layout: Layout) -> ObservedTree {
         ObservedTree {
-            layout,
-            state: Arc::default(),
-            synced: watch::Sender::new(false),
+            cache: Cache::new(TaskRecords { layout }),
         }
-    }
-
-    fn state(&self) -> MutexGuard<'_, TreeState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Applies `watch` (of the layout's `/observed/`) until `stop`, calling `on_change` with
@@ -140,147 +183,106 @@ impl ObservedTree {
     /// of a status.
     pub async fn run(
         &self,
-        mut watch: WatchStream,
+        watch: WatchStream,
         metrics: Arc<Metrics>,
         on_change: impl Fn(&DeploymentKey),
         on_status: impl Fn(StatusChange),
         on_list: impl Fn(ListChange),
         stop: CancellationToken,
     ) {
-        loop {
-            let item = tokio::select! {
-                () = stop.cancelled() => return,
-                item = watch.next() => item,
-            };
-            match item {
-                Some(Ok(event)) => match self.apply(event) {
+        self.cache
+            .follow(watch)
+            .run_until(&stop, |item| match item {
+                Ok(change) => match self.applied(change) {
                     Applied::Records(key) => on_change(&key),
                     Applied::Status(change) => on_status(change),
                     Applied::List(change) => on_list(change),
                     Applied::Nothing => {}
                 },
-                Some(Err(error)) => {
-                    // The watch recovers by itself (resume or relist); count and report.
-                    metrics.etcd_request("watch", error.metric_label(), Duration::ZERO);
-                    warn!(%error, "the watch of /observed was interrupted; recovering");
-                }
-                None => return,
-            }
-        }
+                Err(error) => watch_interrupted("observed", &error, &metrics),
+            })
+            .await;
     }
 
-    /// Applies one watch event; what it changed.
-    fn apply(&self, event: WatchEvent) -> Applied {
-        let mut state = self.state();
-        let records = match event {
-            WatchEvent::Put { entry, .. } => {
-                prune_removed(&mut state, entry.mod_revision);
-                match self.layout.parse(&entry.key) {
-                    Some(KeyPath::Task { key, task_id }) => {
-                        let revision = entry.mod_revision;
-                        let record = match entry.json::<TaskRecord>() {
-                            Ok(record) => Some(Box::new(record)),
-                            Err(error) => {
-                                warn!(%error, "a task record does not decode; it will be rewritten");
-                                None
-                            }
-                        };
-                        put(&mut state, key, task_id, Known { record, revision })
-                    }
-                    Some(KeyPath::Status(key)) => {
-                        return Applied::Status(StatusChange {
-                            key,
-                            revision: entry.mod_revision,
-                            listed: !state.synced,
-                            entry: Some(entry),
-                        });
-                    }
-                    Some(path) => match list_of(path) {
-                        Some((key, list, index)) => {
-                            return Applied::List(ListChange {
-                                key,
-                                list,
-                                index,
-                                revision: entry.mod_revision,
-                                entry: Some(entry),
-                            });
-                        }
-                        None => None,
-                    },
-                    None => None,
-                }
+    /// What one change of the copy means.
+    fn applied(&self, change: ChangeOf<TaskRecords>) -> Applied {
+        // The first list's changes are handed out before its `Synced`.
+        let listed = !self.cache.is_synced();
+        let (key, entry, revision) = match change {
+            Change::Put { key, entry, .. } => {
+                let revision = entry.mod_revision;
+                (key, Some(entry), revision)
             }
-            WatchEvent::Delete { key, revision, .. } => {
-                prune_removed(&mut state, revision);
-                match self.layout.parse(&key) {
-                    Some(KeyPath::Task { key, task_id }) => {
-                        delete(&mut state, key, task_id, revision)
-                    }
-                    Some(KeyPath::Status(key)) => {
-                        return Applied::Status(StatusChange {
-                            key,
-                            revision,
-                            listed: !state.synced,
-                            entry: None,
-                        });
-                    }
-                    Some(path) => match list_of(path) {
-                        Some((key, list, index)) => {
-                            return Applied::List(ListChange {
-                                key,
-                                list,
-                                index,
-                                revision,
-                                entry: None,
-                            });
-                        }
-                        None => None,
-                    },
-                    None => None,
-                }
-            }
-            WatchEvent::Synced { revision } => {
+            Change::Delete { key, revision, .. } => (key, None, revision),
+            Change::Synced { revision } => {
                 debug!(revision, "the copy of /observed is synced");
-                // The copy is etcd's at `revision`: deletions up to it are settled.
-                state.removed.retain(|_, removed| *removed > revision);
-                state.synced = true;
-                drop(state);
-                self.synced.send_replace(true);
-                None
+                return Applied::Nothing;
             }
+            Change::Invalid { .. } | Change::InvalidGone { .. } => return Applied::Nothing,
         };
-        records.map_or(Applied::Nothing, Applied::Records)
+        match key {
+            Observed::Task { key, .. } => Applied::Records(key),
+            Observed::Status(key) => Applied::Status(StatusChange {
+                key,
+                entry,
+                revision,
+                listed,
+            }),
+            Observed::List { key, list, index } => Applied::List(ListChange {
+                key,
+                list,
+                index,
+                entry,
+                revision,
+            }),
+        }
     }
 
     /// Waits until the first complete list has been applied; `false` if the copy stopped
     /// being filled before that.
     pub async fn wait_synced(&self) -> bool {
-        let mut synced = self.synced.subscribe();
-        synced.wait_for(|synced| *synced).await.is_ok()
+        self.cache.wait_synced().await
     }
 
     /// The records of `key` by task id; `None` for one that does not decode.
     pub fn records(&self, key: &DeploymentKey) -> BTreeMap<String, Option<TaskRecord>> {
-        self.state()
-            .records
-            .get(key)
-            .map(|tasks| {
-                tasks
-                    .iter()
-                    .map(|(id, known)| (id.clone(), known.record.as_deref().cloned()))
-                    .collect()
+        let from = Observed::Task {
+            key: key.clone(),
+            task_id: String::new(),
+        };
+        self.cache
+            .read()
+            .range(from..)
+            .map_while(|(observed, record)| match observed {
+                Observed::Task { key: of, task_id } if of == key => {
+                    Some((task_id.clone(), record.as_deref().cloned()))
+                }
+                _ => None,
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Every deployment with at least one record.
     pub fn keys(&self) -> Vec<DeploymentKey> {
-        self.state().records.keys().cloned().collect()
+        let mut keys: Vec<DeploymentKey> = Vec::new();
+        for (observed, _) in self.cache.read().iter() {
+            let Observed::Task { key, .. } = observed else {
+                break;
+            };
+            if keys.last() != Some(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
     }
 
     /// How many records there are.
     pub fn len(&self) -> usize {
-        self.state().records.values().map(BTreeMap::len).sum()
+        self.cache
+            .read()
+            .iter()
+            .take_while(|(observed, _)| matches!(observed, Observed::Task { .. }))
+            .count()
     }
 
     /// Whether there is none.
@@ -296,84 +298,20 @@ impl ObservedTree {
         record: TaskRecord,
         revision: Revision,
     ) {
-        let known = Known {
-            record: Some(Box::new(record)),
-            revision,
-        };
-        put(&mut self.state(), key.clone(), task_id.to_owned(), known);
+        self.cache
+            .written(task(key, task_id), Some(Box::new(record)), revision);
     }
 
     /// The controller deleted the record of `task_id` of `key` at `revision`.
     pub fn removed(&self, key: &DeploymentKey, task_id: &str, revision: Revision) {
-        let mut state = self.state();
-        delete(&mut state, key.clone(), task_id.to_owned(), revision);
-        state
-            .removed
-            .insert((key.clone(), task_id.to_owned()), revision);
+        self.cache.removed(&task(key, task_id), revision);
     }
 }
 
-/// The deployment, list and index of a history or journal key.
-fn list_of(path: KeyPath) -> Option<(DeploymentKey, ListKind, u64)> {
-    match path {
-        KeyPath::History { key, revision } => {
-            Some((key, ListKind::History, u64::try_from(revision).ok()?))
-        }
-        KeyPath::Journal { key, sequence } => Some((key, ListKind::Journal, sequence)),
-        _ => None,
-    }
-}
-
-/// Puts `known` unless a write at its revision or later is known; the key if the record
-/// changed.
-fn put(
-    state: &mut TreeState,
-    key: DeploymentKey,
-    task_id: String,
-    known: Known,
-) -> Option<DeploymentKey> {
-    let id = (key, task_id);
-    if let Some(&removed) = state.removed.get(&id) {
-        if removed >= known.revision {
-            return None;
-        }
-        state.removed.remove(&id);
-    }
-    let (key, task_id) = id;
-    let tasks = state.records.entry(key.clone()).or_default();
-    match tasks.get(&task_id) {
-        Some(old) if old.revision >= known.revision => None,
-        old => {
-            let changed = old.is_none_or(|old| old.record != known.record);
-            tasks.insert(task_id, known);
-            changed.then_some(key)
-        }
-    }
-}
-
-/// Deletes the record unless it was written after `revision`; the key if it was there.
-fn delete(
-    state: &mut TreeState,
-    key: DeploymentKey,
-    task_id: String,
-    revision: Revision,
-) -> Option<DeploymentKey> {
-    let tasks = state.records.get_mut(&key)?;
-    if tasks.get(&task_id)?.revision > revision {
-        return None;
-    }
-    tasks.remove(&task_id);
-    if tasks.is_empty() {
-        state.records.remove(&key);
-    }
-    Some(key)
-}
-
-/// Forgets the controller's deletions the watch has passed: it delivers changes in revision
-/// order, so one at `revision` means every change before it was delivered.
-fn prune_removed(state: &mut TreeState, revision: Revision) {
-    if !state.removed.is_empty() {
-        state.removed.retain(|_, removed| *removed >= revision);
+fn task(key: &DeploymentKey, task_id: &str) -> Observed {
+    Observed::Task {
+        key: key.clone(),
+        task_id: task_id.to_owned(),
     }
 }
 
@@ -384,7 +322,21 @@ mod tests {
     use theseus::api::Health;
     use theseus::marathon::task::TaskState;
 
+    use theseus::store::WatchEvent;
+
     use super::*;
+
+    impl ObservedTree {
+        fn layout(&self) -> &Layout {
+            &self.cache.contents().layout
+        }
+
+        fn apply(&self, event: WatchEvent) -> Applied {
+            self.cache
+                .apply(event)
+                .map_or(Applied::Nothing, |change| self.applied(change))
+        }
+    }
 
     fn key() -> DeploymentKey {
         "web/dev".parse().unwrap()
@@ -413,7 +365,7 @@ mod tests {
     fn put_event(tree: &ObservedTree, task: &str, value: &[u8], revision: Revision) -> WatchEvent {
         WatchEvent::Put {
             entry: Entry {
-                key: tree.layout.task(&key(), task),
+                key: tree.layout().task(&key(), task),
                 value: value.to_vec(),
                 create_revision: revision,
                 mod_revision: revision,
@@ -426,7 +378,7 @@ mod tests {
 
     fn delete_event(tree: &ObservedTree, task: &str, revision: Revision) -> WatchEvent {
         WatchEvent::Delete {
-            key: tree.layout.task(&key(), task),
+            key: tree.layout().task(&key(), task),
             revision,
             prev: None,
         }
@@ -491,7 +443,7 @@ mod tests {
     fn every_status_change_is_handed_out_with_whether_it_was_listed() {
         let tree = ObservedTree::new(Layout::default());
         let status = Entry {
-            key: tree.layout.status(&key()),
+            key: tree.layout().status(&key()),
             value: b"{}".to_vec(),
             create_revision: 2,
             mod_revision: 2,
@@ -555,7 +507,7 @@ mod tests {
             version: 1,
             lease: 0,
         };
-        let record = entry(tree.layout.history_record(&key(), 7), 8);
+        let record = entry(tree.layout().history_record(&key(), 7), 8);
         assert_eq!(
             tree.apply(WatchEvent::Put {
                 entry: record.clone(),
@@ -569,9 +521,14 @@ mod tests {
                 revision: 8,
             })
         );
+        // A delete is delivered only for a key that was delivered before it.
+        tree.apply(WatchEvent::Put {
+            entry: entry(tree.layout().journal_entry(&key(), 3), 8),
+            prev: None,
+        });
         assert_eq!(
             tree.apply(WatchEvent::Delete {
-                key: tree.layout.journal_entry(&key(), 3),
+                key: tree.layout().journal_entry(&key(), 3),
                 revision: 9,
                 prev: None,
             }),

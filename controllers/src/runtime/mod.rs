@@ -6,7 +6,8 @@
 //! - [`reflector`]: a local copy of an etcd prefix, kept by the store's resumable watch;
 //! - [`leader`]: leader election over an etcd lease, and the lease keeper;
 //! - [`fence`]: the fencing token every write goes through;
-//! - [`health`]: the replica's role, as `/healthz` and `/readyz` report it.
+//! - [`health`]: the replica's role, as `/healthz` and `/readyz` report it;
+//! - [`trigger`]: a source's stream of changes turned into keys of a work queue.
 
 pub mod fence;
 pub mod health;
@@ -15,4 +16,5 @@ pub mod metrics;
 pub mod queue;
 pub mod reflector;
 pub mod runner;
+pub mod trigger;
 pub mod write_batch;

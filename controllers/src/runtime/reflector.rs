@@ -1,5 +1,6 @@
 //! A reflector: a local copy of an etcd prefix, kept current by the store's resumable watch,
-//! telling a callback which keys changed (kube-runtime's `reflector` + `store`).
+//! telling a callback which keys changed (kube-runtime's `reflector` + `store`), over the
+//! library's [`Cache`].
 //!
 //! What it promises:
 //! - [`Reflection`] (the readers' handle) holds exactly the entries the watch has delivered,
@@ -15,126 +16,111 @@
 //!   ([`theseus::store::WatchStream`]): it relists and delivers the difference, then
 //!   `Synced`; the reflector only counts the errors it reports.
 //!
-//! States: `Listing` (before the first `Synced`) → `Synced { revision }`, updated at each
-//! later `Synced`.
+//! States: those of the cache ([`ReflectorState`]): `Listing` (before the first `Synced`) →
+//! `Synced { revision }`, updated at each later `Synced`.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::Hash;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use theseus::api::KeyError;
-use theseus::store::{Entry, Revision, WatchEvent, WatchStream};
-use tokio::sync::watch;
+use theseus::store::{Cache, Change, Contents, Entry, Error, WatchStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::metrics::Metrics;
 
 /// Where a reflector stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReflectorState {
-    /// Waiting for the first complete list.
-    Listing,
-    /// The copy equals etcd's state at `revision` plus later changes.
-    Synced {
-        /// The revision of the last list.
-        revision: Revision,
-    },
-}
-
-/// The readers' handle: cheap to clone, clones share the copy.
-pub struct Reflection<K> {
-    entries: Arc<RwLock<BTreeMap<K, Entry>>>,
-    invalid: Arc<RwLock<BTreeMap<String, KeyError>>>,
-    state: watch::Receiver<ReflectorState>,
-}
-
-impl<K> Clone for Reflection<K> {
-    fn clone(&self) -> Self {
-        Self {
-            entries: Arc::clone(&self.entries),
-            invalid: Arc::clone(&self.invalid),
-            state: self.state.clone(),
-        }
-    }
-}
-
-impl<K> fmt::Debug for Reflection<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reflection")
-            .field("state", &*self.state.borrow())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: Ord + Clone> Reflection<K> {
-    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<K, Entry>> {
-        self.entries.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The entry of `key`, if it exists.
-    pub fn get(&self, key: &K) -> Option<Entry> {
-        self.read().get(key).cloned()
-    }
-
-    /// Every key, in order.
-    pub fn keys(&self) -> Vec<K> {
-        self.read().keys().cloned().collect()
-    }
-
-    /// How many entries there are.
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
-    /// The etcd keys under the prefix that name no key, with why, in order.
-    pub fn invalid_keys(&self) -> Vec<(String, KeyError)> {
-        self.invalid
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(key, error)| (key.clone(), error.clone()))
-            .collect()
-    }
-
-    /// Where the reflector stands.
-    pub fn state(&self) -> ReflectorState {
-        *self.state.borrow()
-    }
-
-    /// Waits until the first complete list has been applied. Returns `false` if the
-    /// reflector stopped before that.
-    pub async fn wait_synced(&self) -> bool {
-        let mut state = self.state.clone();
-        state
-            .wait_for(|s| matches!(s, ReflectorState::Synced { .. }))
-            .await
-            .is_ok()
-    }
-}
+pub use theseus::store::CacheState as ReflectorState;
 
 /// Turns an etcd key into a reflector key: `None` for a key the reflector ignores, an error
 /// for a key under its prefix that should name one and does not.
 type KeyOf<K> = Box<dyn Fn(&str) -> Option<Result<K, KeyError>> + Send + Sync>;
 
-/// The writer side; run it with [`Reflector::run`].
-pub struct Reflector<K> {
-    name: &'static str,
-    entries: Arc<RwLock<BTreeMap<K, Entry>>>,
-    invalid: Arc<RwLock<BTreeMap<String, KeyError>>>,
-    state: watch::Sender<ReflectorState>,
+/// What a reflector keeps: every entry, by the key `key_of` reads from its etcd key.
+struct Entries<K> {
     key_of: KeyOf<K>,
 }
 
-impl<K: Ord + Clone + Hash + Send + Sync + fmt::Display + 'static> Reflector<K> {
+impl<K: Ord + Clone + Send + Sync + 'static> Contents for Entries<K> {
+    type Key = K;
+    type Value = Entry;
+
+    fn key(&self, etcd_key: &str) -> Option<Result<K, KeyError>> {
+        (self.key_of)(etcd_key)
+    }
+
+    fn value(&self, _: &K, entry: &Entry) -> Entry {
+        entry.clone()
+    }
+}
+
+/// The readers' handle: cheap to clone, clones share the copy.
+pub struct Reflection<K: Ord + Clone + Send + Sync + 'static> {
+    cache: Cache<Entries<K>>,
+}
+
+impl<K: Ord + Clone + Send + Sync + 'static> Clone for Reflection<K> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<K: Ord + Clone + Send + Sync + 'static> fmt::Debug for Reflection<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reflection")
+            .field("state", &self.cache.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Ord + Clone + Send + Sync + 'static> Reflection<K> {
+    /// The entry of `key`, if it exists.
+    pub fn get(&self, key: &K) -> Option<Entry> {
+        self.cache.get(key)
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> Vec<K> {
+        self.cache.keys()
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// The etcd keys under the prefix that name no key, with why, in order.
+    pub fn invalid_keys(&self) -> Vec<(String, KeyError)> {
+        self.cache.invalid_keys()
+    }
+
+    /// Where the reflector stands.
+    pub fn state(&self) -> ReflectorState {
+        self.cache.state()
+    }
+
+    /// Waits until the first complete list has been applied. Returns `false` if the
+    /// reflector stopped before that.
+    pub async fn wait_synced(&self) -> bool {
+        self.cache.wait_synced().await
+    }
+}
+
+/// The writer side; run it with [`Reflector::run`].
+pub struct Reflector<K: Ord + Clone + Send + Sync + 'static> {
+    name: &'static str,
+    cache: Cache<Entries<K>>,
+}
+
+impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
     /// A reflector named `name` (for logs and metrics) whose keys are `key_of(etcd key)`;
     /// etcd keys for which it returns `None` are ignored, and those for which it returns an
     /// error are reported (see the module documentation). Returns it with its readers'
@@ -143,123 +129,76 @@ impl<K: Ord + Clone + Hash + Send + Sync + fmt::Display + 'static> Reflector<K> 
         name: &'static str,
         key_of: impl Fn(&str) -> Option<Result<K, KeyError>> + Send + Sync + 'static,
     ) -> (Self, Reflection<K>) {
-        let entries = Arc::new(RwLock::new(BTreeMap::new()));
-        let invalid = Arc::new(RwLock::new(BTreeMap::new()));
-        let (state, receiver) = watch::channel(ReflectorState::Listing);
+        let cache = Cache::new(Entries {
+            key_of: Box::new(key_of),
+        });
         (
             Self {
                 name,
-                entries: Arc::clone(&entries),
-                invalid: Arc::clone(&invalid),
-                state,
-                key_of: Box::new(key_of),
+                cache: cache.clone(),
             },
-            Reflection {
-                entries,
-                invalid,
-                state: receiver,
-            },
+            Reflection { cache },
         )
     }
 
     /// Applies `watch` to the copy until `stop`, calling `on_change` with every changed key.
     pub async fn run(
         self,
-        mut watch: WatchStream,
+        watch: WatchStream,
         metrics: Arc<Metrics>,
         on_change: impl Fn(&K),
         stop: CancellationToken,
     ) {
-        loop {
-            let item = tokio::select! {
-                () = stop.cancelled() => return,
-                item = watch.next() => item,
-            };
-            match item {
-                Some(Ok(event)) => {
-                    if let Some(key) = self.apply(event, &metrics) {
+        self.cache
+            .follow(watch)
+            .run_until(&stop, |item| match item {
+                Ok(change) => {
+                    if let Some(key) = self.changed(change, &metrics) {
                         on_change(&key);
                     }
                 }
-                Some(Err(error)) => {
-                    // The watch recovers by itself (resume or relist); count and report.
-                    metrics.etcd_request("watch", error.metric_label(), Duration::ZERO);
-                    warn!(reflector = self.name, %error, "watch interrupted; recovering");
-                }
-                None => return,
-            }
-        }
+                Err(error) => watch_interrupted(self.name, &error, &metrics),
+            })
+            .await;
     }
 
-    /// Applies one event; the key it changed, if any.
-    fn apply(&self, event: WatchEvent, metrics: &Metrics) -> Option<K> {
-        match event {
-            WatchEvent::Put { entry, prev } => {
-                let key = match (self.key_of)(&entry.key)? {
-                    Ok(key) => key,
-                    Err(error) => {
-                        self.set_invalid(&entry.key, Some(error), metrics);
-                        return None;
-                    }
-                };
-                let unchanged = prev
-                    .as_ref()
-                    .is_some_and(|prev| prev.mod_revision == entry.mod_revision);
-                self.entries
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), entry);
-                (!unchanged).then_some(key)
+    /// What one change of the copy means: the key it changed, if any.
+    fn changed(&self, change: Change<K, Entry>, metrics: &Metrics) -> Option<K> {
+        match change {
+            Change::Put { key, .. } | Change::Delete { key, .. } => Some(key),
+            Change::Invalid { key, error } => {
+                warn!(
+                    reflector = self.name,
+                    key = %key,
+                    %error,
+                    "ignoring a key that names no deployment; delete or rename it"
+                );
+                metrics.invalid_keys(self.name, self.cache.invalid_keys().len());
+                None
             }
-            WatchEvent::Delete { key: etcd_key, .. } => {
-                let key = match (self.key_of)(&etcd_key)? {
-                    Ok(key) => key,
-                    Err(_) => {
-                        self.set_invalid(&etcd_key, None, metrics);
-                        return None;
-                    }
-                };
-                let removed = self
-                    .entries
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                removed.map(|_| key)
+            Change::InvalidGone { .. } => {
+                metrics.invalid_keys(self.name, self.cache.invalid_keys().len());
+                None
             }
-            WatchEvent::Synced { revision } => {
+            Change::Synced { revision } => {
                 debug!(reflector = self.name, revision, "synced");
-                self.state.send_replace(ReflectorState::Synced { revision });
                 None
             }
         }
     }
+}
 
-    /// Records that `etcd_key` names no key (`Some(why)`) or is gone (`None`); warns the
-    /// first time a key is seen.
-    fn set_invalid(&self, etcd_key: &str, error: Option<KeyError>, metrics: &Metrics) {
-        let mut invalid = self.invalid.write().unwrap_or_else(|p| p.into_inner());
-        match error {
-            Some(error) => {
-                if !invalid.contains_key(etcd_key) {
-                    warn!(
-                        reflector = self.name,
-                        key = etcd_key,
-                        %error,
-                        "ignoring a key that names no deployment; delete or rename it"
-                    );
-                }
-                invalid.insert(etcd_key.to_owned(), error);
-            }
-            None => {
-                invalid.remove(etcd_key);
-            }
-        }
-        metrics.invalid_keys(self.name, invalid.len());
-    }
+/// Counts and reports an error of a cache's watch, which recovers by itself (resume or
+/// relist).
+pub(crate) fn watch_interrupted(cache: &str, error: &Error, metrics: &Metrics) {
+    metrics.etcd_request("watch", error.metric_label(), Duration::ZERO);
+    warn!(cache, %error, "watch interrupted; recovering");
 }
 
 #[cfg(test)]
 mod tests {
+    use theseus::store::{Revision, WatchEvent};
+
     use super::*;
 
     fn entry(key: &str, revision: Revision) -> Entry {
@@ -287,6 +226,11 @@ mod tests {
     }
 
     impl Reflector<String> {
+        fn apply(&self, event: WatchEvent, metrics: &Metrics) -> Option<String> {
+            let change = self.cache.apply(event)?;
+            self.changed(change, metrics)
+        }
+
         fn apply_for_test(&self, event: WatchEvent) -> Option<String> {
             self.apply(event, &Metrics::new())
         }

@@ -130,7 +130,7 @@ impl Watcher {
     pub async fn run<H: Hook>(self, hook: H, shutdown: CancellationToken) {
         let hook = Arc::new(hook);
         let mut observed = self.observed();
-        let mut stream = self.store.watch(&observed.prefix());
+        let mut stream = observed.follow(self.store.watch(&observed.prefix()));
         let mut deliveries = JoinSet::new();
         let mut publishers: BTreeMap<DnsLabel, watch::Sender<Option<Endpoints>>> = BTreeMap::new();
         for service in &self.config.services {
