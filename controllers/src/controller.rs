@@ -21,7 +21,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use std::time::Duration;
 
-use theseus::api::DeploymentKey;
+use theseus::api::{DeploymentKey, JournalEntry, RevisionRecord};
 use theseus::marathon::{self, Embed, MarathonClient, MarathonConfig};
 use theseus::store::{self, EtcdConfig, Layout, Store};
 use theseus_dashboard::demand::DEFAULT_IDLE_TIMEOUT;
@@ -39,7 +39,7 @@ use crate::marathon_snapshot::{
     Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
 };
 use crate::observed::reconcile::Observed;
-use crate::observed::tree::{ListKind, ObservedTree};
+use crate::observed::tree::{ListChange, ListKind, ObservedTree, StatusChange};
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
@@ -282,57 +282,183 @@ async fn connect(replica: &Replica, stop: &CancellationToken) -> Option<Store> {
 
 /// One term: build the caches, then reconcile until the term stops.
 async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
-    let metrics = &replica.metrics;
-    let fenced = FencedStore::new(store.clone(), term.fence.clone(), Arc::clone(metrics));
+    let fenced = FencedStore::new(
+        store.clone(),
+        term.fence.clone(),
+        Arc::clone(&replica.metrics),
+    );
     let mut tasks = JoinSet::new();
-
-    // One watch of /observed/: the task records, and every status from its first list on.
-    let tree = ObservedTree::new(replica.layout.clone());
-    let statuses = Arc::new(Statuses::new(fenced.clone(), Arc::clone(metrics)));
-    let history = Arc::new(KeptList::new(fenced.clone(), ListKind::History));
-    let journal = Arc::new(KeptList::new(fenced.clone(), ListKind::Journal));
-    let queue = WorkQueue::new(replica.config.backoff);
-    let observed_queue: WorkQueue<DeploymentKey> = WorkQueue::new(replica.config.backoff);
-    tasks.spawn({
-        let tree = tree.clone();
-        let watch = store.watch(&replica.layout.observed_root());
-        let observed_queue = observed_queue.clone();
-        let statuses = Arc::clone(&statuses);
-        let (history, journal) = (Arc::clone(&history), Arc::clone(&journal));
-        let queue = queue.clone();
-        let metrics = Arc::clone(metrics);
-        let stop = term.stop.clone();
-        async move {
-            tree.run(
-                watch,
-                metrics,
-                move |key| observed_queue.trigger(key.clone()),
-                // A status someone else changed is put right by its deployment's reconcile.
-                move |change| {
-                    if let Some(key) = statuses.observe(change) {
-                        queue.trigger(key);
-                    }
-                },
-                move |change| match change.list {
-                    ListKind::History => history.observe(change),
-                    ListKind::Journal => journal.observe(change),
-                },
-                stop,
-            )
-            .await
-        }
-    });
+    let queues = Queues::new(replica.config.backoff);
+    let copy = follow_observed(&replica, &store, &fenced, &queues, &term, &mut tasks);
     // Until reconciles run, a shutdown need not wait for anything.
-    let synced = tokio::select! {
-        () = term.stop.cancelled() => return,
-        synced = tree.wait_synced() => synced,
-    };
-    if !synced {
+    if !until_stopped(&term, copy.tree.wait_synced())
+        .await
+        .unwrap_or(false)
+    {
         return;
     }
 
+    let snapshot = marathon_snapshot(&replica);
+    let layout = replica.layout.clone();
+    let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
+    let deployments = Arc::new(Deployments::new(
+        replica.mapping.clone(),
+        desired.clone(),
+        Arc::clone(&snapshot),
+        Records {
+            statuses: copy.statuses,
+            history: copy.history,
+            journal: copy.journal,
+            fenced: fenced.clone(),
+        },
+        term.fence.clone(),
+    ));
+    let observed = Arc::new(Observed::new(
+        replica.mapping.installation().clone(),
+        Arc::clone(&snapshot),
+        copy.tree,
+        fenced,
+        Arc::clone(&replica.metrics),
+    ));
+    let reconcilers = Reconcilers {
+        deployments,
+        observed,
+        queues,
+    };
+    reconcilers.spawn_triggers(&replica, &snapshot, &term, &mut tasks);
+    tasks.spawn(reflector.run(
+        store.watch(&replica.layout.desired_root()),
+        Arc::clone(&replica.metrics),
+        {
+            let queue = reconcilers.queues.deployments.clone();
+            move |key| queue.trigger(key.clone())
+        },
+        term.stop.clone(),
+    ));
+    let _seen = TermSeesMarathon::follow(&replica.marathon_seen, &snapshot, &mut tasks);
+
+    // One list of Marathon, then its events; reconciles wait for /desired's first list.
+    match until_stopped(&term, snapshot.relist(RelistReason::Initial)).await {
+        None => return,
+        Some(Err(error)) => {
+            warn!(%error, "cannot list Marathon's apps; statuses will say so until it answers");
+        }
+        Some(Ok(())) => {}
+    }
+    tasks.spawn({
+        let snapshot = Arc::clone(&snapshot);
+        let stop = term.stop.clone();
+        async move { snapshot.follow_events(stop).await }
+    });
+    if !until_stopped(&term, desired.wait_synced())
+        .await
+        .unwrap_or(false)
+    {
+        return;
+    }
+    replica.health.set(Role::Leader { synced: true });
+    info!(
+        desired = desired.len(),
+        apps = snapshot.apps().len(),
+        records = reconcilers.observed.keys().len(),
+        "caches synced; reconciling"
+    );
+    reconcilers.queue_every_key();
+    tasks.spawn(resync(
+        Arc::clone(&snapshot),
+        reconcilers.clone(),
+        replica.config.resync,
+        term.stop.clone(),
+    ));
+    reconcilers.run(&replica, &term).await;
+    tasks.shutdown().await;
+}
+
+/// `future`'s output, or `None` once the term stops.
+async fn until_stopped<T>(term: &Term, future: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        () = term.stop.cancelled() => None,
+        output = future => Some(output),
+    }
+}
+
+/// The term's two work queues.
+#[derive(Clone)]
+struct Queues {
+    deployments: WorkQueue<DeploymentKey>,
+    observed: WorkQueue<DeploymentKey>,
+}
+
+impl Queues {
+    fn new(backoff: Backoff) -> Queues {
+        Queues {
+            deployments: WorkQueue::new(backoff),
+            observed: WorkQueue::new(backoff),
+        }
+    }
+}
+
+/// What the watch of `/observed/` keeps for the reconcilers.
+struct ObservedCopy {
+    tree: ObservedTree,
+    statuses: Arc<Statuses>,
+    history: Arc<KeptList<RevisionRecord>>,
+    journal: Arc<KeptList<JournalEntry>>,
+}
+
+/// Starts the term's one watch of `/observed/`: the task records for the observed
+/// reconciler, and every status, history record and journal entry from its first list on.
+/// A record or status someone else changed triggers the reconciler that puts it right.
+fn follow_observed(
+    replica: &Replica,
+    store: &Store,
+    fenced: &FencedStore,
+    queues: &Queues,
+    term: &Term,
+    tasks: &mut JoinSet<()>,
+) -> ObservedCopy {
+    let copy = ObservedCopy {
+        tree: ObservedTree::new(replica.layout.clone()),
+        statuses: Arc::new(Statuses::new(fenced.clone(), Arc::clone(&replica.metrics))),
+        history: Arc::new(KeptList::new(fenced.clone(), ListKind::History)),
+        journal: Arc::new(KeptList::new(fenced.clone(), ListKind::Journal)),
+    };
+    let tree = copy.tree.clone();
+    let watch = store.watch(&replica.layout.observed_root());
+    let metrics = Arc::clone(&replica.metrics);
+    let on_records = {
+        let queue = queues.observed.clone();
+        move |key: &DeploymentKey| queue.trigger(key.clone())
+    };
+    // A status someone else changed is put right by its deployment's reconcile.
+    let on_status = {
+        let (statuses, queue) = (Arc::clone(&copy.statuses), queues.deployments.clone());
+        move |change: StatusChange| {
+            if let Some(key) = statuses.observe(change) {
+                queue.trigger(key);
+            }
+        }
+    };
+    let on_list = {
+        let (history, journal) = (Arc::clone(&copy.history), Arc::clone(&copy.journal));
+        move |change: ListChange| match change.list {
+            ListKind::History => history.observe(change),
+            ListKind::Journal => journal.observe(change),
+        }
+    };
+    let stop = term.stop.clone();
+    let run = async move {
+        tree.run(watch, metrics, on_records, on_status, on_list, stop)
+            .await
+    };
+    tasks.spawn(run);
+    copy
+}
+
+/// The term's picture of Marathon, shared by both reconcilers.
+fn marathon_snapshot(replica: &Replica) -> Arc<MarathonSnapshot> {
     let mapping = replica.mapping.clone();
-    let snapshot = Arc::new(MarathonSnapshot::new(
+    Arc::new(MarathonSnapshot::new(
         replica.client.clone(),
         SnapshotConfig {
             selector: MANAGED_SELECTOR.to_owned(),
@@ -344,152 +470,100 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
                 Embed::LastTaskFailure,
                 Embed::Tasks,
             ],
-            in_scope: Arc::new({
-                let mapping = mapping.clone();
-                move |id| mapping.key_of(id).is_some()
-            }),
+            in_scope: Arc::new(move |id| mapping.key_of(id).is_some()),
         },
-        Arc::clone(metrics),
-    ));
-    let layout = replica.layout.clone();
-    let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
-    let deployments = Arc::new(Deployments::new(
-        mapping.clone(),
-        desired.clone(),
-        Arc::clone(&snapshot),
-        Records {
-            statuses,
-            history,
-            journal,
-            fenced: fenced.clone(),
-        },
-        term.fence.clone(),
-    ));
-    let observed = Arc::new(Observed::new(
-        mapping.installation().clone(),
-        Arc::clone(&snapshot),
-        tree,
-        fenced,
-        Arc::clone(metrics),
-    ));
-    // The snapshot's changes trigger both reconcilers; each trigger belongs to the term.
-    tasks.spawn(trigger::run(
-        snapshot.changes(),
-        queue.clone(),
-        {
-            let installation = mapping.installation().clone();
-            move |change| triggers::deployments(&installation, change)
-        },
-        {
-            let deployments = Arc::clone(&deployments);
-            move || deployments.keys()
-        },
-        term.stop.clone(),
-    ));
-    tasks.spawn(trigger::run(
-        snapshot.changes(),
-        observed_queue.clone(),
-        {
-            let installation = mapping.installation().clone();
-            move |change| triggers::observed(&installation, change)
-        },
-        {
-            let observed = Arc::clone(&observed);
-            move || observed.keys()
-        },
-        term.stop.clone(),
-    ));
+        Arc::clone(&replica.metrics),
+    ))
+}
 
-    tasks.spawn(reflector.run(
-        store.watch(&replica.layout.desired_root()),
-        Arc::clone(metrics),
-        {
-            let queue = queue.clone();
-            move |key| queue.trigger(key.clone())
-        },
-        term.stop.clone(),
-    ));
-    // What the term sees of Marathon, for the dashboard's controller page, until it ends.
-    let _seen = TermSeesMarathon::new(Arc::clone(&replica.marathon_seen));
-    tasks.spawn({
-        let seen = Arc::clone(&replica.marathon_seen);
-        let changes = snapshot.changes();
-        async move {
-            let mut changes = std::pin::pin!(changes);
-            while let Some(change) = changes.next().await {
-                if let Change::Reachability(reachability) = change {
-                    seen.set(Some(reachability));
-                }
-            }
-        }
-    });
-    let listed = tokio::select! {
-        () = term.stop.cancelled() => return,
-        listed = snapshot.relist(RelistReason::Initial) => listed,
-    };
-    if let Err(error) = listed {
-        warn!(%error, "cannot list Marathon's apps; statuses will say so until it answers");
-    }
-    tasks.spawn({
-        let snapshot = Arc::clone(&snapshot);
-        let stop = term.stop.clone();
-        async move { snapshot.follow_events(stop).await }
-    });
-    let synced = tokio::select! {
-        () = term.stop.cancelled() => false,
-        synced = desired.wait_synced() => synced,
-    };
-    if !synced {
-        return;
-    }
-    replica.health.set(Role::Leader { synced: true });
-    info!(
-        desired = desired.len(),
-        apps = snapshot.apps().len(),
-        records = observed.keys().len(),
-        "caches synced; reconciling"
-    );
-    queue.resync(deployments.keys());
-    observed_queue.resync(observed.keys());
-    tasks.spawn(resync(
-        Arc::clone(&snapshot),
-        Arc::clone(&deployments),
-        Arc::clone(&observed),
-        (queue.clone(), observed_queue.clone()),
-        replica.config.resync,
-        term.stop.clone(),
-    ));
+/// The term's two reconcilers with their queues.
+#[derive(Clone)]
+struct Reconcilers {
+    deployments: Arc<Deployments>,
+    observed: Arc<Observed>,
+    queues: Queues,
+}
 
-    let runner = |controller| RunnerConfig {
-        controller,
-        workers: replica.config.workers,
-        drain: replica.config.drain,
-    };
-    tokio::join!(
-        runner::run(
-            queue.clone(),
-            runner(DEPLOYMENTS),
-            Arc::clone(metrics),
-            move |key| {
-                let deployments = Arc::clone(&deployments);
-                async move { deployments.reconcile(key).await }
+impl Reconcilers {
+    /// The snapshot's changes trigger both reconcilers ([`triggers`]); the triggers belong
+    /// to the term.
+    fn spawn_triggers(
+        &self,
+        replica: &Replica,
+        snapshot: &MarathonSnapshot,
+        term: &Term,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let installation = replica.mapping.installation().clone();
+        tasks.spawn(trigger::run(
+            snapshot.changes(),
+            self.queues.deployments.clone(),
+            {
+                let installation = installation.clone();
+                move |change| triggers::deployments(&installation, change)
+            },
+            {
+                let deployments = Arc::clone(&self.deployments);
+                move || deployments.keys()
             },
             term.stop.clone(),
-        ),
-        runner::run(
-            observed_queue.clone(),
-            runner(OBSERVED),
-            Arc::clone(metrics),
-            move |key| {
-                let observed = Arc::clone(&observed);
-                async move { observed.reconcile(key).await }
+        ));
+        tasks.spawn(trigger::run(
+            snapshot.changes(),
+            self.queues.observed.clone(),
+            move |change| triggers::observed(&installation, change),
+            {
+                let observed = Arc::clone(&self.observed);
+                move || observed.keys()
             },
             term.stop.clone(),
-        ),
-    );
-    queue.close();
-    observed_queue.close();
-    tasks.shutdown().await;
+        ));
+    }
+
+    /// Queues every key of both reconcilers (converged keys cost neither a Marathon call nor
+    /// an etcd write).
+    fn queue_every_key(&self) {
+        self.queues.deployments.resync(self.deployments.keys());
+        self.queues.observed.resync(self.observed.keys());
+    }
+
+    /// Runs both reconcilers until the term stops; then closes their queues.
+    async fn run(self, replica: &Replica, term: &Term) {
+        let runner = |controller| RunnerConfig {
+            controller,
+            workers: replica.config.workers,
+            drain: replica.config.drain,
+        };
+        let Reconcilers {
+            deployments,
+            observed,
+            queues,
+        } = self;
+        tokio::join!(
+            runner::run(
+                queues.deployments.clone(),
+                runner(DEPLOYMENTS),
+                Arc::clone(&replica.metrics),
+                move |key| {
+                    let deployments = Arc::clone(&deployments);
+                    async move { deployments.reconcile(key).await }
+                },
+                term.stop.clone(),
+            ),
+            runner::run(
+                queues.observed.clone(),
+                runner(OBSERVED),
+                Arc::clone(&replica.metrics),
+                move |key| {
+                    let observed = Arc::clone(&observed);
+                    async move { observed.reconcile(key).await }
+                },
+                term.stop.clone(),
+            ),
+        );
+        queues.deployments.close();
+        queues.observed.close();
+    }
 }
 
 /// Marathon's reachability as a term sees it: not listed yet when the term begins, unknown
@@ -497,9 +571,26 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
 struct TermSeesMarathon(Arc<MarathonSeen>);
 
 impl TermSeesMarathon {
-    fn new(seen: Arc<MarathonSeen>) -> TermSeesMarathon {
+    /// Follows the snapshot's reachability into `seen` for as long as the term's tasks run.
+    fn follow(
+        seen: &Arc<MarathonSeen>,
+        snapshot: &MarathonSnapshot,
+        tasks: &mut JoinSet<()>,
+    ) -> TermSeesMarathon {
         seen.set(Some(Reachability::Unknown));
-        TermSeesMarathon(seen)
+        let changes = snapshot.changes();
+        tasks.spawn({
+            let seen = Arc::clone(seen);
+            async move {
+                let mut changes = std::pin::pin!(changes);
+                while let Some(change) = changes.next().await {
+                    if let Change::Reachability(reachability) = change {
+                        seen.set(Some(reachability));
+                    }
+                }
+            }
+        });
+        TermSeesMarathon(Arc::clone(seen))
     }
 }
 
@@ -513,9 +604,7 @@ impl Drop for TermSeesMarathon {
 /// both reconcilers (converged keys cost neither a Marathon call nor an etcd write).
 async fn resync(
     snapshot: Arc<MarathonSnapshot>,
-    deployments: Arc<Deployments>,
-    observed: Arc<Observed>,
-    (queue, observed_queue): (WorkQueue<DeploymentKey>, WorkQueue<DeploymentKey>),
+    reconcilers: Reconcilers,
     interval: Duration,
     stop: CancellationToken,
 ) {
@@ -528,8 +617,7 @@ async fn resync(
             warn!(%error, "cannot relist Marathon for the resync");
         }
         snapshot.refresh_foreign().await;
-        queue.resync(deployments.keys());
-        observed_queue.resync(observed.keys());
+        reconcilers.queue_every_key();
     }
 }
 
