@@ -36,7 +36,7 @@ use crate::deployments::records::Records;
 use crate::deployments::statuses::Statuses;
 use crate::http::{HttpError, HttpServer, MarathonSeen, ReplicaReport};
 use crate::marathon_snapshot::{
-    Change, MarathonSnapshot, Reachability, RelistReason, SnapshotConfig,
+    MarathonSnapshot, Reachability, RelistReason, SnapshotChange, SnapshotConfig,
 };
 use crate::observed::reconcile::Observed;
 use crate::observed::tree::{ListChange, ListKind, ObservedTree, StatusChange};
@@ -584,7 +584,7 @@ impl TermSeesMarathon {
             async move {
                 let mut changes = std::pin::pin!(changes);
                 while let Some(change) = changes.next().await {
-                    if let Change::Reachability(reachability) = change {
+                    if let SnapshotChange::Reachability(reachability) = change {
                         seen.set(Some(reachability));
                     }
                 }

@@ -15,25 +15,30 @@
 use theseus::api::DeploymentKey;
 use theseus::mapping::ownership::Installation;
 
-use crate::marathon_snapshot::{Change, Reachability};
+use crate::marathon_snapshot::{Reachability, SnapshotChange};
 use crate::runtime::trigger::Triggered;
 
 /// The keys of the deployments reconciler that `change` triggers.
-pub fn deployments(installation: &Installation, change: Change) -> Triggered<DeploymentKey> {
+pub fn deployments(
+    installation: &Installation,
+    change: SnapshotChange,
+) -> Triggered<DeploymentKey> {
     match change {
-        Change::Apps(apps) => keys(installation, &apps),
-        Change::Written(_) => Triggered::Nothing,
-        Change::Reachability(_) | Change::Missed => Triggered::Every,
+        SnapshotChange::Apps(apps) => keys(installation, &apps),
+        SnapshotChange::Written(_) => Triggered::Nothing,
+        SnapshotChange::Reachability(_) | SnapshotChange::Missed => Triggered::Every,
     }
 }
 
 /// The keys of the observed reconciler that `change` triggers.
-pub fn observed(installation: &Installation, change: Change) -> Triggered<DeploymentKey> {
+pub fn observed(installation: &Installation, change: SnapshotChange) -> Triggered<DeploymentKey> {
     match change {
-        Change::Apps(apps) => keys(installation, &apps),
-        Change::Written(app) => Triggered::key(installation.key_of(&app)),
-        Change::Reachability(Reachability::Reachable) | Change::Missed => Triggered::Every,
-        Change::Reachability(_) => Triggered::Nothing,
+        SnapshotChange::Apps(apps) => keys(installation, &apps),
+        SnapshotChange::Written(app) => Triggered::key(installation.key_of(&app)),
+        SnapshotChange::Reachability(Reachability::Reachable) | SnapshotChange::Missed => {
+            Triggered::Every
+        }
+        SnapshotChange::Reachability(_) => Triggered::Nothing,
     }
 }
 
@@ -70,7 +75,7 @@ mod tests {
 
     #[test]
     fn changed_apps_trigger_their_keys_in_both_and_apps_of_others_trigger_nothing() {
-        let change = Change::Apps(vec![app("/prod/web/dev"), app("/elsewhere/web/dev")]);
+        let change = SnapshotChange::Apps(vec![app("/prod/web/dev"), app("/elsewhere/web/dev")]);
         for triggered in [
             deployments(&installation(), change.clone()),
             observed(&installation(), change),
@@ -81,7 +86,7 @@ mod tests {
 
     #[test]
     fn an_own_write_triggers_only_the_observed_reconciler() {
-        let written = Change::Written(app("/prod/web/dev"));
+        let written = SnapshotChange::Written(app("/prod/web/dev"));
         assert_eq!(
             deployments(&installation(), written.clone()),
             Triggered::Nothing
@@ -99,15 +104,16 @@ mod tests {
             status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
             message: "refused".into(),
         };
-        let unreachable = Change::Reachability(Reachability::Unreachable(Arc::new(refused)));
+        let unreachable =
+            SnapshotChange::Reachability(Reachability::Unreachable(Arc::new(refused)));
         assert_eq!(
             deployments(&installation(), unreachable.clone()),
             Triggered::Every
         );
         assert_eq!(observed(&installation(), unreachable), Triggered::Nothing);
         for change in [
-            Change::Reachability(Reachability::Reachable),
-            Change::Missed,
+            SnapshotChange::Reachability(Reachability::Reachable),
+            SnapshotChange::Missed,
         ] {
             assert_eq!(
                 deployments(&installation(), change.clone()),

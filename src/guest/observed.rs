@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use super::service_tasks::ServiceTasks;
 use crate::api::{DnsLabel, KeyError, TaskRecord};
 use crate::store::{
-    Cache, Change, ChangeOf, Changes, Contents, Entry, KeyPath, Layout, Listing, Revision,
+    Cache, CacheChange, ChangeOf, Changes, Contents, Entry, KeyPath, Layout, Listing, Revision,
     WatchStream,
 };
 
@@ -148,8 +148,8 @@ impl ObservedTasks {
     /// absent.
     fn note(&mut self, change: ChangeOf<WatchedTasks>) {
         let (service, before, key) = match change {
-            Change::Put { key, old, .. } => (key.0.clone(), old.flatten(), Some(key)),
-            Change::Delete { key, old, .. } => (key.0, old, None),
+            CacheChange::Put { key, old, .. } => (key.0.clone(), old.flatten(), Some(key)),
+            CacheChange::Delete { key, old, .. } => (key.0, old, None),
             _ => return,
         };
         let now = key.and_then(|key| self.cache.get(&key).flatten());

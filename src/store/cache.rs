@@ -57,7 +57,7 @@ pub trait Contents: Send + Sync + 'static {
     fn value(&self, key: &Self::Key, entry: &Entry) -> Self::Value;
 
     /// Whether replacing `old` by `new` under `key` changes nothing the owner cares about, so
-    /// no [`Change`] is handed out. By default every new revision is a change.
+    /// no [`CacheChange`] is handed out. By default every new revision is a change.
     fn same(&self, key: &Self::Key, old: &Self::Value, new: &Self::Value) -> bool {
         let _ = (key, old, new);
         false
@@ -66,7 +66,7 @@ pub trait Contents: Send + Sync + 'static {
 
 /// One change of a cache, handed out after the cache holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change<K, V> {
+pub enum CacheChange<K, V> {
     /// A key was created or changed.
     Put {
         /// The key.
@@ -92,7 +92,7 @@ pub enum Change<K, V> {
         /// Why it names nothing.
         error: KeyError,
     },
-    /// An etcd key reported [`Invalid`](Change::Invalid) was deleted.
+    /// An etcd key reported [`Invalid`](CacheChange::Invalid) was deleted.
     InvalidGone {
         /// The etcd key.
         key: String,
@@ -105,7 +105,7 @@ pub enum Change<K, V> {
 }
 
 /// The changes of a cache with contents `C`.
-pub type ChangeOf<C> = Change<<C as Contents>::Key, <C as Contents>::Value>;
+pub type ChangeOf<C> = CacheChange<<C as Contents>::Key, <C as Contents>::Value>;
 
 /// Where a cache stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +364,7 @@ impl<C: Contents> Cache<C> {
             }
             WatchEvent::Synced { revision } => {
                 self.mark_synced(revision);
-                Some(Change::Synced { revision })
+                Some(CacheChange::Synced { revision })
             }
         }
     }
@@ -409,7 +409,7 @@ impl<C: Contents> Cache<C> {
             .collect();
         for key in gone {
             if let Some(slot) = state.held.remove(&key) {
-                out.push_back(Ok(Change::Delete {
+                out.push_back(Ok(CacheChange::Delete {
                     key,
                     revision: listing.revision,
                     old: slot.value,
@@ -424,10 +424,10 @@ impl<C: Contents> Cache<C> {
             .collect();
         for key in invalid_gone {
             state.invalid.remove(&key);
-            out.push_back(Ok(Change::InvalidGone { key }));
+            out.push_back(Ok(CacheChange::InvalidGone { key }));
         }
         state.revision = state.revision.max(listing.revision);
-        out.push_back(Ok(Change::Synced {
+        out.push_back(Ok(CacheChange::Synced {
             revision: listing.revision,
         }));
     }
@@ -490,7 +490,7 @@ impl<C: Contents> Cache<C> {
                     .invalid
                     .insert(entry.key.clone(), error.clone())
                     .is_none();
-                return first.then_some(Change::Invalid {
+                return first.then_some(CacheChange::Invalid {
                     key: entry.key,
                     error,
                 });
@@ -511,7 +511,7 @@ impl<C: Contents> Cache<C> {
                 let same = self.shared.contents.same(&key, &slot.value, &value);
                 slot.revision = revision;
                 let old = std::mem::replace(&mut slot.value, value);
-                (!same).then_some(Change::Put {
+                (!same).then_some(CacheChange::Put {
                     key,
                     entry,
                     old: Some(old),
@@ -519,7 +519,7 @@ impl<C: Contents> Cache<C> {
             }
             None => {
                 state.held.insert(key.clone(), Slot { revision, value });
-                Some(Change::Put {
+                Some(CacheChange::Put {
                     key,
                     entry,
                     old: None,
@@ -540,7 +540,7 @@ impl<C: Contents> Cache<C> {
             Ok(key) => key,
             Err(_) => {
                 state.invalid.remove(etcd_key)?;
-                return Some(Change::InvalidGone {
+                return Some(CacheChange::InvalidGone {
                     key: etcd_key.to_owned(),
                 });
             }
@@ -549,7 +549,7 @@ impl<C: Contents> Cache<C> {
             return None;
         }
         let slot = state.held.remove(&key)?;
-        Some(Change::Delete {
+        Some(CacheChange::Delete {
             key,
             revision,
             old: slot.value,
@@ -574,7 +574,7 @@ fn forget_delivered_removals<K: Ord, V>(state: &mut State<K, V>, revision: Revis
     }
 }
 
-/// The changes of a cache as its watch delivers them: `Stream<Item = Result<Change, Error>>`.
+/// The changes of a cache as its watch delivers them: `Stream<Item = Result<CacheChange, Error>>`.
 ///
 /// Errors are the watch's; it recovers from them by itself (see [`WatchStream`]), so the
 /// stream never ends.
@@ -677,11 +677,11 @@ mod tests {
         changes
             .iter()
             .map(|change| match change {
-                Change::Put { key, .. } => format!("put {key}"),
-                Change::Delete { key, .. } => format!("delete {key}"),
-                Change::Invalid { key, .. } => format!("invalid {key}"),
-                Change::InvalidGone { key } => format!("invalid gone {key}"),
-                Change::Synced { revision } => format!("synced {revision}"),
+                CacheChange::Put { key, .. } => format!("put {key}"),
+                CacheChange::Delete { key, .. } => format!("delete {key}"),
+                CacheChange::Invalid { key, .. } => format!("invalid {key}"),
+                CacheChange::InvalidGone { key } => format!("invalid gone {key}"),
+                CacheChange::Synced { revision } => format!("synced {revision}"),
             })
             .collect()
     }
@@ -731,7 +731,7 @@ mod tests {
         );
         assert_eq!(
             cache.apply(delete("/k/a", 7)),
-            Some(Change::Delete {
+            Some(CacheChange::Delete {
                 key: "a".into(),
                 revision: 7,
                 old: "1".into()
@@ -762,14 +762,14 @@ mod tests {
         let cache = Cache::new(Letters);
         assert!(matches!(
             cache.apply(put("/k/BAD", "1", 2)),
-            Some(Change::Invalid { .. })
+            Some(CacheChange::Invalid { .. })
         ));
         assert_eq!(cache.apply(put("/k/BAD", "2", 3)), None);
         assert_eq!(cache.invalid_keys().len(), 1);
         assert!(cache.is_empty());
         assert_eq!(
             cache.apply(delete("/k/BAD", 4)),
-            Some(Change::InvalidGone {
+            Some(CacheChange::InvalidGone {
                 key: "/k/BAD".into()
             })
         );

@@ -26,7 +26,7 @@ mod members;
 mod txn;
 mod watch;
 
-pub use cache::{Cache, CacheRead, CacheState, Change, ChangeOf, Changes, Contents};
+pub use cache::{Cache, CacheChange, CacheRead, CacheState, ChangeOf, Changes, Contents};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, EtcdConfig,
 };

@@ -33,7 +33,7 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use etcd_client::{EventType, WatchOptions};
 use futures::{Stream, StreamExt};
 
-use super::cache::{Cache, Change, ChangeOf, Contents};
+use super::cache::{Cache, CacheChange, ChangeOf, Contents};
 use super::error::describe;
 use super::members::CallError;
 use super::{Entry, Error, Revision, Store};
@@ -104,15 +104,15 @@ impl WatchEvent {
     /// The event for a change of the stream's own cache.
     fn emitted(change: ChangeOf<Entries>) -> Option<WatchEvent> {
         match change {
-            Change::Put { entry, old, .. } => Some(WatchEvent::Put { entry, prev: old }),
-            Change::Delete { key, revision, old } => Some(WatchEvent::Delete {
+            CacheChange::Put { entry, old, .. } => Some(WatchEvent::Put { entry, prev: old }),
+            CacheChange::Delete { key, revision, old } => Some(WatchEvent::Delete {
                 key,
                 revision,
                 prev: Some(old),
             }),
-            Change::Synced { revision } => Some(WatchEvent::Synced { revision }),
+            CacheChange::Synced { revision } => Some(WatchEvent::Synced { revision }),
             // Every key names itself.
-            Change::Invalid { .. } | Change::InvalidGone { .. } => None,
+            CacheChange::Invalid { .. } | CacheChange::InvalidGone { .. } => None,
         }
     }
 }
@@ -208,7 +208,7 @@ impl<C: Contents> Watcher<C> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 // Handed out: the consumer has seen every change of the list before it.
-                if let Ok(Change::Synced { revision }) = item {
+                if let Ok(CacheChange::Synced { revision }) = item {
                     self.cache.mark_synced(revision);
                 }
                 return item;

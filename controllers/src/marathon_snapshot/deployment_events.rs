@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use theseus::marathon::{App, AppId, DeploymentId, Event};
 
-use super::Picture;
+use super::MarathonPicture;
 use super::task_events::Applied;
 
 /// What `event` does to `app`'s picture; `None` if the event is not a deployment or API
 /// event.
-pub(super) fn apply(state: &mut Picture, app: &AppId, event: &Event) -> Option<Applied> {
+pub(super) fn apply(state: &mut MarathonPicture, app: &AppId, event: &Event) -> Option<Applied> {
     Some(match event {
         Event::ApiPost(e) => {
             let version = e.app_definition.as_ref().and_then(|d| d.version.as_ref());
@@ -48,11 +48,15 @@ pub(super) fn apply(state: &mut Picture, app: &AppId, event: &Event) -> Option<A
 }
 
 /// The app as the picture holds it, if it does.
-fn held<'a>(state: &'a Picture, app: &AppId) -> Option<&'a App> {
+fn held<'a>(state: &'a MarathonPicture, app: &AppId) -> Option<&'a App> {
     state.entries.get(app)?.app.as_deref()
 }
 
-fn deployment_ended(state: &mut Picture, app: &AppId, deployment: &DeploymentId) -> Applied {
+fn deployment_ended(
+    state: &mut MarathonPicture,
+    app: &AppId,
+    deployment: &DeploymentId,
+) -> Applied {
     let stamp = state.tick();
     let Some(entry) = state.entries.get_mut(app) else {
         return Applied::Reread(app.clone());
@@ -95,9 +99,9 @@ mod tests {
         AppId::parse(text).unwrap()
     }
 
-    fn state_with(app: Value) -> Picture {
+    fn state_with(app: Value) -> MarathonPicture {
         let app: App = serde_json::from_value(app).unwrap();
-        let mut state = Picture::default();
+        let mut state = MarathonPicture::default();
         state.entries.insert(
             app.id.clone(),
             Entry {
@@ -183,7 +187,7 @@ mod tests {
             ),
             Some(Applied::Reread(id("/a/x")))
         );
-        let mut empty = Picture::default();
+        let mut empty = MarathonPicture::default();
         assert_eq!(
             apply(
                 &mut empty,

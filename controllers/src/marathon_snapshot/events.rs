@@ -30,7 +30,9 @@ use tracing::{debug, info, warn};
 use super::backlog::{AppBacklog, Batch};
 use super::deployment_events;
 use super::task_events::{self, Applied};
-use super::{APPLIED_EVENTS, Change, MarathonSnapshot, Picture, Reachability, RelistReason};
+use super::{
+    APPLIED_EVENTS, MarathonPicture, MarathonSnapshot, Reachability, RelistReason, SnapshotChange,
+};
 
 /// The most dirty apps taken for one round of re-reads: events about the rest (and new
 /// ones about these) are batched into the next round.
@@ -325,7 +327,7 @@ impl MarathonSnapshot {
         if !changed.is_empty() {
             fail::fail_point!(APPLIED_EVENTS);
         }
-        self.publish(Change::Apps(changed));
+        self.publish(SnapshotChange::Apps(changed));
         if !dirty.is_empty() {
             let mut state = self.state();
             state.dirty.extend(dirty);
@@ -337,7 +339,7 @@ impl MarathonSnapshot {
     /// What one event does to `app`'s picture: task events change it in place when the
     /// snapshot embeds tasks, deployment and API events when it embeds deployments (see
     /// [`deployment_events`]); any other event asks for the app to be re-read.
-    fn apply_event(&self, state: &mut Picture, app: &AppId, event: &Event) -> Applied {
+    fn apply_event(&self, state: &mut MarathonPicture, app: &AppId, event: &Event) -> Applied {
         if self.tracks_tasks()
             && task_events::task_event_app(event).is_some()
             && let Some(applied) = task_events::apply(state, event)
@@ -412,7 +414,7 @@ impl MarathonSnapshot {
     }
 
     /// Publishes how many re-reads events asked for are not finished.
-    fn count_rereads(&self, state: &Picture) {
+    fn count_rereads(&self, state: &MarathonPicture) {
         self.metrics
             .snapshot_rereads_pending(state.dirty.len() + state.rereading);
     }

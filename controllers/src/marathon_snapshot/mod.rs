@@ -51,7 +51,7 @@ mod picture;
 mod task_events;
 pub mod writes;
 
-use picture::{Entry, Picture, add_deployment};
+use picture::{Entry, MarathonPicture, add_deployment};
 
 pub use writes::{WriteError, Writes, Written};
 
@@ -124,7 +124,7 @@ impl PictureError {
 
 /// What changed in the snapshot, as its [`MarathonSnapshot::changes`] tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub enum SnapshotChange {
     /// These apps appeared, changed or disappeared.
     Apps(Vec<AppId>),
     /// Marathon became reachable or unreachable: everything may read differently.
@@ -188,24 +188,24 @@ impl fmt::Debug for SnapshotConfig {
 pub const APPLIED_EVENTS: &str = "marathon_snapshot::applied_events";
 
 /// Changes published and not yet heard by every listener; a listener further behind hears
-/// [`Change::Missed`] instead of what it missed.
+/// [`SnapshotChange::Missed`] instead of what it missed.
 const CHANGES_HELD: usize = 4096;
 
 /// The shared snapshot; see the module documentation. Share it as `Arc<MarathonSnapshot>`.
 pub struct MarathonSnapshot {
     client: MarathonClient,
     config: SnapshotConfig,
-    state: Mutex<Picture>,
+    state: Mutex<MarathonPicture>,
     dirty_added: Notify,
     /// Whether the last list succeeded, for those who wait until Marathon is back.
     reachable: tokio::sync::watch::Sender<bool>,
     /// Whether the event stream is connected now (its reconnection attempts are then not
     /// the probe of a Marathon that stopped answering requests).
     stream_connected: std::sync::atomic::AtomicBool,
-    changes: broadcast::Sender<Change>,
+    changes: broadcast::Sender<SnapshotChange>,
     /// Events read from the stream and not applied yet.
     backlog: backlog::Backlog,
-    /// The picture's clock (`Picture::clock`), for stamping events as they are read.
+    /// The picture's clock (`MarathonPicture::clock`), for stamping events as they are read.
     clock: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -225,9 +225,9 @@ impl MarathonSnapshot {
         Self {
             client,
             config,
-            state: Mutex::new(Picture {
+            state: Mutex::new(MarathonPicture {
                 clock: Arc::clone(&clock),
-                ..Picture::default()
+                ..MarathonPicture::default()
             }),
             clock,
             dirty_added: Notify::new(),
@@ -239,27 +239,27 @@ impl MarathonSnapshot {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, Picture> {
+    fn state(&self) -> MutexGuard<'_, MarathonPicture> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The snapshot's changes from now on, in the order they happened: which apps changed,
     /// and when Marathon became reachable or unreachable. A listener that falls more than
-    /// [`CHANGES_HELD`] changes behind hears [`Change::Missed`] once in their place. The
+    /// [`CHANGES_HELD`] changes behind hears [`SnapshotChange::Missed`] once in their place. The
     /// stream ends with the snapshot.
-    pub fn changes(&self) -> impl futures::Stream<Item = Change> + Send + 'static {
+    pub fn changes(&self) -> impl futures::Stream<Item = SnapshotChange> + Send + 'static {
         futures::stream::unfold(self.changes.subscribe(), |mut changes| async move {
             let change = match changes.recv().await {
                 Ok(change) => change,
-                Err(broadcast::error::RecvError::Lagged(_)) => Change::Missed,
+                Err(broadcast::error::RecvError::Lagged(_)) => SnapshotChange::Missed,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             Some((change, changes))
         })
     }
 
-    fn publish(&self, change: Change) {
-        if matches!(&change, Change::Apps(apps) if apps.is_empty()) {
+    fn publish(&self, change: SnapshotChange) {
+        if matches!(&change, SnapshotChange::Apps(apps) if apps.is_empty()) {
             return;
         }
         // Nobody listening is no error: a change matters only to those who listen.
@@ -284,7 +284,7 @@ impl MarathonSnapshot {
             }
             self.reachable
                 .send_replace(reachability == Reachability::Reachable);
-            self.publish(Change::Reachability(reachability));
+            self.publish(SnapshotChange::Reachability(reachability));
         }
     }
 
@@ -378,7 +378,7 @@ impl MarathonSnapshot {
             "relisted Marathon"
         );
         self.set_reachability(Reachability::Reachable);
-        self.publish(Change::Apps(changed));
+        self.publish(SnapshotChange::Apps(changed));
         Ok(())
     }
 
@@ -417,7 +417,7 @@ impl MarathonSnapshot {
         });
         let (changed, now) = self.state().apply_read(began, id, read);
         if let Some(changed) = changed {
-            self.publish(Change::Apps(vec![changed]));
+            self.publish(SnapshotChange::Apps(vec![changed]));
         }
         Ok(now)
     }
@@ -551,7 +551,9 @@ mod tests {
     }
 
     /// What a listener has heard and not taken yet.
-    fn heard(changes: &mut (impl futures::Stream<Item = Change> + Unpin)) -> Vec<Change> {
+    fn heard(
+        changes: &mut (impl futures::Stream<Item = SnapshotChange> + Unpin),
+    ) -> Vec<SnapshotChange> {
         let mut heard = Vec::new();
         while let Some(Some(change)) = changes.next().now_or_never() {
             heard.push(change);
@@ -564,16 +566,16 @@ mod tests {
         let snapshot = snapshot(start(Arc::new(Scripted::default())).await);
         let mut changes = Box::pin(snapshot.changes());
         for _ in 0..=CHANGES_HELD {
-            snapshot.publish(Change::Apps(vec![id("/a/x")]));
+            snapshot.publish(SnapshotChange::Apps(vec![id("/a/x")]));
         }
-        snapshot.publish(Change::Written(id("/a/y")));
-        assert_eq!(changes.next().await, Some(Change::Missed));
+        snapshot.publish(SnapshotChange::Written(id("/a/y")));
+        assert_eq!(changes.next().await, Some(SnapshotChange::Missed));
         // What is still held follows the news of a miss, up to the latest change.
         let mut held = 0;
         loop {
             match changes.next().await.unwrap() {
-                Change::Apps(apps) => assert_eq!(apps, [id("/a/x")]),
-                Change::Written(app) => break assert_eq!(app, id("/a/y")),
+                SnapshotChange::Apps(apps) => assert_eq!(apps, [id("/a/x")]),
+                SnapshotChange::Written(app) => break assert_eq!(app, id("/a/y")),
                 other => panic!("{other:?}"),
             }
             held += 1;
@@ -832,20 +834,23 @@ mod tests {
 
         let heard = heard(&mut changes);
         let mut first = match &heard[1] {
-            Change::Apps(apps) => apps.clone(),
+            SnapshotChange::Apps(apps) => apps.clone(),
             other => panic!("{other:?}"),
         };
         first.sort();
-        assert_eq!(heard[0], Change::Reachability(Reachability::Reachable));
+        assert_eq!(
+            heard[0],
+            SnapshotChange::Reachability(Reachability::Reachable)
+        );
         assert_eq!(first, [id("/a/x"), id("/a/y")]);
         assert_eq!(
             heard[2],
-            Change::Apps(vec![id("/a/x")]),
+            SnapshotChange::Apps(vec![id("/a/x")]),
             "only what changed"
         );
         assert_eq!(
             heard[3],
-            Change::Apps(vec![id("/a/x")]),
+            SnapshotChange::Apps(vec![id("/a/x")]),
             "a removed app is a change"
         );
         assert_eq!(heard.len(), 4, "an unchanged relist is silent: {heard:?}");
@@ -882,7 +887,10 @@ mod tests {
             "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
             "taskStatus": "TASK_RUNNING", "host": "10.0.0.1", "ports": [31000]
         })));
-        assert_eq!(heard(&mut changes), [Change::Apps(vec![id("/a/x")])]);
+        assert_eq!(
+            heard(&mut changes),
+            [SnapshotChange::Apps(vec![id("/a/x")])]
+        );
         marathon.gate.add_permits(1);
         listing.await.unwrap().unwrap();
         let x = snapshot.app(&id("/a/x")).unwrap();

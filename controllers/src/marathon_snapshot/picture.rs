@@ -25,7 +25,7 @@ use super::{Reachability, deployment_events, task_events};
 /// One app as the snapshot knows it.
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
-    /// `None`: the controller deleted it (or its state is unknown, see `Picture::stale`).
+    /// `None`: the controller deleted it (or its state is unknown, see `MarathonPicture::stale`).
     pub(super) app: Option<Arc<App>>,
     /// The clock when what is here was learnt: the start of the read, or the write.
     pub(super) stamp: u64,
@@ -80,7 +80,7 @@ pub(super) fn version_before(a: &Version, b: &Version) -> bool {
 
 /// The picture itself: what is known of each app, and the clock that orders what is learnt.
 #[derive(Debug, Default)]
-pub(super) struct Picture {
+pub(super) struct MarathonPicture {
     pub(super) entries: HashMap<AppId, Entry>,
     /// Ticks at the start of every read, at every recorded write and at every event read
     /// from the stream; orders them. Shared with the stream's reader, which stamps events
@@ -95,7 +95,7 @@ pub(super) struct Picture {
     pub(super) reachability: Reachability,
 }
 
-impl Picture {
+impl MarathonPicture {
     /// Advances the clock; the new time.
     pub(super) fn tick(&mut self) -> u64 {
         self.clock.fetch_add(1, AtomicOrdering::SeqCst) + 1
@@ -349,7 +349,7 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
-    fn hash_of(picture: &Picture, app: &str) -> Option<String> {
+    fn hash_of(picture: &MarathonPicture, app: &str) -> Option<String> {
         picture
             .entries
             .get(&id(app))?
@@ -359,14 +359,14 @@ mod tests {
             .map(str::to_owned)
     }
 
-    fn written(picture: &mut Picture, app_id: &str, hash: &str, version: &str) {
+    fn written(picture: &mut MarathonPicture, app_id: &str, hash: &str, version: &str) {
         let written = app(app_id, hash, Some(version));
         picture.record_write(id(app_id), Some(version.into()), |_| Some(Some(written)));
     }
 
     #[test]
     fn a_list_that_began_before_a_write_does_not_turn_it_back() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let began = picture.tick();
         written(&mut picture, "/a/x", "new", "2026-01-01T00:00:01.000Z");
         let changed = picture.apply_list(
@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_read_that_began_before_a_write_but_shows_its_version_replaces_it() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let began = picture.tick();
         written(&mut picture, "/a/x", "new", "2026-01-01T00:00:02.000Z");
         // Marathon finished the write's deployment before the write's answer was recorded.
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_writes_answer_does_not_turn_back_a_read_that_shows_its_version_or_a_newer_one() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let began = picture.tick();
         let read = app("/a/x", "read", Some("2026-01-01T00:00:02.000Z"));
         picture.apply_read(began, &id("/a/x"), Some((read, false)));
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_stale_app_stays_stale_until_a_read_that_began_after_the_mark() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let before = picture.tick();
         picture.mark_stale(&id("/a/x"));
         picture.apply_list(before, []);
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_list_removes_only_what_it_should_have_shown() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let first = picture.tick();
         picture.apply_list(first, [app("/a/gone", "h", None)]);
         picture.apply_read(
@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_deleted_app_is_not_brought_back_by_an_earlier_read() {
-        let mut picture = Picture::default();
+        let mut picture = MarathonPicture::default();
         let began = picture.tick();
         picture.record_write(id("/a/x"), None, |_| Some(None));
         picture.apply_read(began, &id("/a/x"), Some((app("/a/x", "h", None), false)));

@@ -35,7 +35,7 @@ use theseus::marathon::health::HealthCheckResult;
 use theseus::marathon::task::InstanceId;
 use theseus::marathon::{App, AppId, Event, Task, TaskFailure, TaskId, TaskState};
 
-use super::{Entry, Picture};
+use super::{Entry, MarathonPicture};
 
 /// What a task event did to the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub(super) fn task_event_app(event: &Event) -> Option<&AppId> {
 }
 
 /// Applies a task or health event to `state`; `None` if the event is of another kind.
-pub(super) fn apply(state: &mut Picture, event: &Event) -> Option<Applied> {
+pub(super) fn apply(state: &mut MarathonPicture, event: &Event) -> Option<Applied> {
     Some(match event {
         Event::StatusUpdate(e) => status_update(state, e),
         Event::InstanceChanged(e) => instance_changed(state, e),
@@ -103,7 +103,7 @@ fn is_failure(state: &TaskState) -> bool {
 /// The app `id` with its tasks, ready to change, and its entry; `Err` with what to do when
 /// the picture cannot take a change to it.
 fn tasks_of<'a>(
-    state: &'a mut Picture,
+    state: &'a mut MarathonPicture,
     id: &AppId,
     terminal: bool,
 ) -> Result<(&'a mut Entry, u64), Applied> {
@@ -121,7 +121,7 @@ fn tasks_of<'a>(
     }
 }
 
-fn status_update(state: &mut Picture, e: &StatusUpdate) -> Applied {
+fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
     let terminal = e.task_status.is_terminal();
     let (entry, stamp) = match tasks_of(state, &e.app_id, terminal) {
         Ok(found) => found,
@@ -262,7 +262,7 @@ fn take_provisioned(
     provisioned.remove(&instance).map(|(time, _)| time)
 }
 
-fn instance_changed(state: &mut Picture, e: &InstanceChanged) -> Applied {
+fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged) -> Applied {
     // Marathon launched the instance: its task's first status update comes next, and
     // Marathon's list shows this moment as the task's `stagedAt` (no status update of
     // TASK_STAGING is sent; Mesos reports from TASK_STARTING on).
@@ -310,7 +310,7 @@ fn instance_changed(state: &mut Picture, e: &InstanceChanged) -> Applied {
     Applied::Changed(e.run_spec_id.clone())
 }
 
-fn instance_health(state: &mut Picture, e: &InstanceHealthChanged) -> Applied {
+fn instance_health(state: &mut MarathonPicture, e: &InstanceHealthChanged) -> Applied {
     set_health(
         state,
         &e.run_spec_id,
@@ -320,7 +320,7 @@ fn instance_health(state: &mut Picture, e: &InstanceHealthChanged) -> Applied {
     )
 }
 
-fn health_status(state: &mut Picture, e: &HealthStatusChanged) -> Applied {
+fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged) -> Applied {
     // One check's verdict is the task's only when it is the app's only check; with more,
     // `instance_health_changed_event` brings the task's verdict.
     let single_check = state
@@ -353,7 +353,7 @@ fn health_status(state: &mut Picture, e: &HealthStatusChanged) -> Applied {
 
 /// Sets the health verdict of the tasks of `app` that `chosen` picks.
 fn set_health(
-    state: &mut Picture,
+    state: &mut MarathonPicture,
     app_id: &AppId,
     chosen: impl Fn(&Task) -> bool,
     healthy: Option<bool>,
@@ -465,9 +465,9 @@ mod tests {
         Event::from_json(data)
     }
 
-    fn state_with(app: Value) -> Picture {
+    fn state_with(app: Value) -> MarathonPicture {
         let app: App = serde_json::from_value(app).unwrap();
-        let mut state = Picture::default();
+        let mut state = MarathonPicture::default();
         state.entries.insert(
             app.id.clone(),
             Entry {
@@ -485,7 +485,7 @@ mod tests {
         state
     }
 
-    fn app_of<'a>(state: &'a Picture, id: &str) -> &'a App {
+    fn app_of<'a>(state: &'a MarathonPicture, id: &str) -> &'a App {
         state.entries[&AppId::parse(id).unwrap()]
             .app
             .as_deref()
@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn a_deleted_apps_ending_tasks_change_nothing() {
-        let mut state = Picture::default();
+        let mut state = MarathonPicture::default();
         let id = AppId::parse("/my-app").unwrap();
         state.entries.insert(
             id.clone(),

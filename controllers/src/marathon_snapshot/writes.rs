@@ -5,7 +5,7 @@
 //! What every write promises:
 //! - it is sent only while the leadership holds ([`Fence::check`], before every request,
 //!   a retry with `force` included); a write refused by the fence sent nothing;
-//! - Marathon's answer is in the picture before the write returns ([`Change::Written`] tells
+//! - Marathon's answer is in the picture before the write returns ([`SnapshotChange::Written`] tells
 //!   listeners), and is counted in `theseus_controller_marathon_writes_total`;
 //! - after an error whose outcome is unknown (a timeout, a broken connection, a 5xx) or that
 //!   shows the picture is wrong (a 404, an id already taken, a lock that `force` did not
@@ -29,7 +29,7 @@ use theseus::marathon::app::Version;
 use theseus::marathon::{App, AppCreated, AppId, DeploymentId, DeploymentResult, Error};
 use tracing::info;
 
-use super::{Change, MarathonSnapshot, add_deployment};
+use super::{MarathonSnapshot, SnapshotChange, add_deployment};
 use crate::runtime::fence::{Fence, FenceError};
 
 /// Why a write was not made, or failed.
@@ -279,7 +279,7 @@ impl MarathonSnapshot {
     }
 
     /// Records a write of app `id` that made `version`, as `build` makes it from what the
-    /// picture holds ([`Picture::record_write`](super::picture::Picture::record_write)), and
+    /// picture holds ([`MarathonPicture::record_write`](super::picture::MarathonPicture::record_write)), and
     /// tells listeners if it was recorded.
     fn record(
         &self,
@@ -289,7 +289,7 @@ impl MarathonSnapshot {
     ) {
         let recorded = self.state().record_write(id.clone(), version, build);
         if recorded {
-            self.publish(Change::Written(id));
+            self.publish(SnapshotChange::Written(id));
         }
     }
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use theseus::api::{DeploymentKey, KeyError, TaskRecord};
 use theseus::store::{
-    Cache, Change, ChangeOf, Contents, Entry, KeyPath, Layout, Revision, WatchStream,
+    Cache, CacheChange, ChangeOf, Contents, Entry, KeyPath, Layout, Revision, WatchStream,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -209,16 +209,18 @@ impl ObservedTree {
         // The first list's changes are handed out before its `Synced`.
         let listed = !self.cache.is_synced();
         let (key, entry, revision) = match change {
-            Change::Put { key, entry, .. } => {
+            CacheChange::Put { key, entry, .. } => {
                 let revision = entry.mod_revision;
                 (key, Some(entry), revision)
             }
-            Change::Delete { key, revision, .. } => (key, None, revision),
-            Change::Synced { revision } => {
+            CacheChange::Delete { key, revision, .. } => (key, None, revision),
+            CacheChange::Synced { revision } => {
                 debug!(revision, "the copy of /observed is synced");
                 return Applied::Nothing;
             }
-            Change::Invalid { .. } | Change::InvalidGone { .. } => return Applied::Nothing,
+            CacheChange::Invalid { .. } | CacheChange::InvalidGone { .. } => {
+                return Applied::Nothing;
+            }
         };
         match key {
             Observed::Task { key, .. } => Applied::Records(key),

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use theseus::api::KeyError;
-use theseus::store::{Cache, Change, Contents, Entry, Error, WatchStream};
+use theseus::store::{Cache, CacheChange, Contents, Entry, Error, WatchStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -163,10 +163,10 @@ impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
     }
 
     /// What one change of the copy means: the key it changed, if any.
-    fn changed(&self, change: Change<K, Entry>, metrics: &Metrics) -> Option<K> {
+    fn changed(&self, change: CacheChange<K, Entry>, metrics: &Metrics) -> Option<K> {
         match change {
-            Change::Put { key, .. } | Change::Delete { key, .. } => Some(key),
-            Change::Invalid { key, error } => {
+            CacheChange::Put { key, .. } | CacheChange::Delete { key, .. } => Some(key),
+            CacheChange::Invalid { key, error } => {
                 warn!(
                     reflector = self.name,
                     key = %key,
@@ -176,11 +176,11 @@ impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
                 metrics.invalid_keys(self.name, self.cache.invalid_keys().len());
                 None
             }
-            Change::InvalidGone { .. } => {
+            CacheChange::InvalidGone { .. } => {
                 metrics.invalid_keys(self.name, self.cache.invalid_keys().len());
                 None
             }
-            Change::Synced { revision } => {
+            CacheChange::Synced { revision } => {
                 debug!(reflector = self.name, revision, "synced");
                 None
             }
