@@ -39,7 +39,7 @@ use crate::marathon_snapshot::{
     MarathonSnapshot, Reachability, RelistReason, SnapshotChange, SnapshotConfig,
 };
 use crate::observed::reconcile::Observed;
-use crate::observed::tree::{ListChange, ListKind, ObservedTree, StatusChange};
+use crate::observed::tree::{ListKind, ObservedTree, TreeChange};
 use crate::runtime::fence::FencedStore;
 use crate::runtime::health::{Health, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
@@ -47,7 +47,7 @@ use crate::runtime::metrics::{DashboardDemandMetrics, MarathonRequestMetrics, Me
 use crate::runtime::queue::{Backoff, WorkQueue};
 use crate::runtime::reflector::Reflector;
 use crate::runtime::runner::{self, RunnerConfig};
-use crate::runtime::trigger;
+use crate::runtime::trigger::{self, Triggered};
 use crate::triggers;
 use theseus::mapping::ownership::MANAGED_SELECTOR;
 use theseus::mapping::{Mapping, MappingError};
@@ -326,13 +326,14 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
         queues,
     };
     reconcilers.spawn_triggers(&replica, &snapshot, &term, &mut tasks);
-    tasks.spawn(reflector.run(
-        store.watch(&replica.layout.desired_root()),
-        Arc::clone(&replica.metrics),
-        {
-            let queue = reconcilers.queues.deployments.clone();
-            move |key| queue.trigger(key.clone())
-        },
+    tasks.spawn(trigger::run(
+        reflector.changes(
+            store.watch(&replica.layout.desired_root()),
+            Arc::clone(&replica.metrics),
+        ),
+        reconcilers.queues.deployments.clone(),
+        |key| Triggered::key(Some(key)),
+        Vec::new,
         term.stop.clone(),
     ));
     let _seen = TermSeesMarathon::follow(&replica.marathon_seen, &snapshot, &mut tasks);
@@ -376,8 +377,16 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
 
 /// `future`'s output, or `None` once the term stops.
 async fn until_stopped<T>(term: &Term, future: impl std::future::Future<Output = T>) -> Option<T> {
+    until_cancelled(&term.stop, future).await
+}
+
+/// `future`'s output, or `None` once `stop` is cancelled.
+async fn until_cancelled<T>(
+    stop: &CancellationToken,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
     tokio::select! {
-        () = term.stop.cancelled() => None,
+        () = stop.cancelled() => None,
         output = future => Some(output),
     }
 }
@@ -423,35 +432,35 @@ fn follow_observed(
         history: Arc::new(KeptList::new(fenced.clone(), ListKind::History)),
         journal: Arc::new(KeptList::new(fenced.clone(), ListKind::Journal)),
     };
-    let tree = copy.tree.clone();
-    let watch = store.watch(&replica.layout.observed_root());
-    let metrics = Arc::clone(&replica.metrics);
-    let on_records = {
-        let queue = queues.observed.clone();
-        move |key: &DeploymentKey| queue.trigger(key.clone())
-    };
-    // A status someone else changed is put right by its deployment's reconcile.
-    let on_status = {
-        let (statuses, queue) = (Arc::clone(&copy.statuses), queues.deployments.clone());
-        move |change: StatusChange| {
-            if let Some(key) = statuses.observe(change) {
-                queue.trigger(key);
+    let changes = copy.tree.changes(
+        store.watch(&replica.layout.observed_root()),
+        Arc::clone(&replica.metrics),
+    );
+    let (statuses, history, journal) = (
+        Arc::clone(&copy.statuses),
+        Arc::clone(&copy.history),
+        Arc::clone(&copy.journal),
+    );
+    let queues = queues.clone();
+    let stop = term.stop.clone();
+    tasks.spawn(async move {
+        let mut changes = std::pin::pin!(changes);
+        while let Some(change) = until_cancelled(&stop, changes.next()).await.flatten() {
+            match change {
+                TreeChange::Records(key) => queues.observed.trigger(key),
+                // A status someone else changed is put right by its deployment's reconcile.
+                TreeChange::Status(change) => {
+                    if let Some(key) = statuses.observe(change) {
+                        queues.deployments.trigger(key);
+                    }
+                }
+                TreeChange::List(change) => match change.list {
+                    ListKind::History => history.observe(change),
+                    ListKind::Journal => journal.observe(change),
+                },
             }
         }
-    };
-    let on_list = {
-        let (history, journal) = (Arc::clone(&copy.history), Arc::clone(&copy.journal));
-        move |change: ListChange| match change.list {
-            ListKind::History => history.observe(change),
-            ListKind::Journal => journal.observe(change),
-        }
-    };
-    let stop = term.stop.clone();
-    let run = async move {
-        tree.run(watch, metrics, on_records, on_status, on_list, stop)
-            .await
-    };
-    tasks.spawn(run);
+    });
     copy
 }
 

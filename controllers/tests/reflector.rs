@@ -6,6 +6,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use support::{etcdctl, store, wait_until};
 use theseus::api::DeploymentKey;
 use theseus::store::{KeyPath, Layout, Store};
@@ -31,17 +32,26 @@ fn reflect(store: &Store) -> Running {
     let changed = Arc::new(Mutex::new(BTreeSet::new()));
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(reflector.run(
+    let changes = reflector.changes(
         store.watch(&store.layout().desired_root()),
         Arc::clone(&metrics),
-        {
-            let changed = Arc::clone(&changed);
-            move |key: &DeploymentKey| {
-                changed.lock().unwrap().insert(key.clone());
+    );
+    let task = tokio::spawn({
+        let changed = Arc::clone(&changed);
+        let stop = stop.clone();
+        async move {
+            let mut changes = std::pin::pin!(changes);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    key = changes.next() => match key {
+                        Some(key) => changed.lock().unwrap().insert(key),
+                        None => return,
+                    },
+                };
             }
-        },
-        stop.clone(),
-    ));
+        }
+    });
     Running {
         reflection,
         changed,

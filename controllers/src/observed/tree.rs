@@ -10,15 +10,15 @@
 //!   reconcile right after a write compares with what it wrote.
 //! - A record that does not decode counts as present and unreadable: it differs from every
 //!   record the controller would write, so it is replaced.
-//! - A change the controller did not make (someone deleted or edited a record by hand) calls
-//!   `on_change` with the deployment's key, after the copy is updated.
+//! - [`ObservedTree::changes`] is the stream that applies the watch. A change the controller
+//!   did not make (someone deleted or edited a record by hand) yields
+//!   [`TreeChange::Records`] with the deployment's key, after the copy is updated.
 //! - Every change of a status (`/observed/<service>/<name>/status`), from the first list on,
-//!   is handed to `on_status` as a [`StatusChange`], so the statuses and the task records load
+//!   is yielded as a [`StatusChange`], so the statuses and the task records load
 //!   from one list of `/observed/` and whoever keeps the statuses sees every later write to
 //!   them, the controller's own and anyone else's. The copy keeps no statuses itself.
 //! - Likewise every change of a history record or journal entry
-//!   (`/observed/<service>/<name>/(history|journal)/...`) is handed to `on_list` as a
-//!   [`ListChange`]: those keys are never taken for task records, nor for garbage.
+//!   (`/observed/<service>/<name>/(history|journal)/...`) is yielded as a [`ListChange`]: those keys are never taken for task records, nor for garbage.
 //!
 //! Compactions, broken streams and etcd restarts are the watch's business
 //! ([`theseus::store::WatchStream`]): it relists and delivers the difference. The cache holds
@@ -29,11 +29,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use futures::{Stream, StreamExt};
 use theseus::api::{DeploymentKey, KeyError, TaskRecord};
 use theseus::store::{
     Cache, CacheChange, ChangeOf, Contents, Entry, KeyPath, Layout, Revision, WatchStream,
 };
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::runtime::metrics::Metrics;
@@ -144,6 +144,17 @@ pub struct ListChange {
 }
 
 /// What one change of the copy means to its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeChange {
+    /// The task records of this deployment, changed by someone else.
+    Records(DeploymentKey),
+    /// A status.
+    Status(StatusChange),
+    /// A history record or journal entry.
+    List(ListChange),
+}
+
+/// What one watch event changed.
 #[derive(Debug, PartialEq, Eq)]
 enum Applied {
     /// The task records of a deployment, changed by someone else.
@@ -178,30 +189,29 @@ impl ObservedTree {
         }
     }
 
-    /// Applies `watch` (of the layout's `/observed/`) until `stop`, calling `on_change` with
-    /// the deployment of every record someone else changed and `on_status` with every change
-    /// of a status.
-    pub async fn run(
+    /// Applies `watch` (of the layout's `/observed/`) to the copy as the returned stream is
+    /// read, which yields what each change means to the copy's users; watch errors are
+    /// counted and logged, and the watch recovers by itself.
+    pub fn changes(
         &self,
         watch: WatchStream,
         metrics: Arc<Metrics>,
-        on_change: impl Fn(&DeploymentKey),
-        on_status: impl Fn(StatusChange),
-        on_list: impl Fn(ListChange),
-        stop: CancellationToken,
-    ) {
-        self.cache
-            .follow(watch)
-            .run_until(&stop, |item| match item {
-                Ok(change) => match self.applied(change) {
-                    Applied::Records(key) => on_change(&key),
-                    Applied::Status(change) => on_status(change),
-                    Applied::List(change) => on_list(change),
-                    Applied::Nothing => {}
+    ) -> impl Stream<Item = TreeChange> + Send + 'static {
+        let tree = self.clone();
+        self.cache.follow(watch).filter_map(move |item| {
+            futures::future::ready(match item {
+                Ok(change) => match tree.applied(change) {
+                    Applied::Records(key) => Some(TreeChange::Records(key)),
+                    Applied::Status(change) => Some(TreeChange::Status(change)),
+                    Applied::List(change) => Some(TreeChange::List(change)),
+                    Applied::Nothing => None,
                 },
-                Err(error) => watch_interrupted("observed", &error, &metrics),
+                Err(error) => {
+                    watch_interrupted("observed", &error, &metrics);
+                    None
+                }
             })
-            .await;
+        })
     }
 
     /// What one change of the copy means.

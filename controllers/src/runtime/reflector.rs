@@ -1,13 +1,13 @@
 //! A reflector: a local copy of an etcd prefix, kept current by the store's resumable watch,
-//! telling a callback which keys changed (kube-runtime's `reflector` + `store`), over the
+//! offering a stream of the keys that changed (kube-runtime's `reflector` + `store`), over the
 //! library's [`Cache`].
 //!
 //! What it promises:
 //! - [`Reflection`] (the readers' handle) holds exactly the entries the watch has delivered,
 //!   by typed key: after [`Reflection::wait_synced`] returns, every entry etcd held at some
 //!   revision R, plus every change after R the watch has delivered.
-//! - Every delivered change calls `on_change` with its key, after the copy is updated, so a
-//!   reconcile triggered by it reads the new value. A put that does not change the value's
+//! - [`Reflector::changes`] yields every delivered change's key, after the copy is updated,
+//!   so a reconcile triggered by it reads the new value. A put that does not change the value's
 //!   revision (a relist re-delivering what was known) is not a change.
 //! - An etcd key under the watched prefix that names no key of the reflector (`key_of`
 //!   says why) is kept aside: warned about once, with its key and the reason, counted in
@@ -23,9 +23,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use theseus::api::KeyError;
 use theseus::store::{Cache, CacheChange, Contents, Entry, Error, WatchStream};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::metrics::Metrics;
@@ -141,25 +141,24 @@ impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
         )
     }
 
-    /// Applies `watch` to the copy until `stop`, calling `on_change` with every changed key.
-    pub async fn run(
+    /// Applies `watch` to the copy as the returned stream is read, which yields every key
+    /// that changed (for [`crate::runtime::trigger::run`]); watch errors are counted and
+    /// logged, and the watch recovers by itself.
+    pub fn changes(
         self,
         watch: WatchStream,
         metrics: Arc<Metrics>,
-        on_change: impl Fn(&K),
-        stop: CancellationToken,
-    ) {
-        self.cache
-            .follow(watch)
-            .run_until(&stop, |item| match item {
-                Ok(change) => {
-                    if let Some(key) = self.changed(change, &metrics) {
-                        on_change(&key);
-                    }
+    ) -> impl Stream<Item = K> + Send + 'static {
+        let changes = self.cache.follow(watch);
+        changes.filter_map(move |item| {
+            futures::future::ready(match item {
+                Ok(change) => self.changed(change, &metrics),
+                Err(error) => {
+                    watch_interrupted(self.name, &error, &metrics);
+                    None
                 }
-                Err(error) => watch_interrupted(self.name, &error, &metrics),
             })
-            .await;
+        })
     }
 
     /// What one change of the copy means: the key it changed, if any.
