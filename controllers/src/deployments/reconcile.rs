@@ -790,44 +790,31 @@ impl Deployments {
     ) -> Converged {
         use marathon::Error as E;
         let message = error.to_string();
-        match &*error {
+        let situation = match &*error {
             // Refusals: a retry of the same request would be refused again; report, and try
             // again at the next resync or change.
-            E::Invalid { .. } => Converged::done(Situation::Rejected(message)),
-            E::Unauthorized { .. } | E::Forbidden { .. } => Converged::failed(
-                Situation::Rejected(message),
-                ReconcileError::Marathon {
-                    key: key.clone(),
-                    app: app.clone(),
-                    action,
-                    source: error,
-                },
-            ),
+            E::Invalid { .. } => return Converged::done(Situation::Rejected(message)),
             // Nothing reached Marathon.
             E::Connect { .. } | E::Config { .. } | E::CaFile { .. } => {
-                unavailable(key, PictureError::Unreachable(error))
+                return unavailable(key, PictureError::Unreachable(error));
             }
             // Marathon may or may not have acted, or its state is not what the picture says
             // (the snapshot marked the app stale: it is re-read before deciding again).
-            E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. } => Converged::failed(
-                Situation::MarathonUnavailable(message),
-                ReconcileError::Marathon {
-                    key: key.clone(),
-                    app: app.clone(),
-                    action,
-                    source: error,
-                },
-            ),
-            _ => Converged::failed(
-                Situation::Rejected(message),
-                ReconcileError::Marathon {
-                    key: key.clone(),
-                    app: app.clone(),
-                    action,
-                    source: error,
-                },
-            ),
-        }
+            E::Timeout { .. } | E::Transport { .. } | E::Unavailable { .. } => {
+                Situation::MarathonUnavailable(message)
+            }
+            // Refused for good (unauthorized, forbidden, anything else): reported as an error.
+            _ => Situation::Rejected(message),
+        };
+        Converged::failed(
+            situation,
+            ReconcileError::Marathon {
+                key: key.clone(),
+                app: app.clone(),
+                action,
+                source: error,
+            },
+        )
     }
 
     async fn write_status(

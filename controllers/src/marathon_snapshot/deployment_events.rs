@@ -102,20 +102,9 @@ mod tests {
     fn state_with(app: Value) -> MarathonPicture {
         let app: App = serde_json::from_value(app).unwrap();
         let mut state = MarathonPicture::default();
-        state.entries.insert(
-            app.id.clone(),
-            Entry {
-                app: Some(Arc::new(app)),
-                stamp: 0,
-                read_began: 0,
-                written: None,
-                foreign: false,
-                task_marks: HashMap::new(),
-                failure_mark: None,
-                ended: HashMap::new(),
-                provisioned: HashMap::new(),
-            },
-        );
+        state
+            .entries
+            .insert(app.id.clone(), Entry::fresh(Some(Arc::new(app)), 0));
         state
     }
 

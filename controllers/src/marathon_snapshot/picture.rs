@@ -52,6 +52,21 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// An entry holding `app` as learnt at `stamp`, with no read, write or event noted.
+    pub(super) fn fresh(app: Option<Arc<App>>, stamp: u64) -> Entry {
+        Entry {
+            app,
+            stamp,
+            read_began: 0,
+            written: None,
+            foreign: false,
+            task_marks: HashMap::new(),
+            failure_mark: None,
+            ended: HashMap::new(),
+            provisioned: HashMap::new(),
+        }
+    }
+
     /// Whether a read that began at `started` and found `read` (`None`: no such app) may
     /// replace this entry. Reads are applied in the order they began, except that a read
     /// that began before the controller's write was recorded but already shows that write's
@@ -134,15 +149,9 @@ impl MarathonPicture {
                 self.entries.insert(
                     id.clone(),
                     Entry {
-                        app: Some(Arc::new(app)),
-                        stamp: started,
                         read_began: started,
-                        written: None,
                         foreign,
-                        task_marks: HashMap::new(),
-                        failure_mark: None,
-                        ended: HashMap::new(),
-                        provisioned: HashMap::new(),
+                        ..Entry::fresh(Some(Arc::new(app)), started)
                     },
                 );
                 Some(id)
@@ -220,17 +229,10 @@ impl MarathonPicture {
     pub(super) fn mark_stale(&mut self, id: &AppId) {
         let stamp = self.tick();
         self.stale.insert(id.clone());
-        let entry = self.entries.entry(id.clone()).or_insert(Entry {
-            app: None,
-            stamp,
-            read_began: 0,
-            written: None,
-            foreign: false,
-            task_marks: HashMap::new(),
-            failure_mark: None,
-            ended: HashMap::new(),
-            provisioned: HashMap::new(),
-        });
+        let entry = self
+            .entries
+            .entry(id.clone())
+            .or_insert(Entry::fresh(None, stamp));
         entry.stamp = stamp;
         entry.written = Some(None);
     }
