@@ -412,6 +412,8 @@ pub(super) fn recount(app: &mut App) {
 /// Keeps in `read` (an app a list or read that began at `began` found) what events applied
 /// after `began` say, since the read may predate them: the marked tasks as `current` has them
 /// (or their absence), and the last task failure. Drops the marks the read already covers.
+/// A task's staged and started times never change once set, so a time the read shows and the
+/// picture's task lacks (its launch event came before the picture held the app) is kept.
 pub(super) fn merge_marked(
     read: &mut App,
     current: Option<&App>,
@@ -434,14 +436,29 @@ pub(super) fn merge_marked(
         return;
     }
     let tasks = read.tasks.as_mut().expect("checked above");
-    tasks.retain(|task| !marks.contains_key(&task.id));
+    let mut read_times: HashMap<TaskId, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+        HashMap::new();
+    tasks.retain(|task| {
+        let marked = marks.contains_key(&task.id);
+        if marked {
+            read_times.insert(task.id.clone(), (task.staged_at, task.started_at));
+        }
+        !marked
+    });
     tasks.extend(
         current
             .tasks
             .iter()
             .flatten()
             .filter(|task| marks.contains_key(&task.id))
-            .cloned(),
+            .map(|task| {
+                let mut task = task.clone();
+                if let Some((staged_at, started_at)) = read_times.get(&task.id) {
+                    task.staged_at = task.staged_at.or(*staged_at);
+                    task.started_at = task.started_at.or(*started_at);
+                }
+                task
+            }),
     );
     recount(read);
 }
@@ -767,5 +784,43 @@ mod tests {
         );
         assert!(read.tasks.unwrap().is_empty());
         assert!(entry.task_marks.is_empty());
+    }
+
+    #[test]
+    fn a_launch_time_only_a_read_saw_is_kept_beside_the_events_task() {
+        // The launch came before the picture held the app, so the task the status update
+        // added has no staged time; a read begun before that update shows it.
+        let mut state = state_with(running_app());
+        let began = state.tick();
+        apply(
+            &mut state,
+            &event(
+                "event-status_update_event.json",
+                json!({"taskId": TASK, "taskStatus": "TASK_RUNNING"}),
+            ),
+        );
+        let id = AppId::parse("/my-app").unwrap();
+        let mut read: App = serde_json::from_value(running_app()).unwrap();
+        read.tasks = Some(vec![
+            serde_json::from_value(json!({"id": TASK, "appId": "/my-app", "host": "h",
+                "state": "TASK_STARTING", "stagedAt": "2014-03-01T23:29:30.158Z"}))
+            .unwrap(),
+        ]);
+        let entry = state.entries.get_mut(&id).unwrap();
+        let current = entry.app.clone();
+        let events_task = current.as_ref().unwrap().tasks.as_ref().unwrap()[0].clone();
+        assert_eq!(events_task.staged_at, None);
+        merge_marked(
+            &mut read,
+            current.as_deref(),
+            &mut entry.task_marks,
+            &mut entry.failure_mark,
+            began,
+        );
+        let task = &read.tasks.as_ref().unwrap()[0];
+        let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(task.state, TaskState::Running, "the event's state wins");
+        assert_eq!(task.started_at, events_task.started_at);
+        assert_eq!(task.staged_at, time("2014-03-01T23:29:30.158Z"));
     }
 }
