@@ -307,6 +307,8 @@ impl MarathonPicture {
 /// Drops from `app` what no reconciler reads: the fields this client does not model, which
 /// Marathon sends with every app and task (strategies, roles, secrets, …) and which are never
 /// written back from the picture. At thousands of apps they are most of its memory.
+/// Lists are cut to their length: a list read from JSON has room for four items when it
+/// holds one, and a task takes hundreds of bytes.
 pub(super) fn keep_what_is_read(app: &mut App) {
     app.extra = Default::default();
     if let Some(container) = app.container.as_mut() {
@@ -320,6 +322,23 @@ pub(super) fn keep_what_is_read(app: &mut App) {
     }
     for task in app.tasks.iter_mut().flatten() {
         task.extra = Default::default();
+        fit(&mut task.ip_addresses);
+        fit(&mut task.ports);
+        fit(&mut task.service_ports);
+        fit(&mut task.health_check_results);
+    }
+    fit(&mut app.tasks);
+    fit(&mut app.deployments);
+    fit(&mut app.port_definitions);
+    fit(&mut app.networks);
+    fit(&mut app.health_checks);
+    fit(&mut app.constraints);
+}
+
+/// Gives `list` no more room than it holds.
+fn fit<T>(list: &mut Option<Vec<T>>) {
+    if let Some(list) = list {
+        list.shrink_to_fit();
     }
 }
 

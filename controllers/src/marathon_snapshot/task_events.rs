@@ -142,6 +142,8 @@ fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
             if task.staged_at.is_none() {
                 task.staged_at = take_provisioned(&mut entry.provisioned, &task);
             }
+            // Room for this task only: an app holds few, and each is large.
+            tasks.reserve_exact(1);
             tasks.push(task);
             true
         }
@@ -460,6 +462,7 @@ pub(super) fn merge_marked(
                 task
             }),
     );
+    tasks.shrink_to_fit();
     recount(read);
 }
 
