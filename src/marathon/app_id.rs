@@ -42,6 +42,12 @@ pub struct AppId(String);
 impl AppId {
     /// Parses `value` as Marathon would, canonicalising it.
     pub fn parse(value: &str) -> Result<Self, AppIdError> {
+        // Ids Marathon sends are canonical already: taken as they are.
+        if let Some(path) = value.strip_prefix('/')
+            && path.split('/').all(is_valid_segment)
+        {
+            return Ok(Self(value.to_owned()));
+        }
         Self::from_segments(value.split('/')).map_err(|error| match error {
             AppIdError::Root { .. } => AppIdError::Root {
                 value: value.to_owned(),
@@ -60,21 +66,26 @@ impl AppId {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut kept: Vec<String> = Vec::new();
-        let mut seen = Vec::new();
-        for segment in segments {
-            let segment = segment.as_ref();
-            seen.push(segment.to_owned());
-            match segment {
+        let segments: Vec<S> = segments.into_iter().collect();
+        let seen = |upto: usize| {
+            segments[..upto]
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join("/")
+        };
+        let mut kept: Vec<&str> = Vec::with_capacity(segments.len());
+        for (position, segment) in segments.iter().enumerate() {
+            match segment.as_ref() {
                 "" | "." => {}
                 // Marathon's canonicalPath: `..` above the root stays at the root.
                 ".." => {
                     kept.pop();
                 }
-                label if is_valid_segment(label) => kept.push(label.to_owned()),
+                label if is_valid_segment(label) => kept.push(label),
                 invalid => {
                     return Err(AppIdError::InvalidSegment {
-                        value: seen.join("/"),
+                        value: seen(position + 1),
                         segment: invalid.to_owned(),
                     });
                 }
@@ -82,10 +93,15 @@ impl AppId {
         }
         if kept.is_empty() {
             return Err(AppIdError::Root {
-                value: seen.join("/"),
+                value: seen(segments.len()),
             });
         }
-        Ok(Self(format!("/{}", kept.join("/"))))
+        let mut id = String::with_capacity(kept.iter().map(|label| label.len() + 1).sum());
+        for label in kept {
+            id.push('/');
+            id.push_str(label);
+        }
+        Ok(Self(id))
     }
 
     /// The canonical path, starting with `/`.
