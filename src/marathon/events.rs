@@ -13,7 +13,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -200,6 +199,19 @@ impl Event {
     /// Decodes an SSE event: `name` is its `event:` field (`message` or empty when absent,
     /// then the data's `eventType` is used), `data` its `data:` text.
     pub fn from_sse(name: &str, data: &str) -> Self {
+        // Marathon names every event: its data decodes straight into the payload, without a
+        // JSON tree in between. Anything else takes the general way below.
+        if let Ok(kind) = EventKind::from_str(name) {
+            let mut text = serde_json::Deserializer::from_str(data);
+            if let Ok(mut event) = Self::typed(kind, &mut text)
+                && text.end().is_ok()
+            {
+                if let Some(extra) = event.extra_mut() {
+                    extra.remove(EVENT_TYPE_KEY);
+                }
+                return event;
+            }
+        }
         match serde_json::from_str::<Value>(data) {
             Ok(value) => {
                 let named = !name.is_empty() && name != "message";
@@ -260,8 +272,14 @@ impl Event {
         }
     }
 
-    fn typed(kind: EventKind, data: &Value) -> Result<Self, serde_json::Error> {
-        fn payload<T: DeserializeOwned>(data: &Value) -> Result<T, serde_json::Error> {
+    /// The event of `kind` whose payload `data` holds.
+    fn typed<'de, D>(kind: EventKind, data: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        fn payload<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+            data: D,
+        ) -> Result<T, D::Error> {
             T::deserialize(data)
         }
         use EventKind as K;
@@ -293,6 +311,33 @@ impl Event {
             K::PodUpdated => Self::PodUpdated(payload(data)?),
             K::PodDeleted => Self::PodDeleted(payload(data)?),
             K::UnknownInstanceTerminated => Self::UnknownInstanceTerminated(payload(data)?),
+        })
+    }
+
+    /// The fields of the event's payload this client does not model; `None` for
+    /// [`Event::Unknown`].
+    fn extra_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        Some(match self {
+            Self::StatusUpdate(e) => &mut e.extra,
+            Self::InstanceChanged(e) => &mut e.extra,
+            Self::HealthStatusChanged(e) => &mut e.extra,
+            Self::InstanceHealthChanged(e) => &mut e.extra,
+            Self::FailedHealthCheck(e) => &mut e.extra,
+            Self::UnhealthyTaskKill(e) | Self::UnhealthyInstanceKill(e) => &mut e.extra,
+            Self::DeploymentInfo(e)
+            | Self::DeploymentStepSuccess(e)
+            | Self::DeploymentStepFailure(e) => &mut e.extra,
+            Self::DeploymentSuccess(e) | Self::DeploymentFailed(e) => &mut e.extra,
+            Self::ApiPost(e) => &mut e.extra,
+            Self::AppTerminated(e) => &mut e.extra,
+            Self::EventStreamAttached(e) | Self::EventStreamDetached(e) => &mut e.extra,
+            Self::Subscribe(e) | Self::Unsubscribe(e) => &mut e.extra,
+            Self::GroupChangeSuccess(e) | Self::GroupChangeFailed(e) => &mut e.extra,
+            Self::AddHealthCheck(e) | Self::RemoveHealthCheck(e) => &mut e.extra,
+            Self::FrameworkMessage(e) => &mut e.extra,
+            Self::PodCreated(e) | Self::PodUpdated(e) | Self::PodDeleted(e) => &mut e.extra,
+            Self::UnknownInstanceTerminated(e) => &mut e.extra,
+            Self::Unknown { .. } => return None,
         })
     }
 
@@ -879,6 +924,33 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(kind.as_str().parse::<EventKind>(), Ok(*kind));
         }
+    }
+
+    #[test]
+    fn a_named_event_decodes_as_its_json_tree_does() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/marathon");
+        let mut seen = 0;
+        for file in std::fs::read_dir(fixtures).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(event_type) = name
+                .strip_prefix("event-")
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .and_then(|rest| rest.split('.').next())
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            let tree: Value = serde_json::from_str(&text).unwrap();
+            let event = Event::from_sse(event_type, &text);
+            assert_eq!(event, Event::from_json(tree), "{name}");
+            assert!(
+                event.kind().is_some(),
+                "{name} decodes as a known event: {event:?}"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 20, "only {seen} event fixtures");
     }
 
     #[test]
