@@ -12,6 +12,7 @@
 //! It does not say whether an app in Marathon matches: that is [`super::drift`]'s to say.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -52,10 +53,14 @@ impl SpecHash {
             spec: hashed_fields(spec),
         };
         let value = serde_json::to_value(&inputs).expect("hash inputs serialise");
-        let mut canonical = String::new();
+        let mut canonical = Vec::new();
         write_canonical(&value, &mut canonical);
-        let digest = Sha256::digest(canonical.as_bytes());
-        SpecHash(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        let digest = Sha256::digest(&canonical);
+        let mut hex = String::with_capacity(2 * digest.len());
+        for byte in digest {
+            write!(hex, "{byte:02x}").expect("writing to a string cannot fail");
+        }
+        SpecHash(hex)
     }
 
     /// The hash as hex.
@@ -102,33 +107,33 @@ pub fn restarting_fields(before: &DeploymentSpec, after: &DeploymentSpec) -> Vec
 
 /// Writes `value` as JSON with object keys sorted and no whitespace, whatever order the
 /// value's maps keep (serde_json's `preserve_order` may be on in the workspace).
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(fields) => {
             let mut keys: Vec<&String> = fields.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                serde_json::to_writer(&mut *out, key).expect("a key serialises");
+                out.push(b':');
                 write_canonical(&fields[key], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serialises"),
     }
 }
 
@@ -219,5 +224,22 @@ mod tests {
             "instances, rollout fields and a default spelled out restart nothing"
         );
         assert!(restarting_fields(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn the_hash_of_a_spec_is_the_same_in_every_release() {
+        // A changed hash would update every app the controller runs: pinned.
+        let hash = mapping().spec_hash(
+            &key(),
+            &spec(
+                json!({"cmd": "serve --port $PORT_HTTP", "ports": {"http": 8080},
+                         "environment": {"QUOTE": "a \"b\" \u{e9}\n"}, "mem": 64,
+                         "labels": ["eu"]}),
+            ),
+        );
+        assert_eq!(
+            hash.as_str(),
+            "d9f0f7fccffda9205e1ce484daf6f6019541a2a76dda7f55225af7861b5f9592"
+        );
     }
 }
