@@ -18,12 +18,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, ApiState, QueryParams};
 use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
 use crate::state::Shared;
 use crate::timestamp::Timestamp;
+
+/// The most bytes of events sent in one write.
+const WRITE_BYTES: usize = 64 * 1024;
 
 /// Publishes `event_stream_detached` when the stream is dropped.
 struct Detach {
@@ -81,6 +84,23 @@ pub async fn stream(
         shared: Arc<Shared>,
         _detach: Detach,
     }
+    impl Feed {
+        /// Whether the client's `event_type` filter lets `event` through.
+        fn wants(&self, event: &events::BusEvent) -> bool {
+            self.filter.is_empty() || self.filter.iter().any(|f| f == event.event_type)
+        }
+
+        /// Ends the stream of a client `missed` events behind.
+        fn cut<T>(&self, missed: u64) -> Option<T> {
+            self.shared.traffic.stream_cut();
+            tracing::warn!(
+                remote = %self._detach.remote,
+                missed,
+                "event stream subscriber fell too far behind; disconnecting it"
+            );
+            None
+        }
+    }
     let feed = Feed {
         sub,
         beat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
@@ -97,21 +117,30 @@ pub async fn stream(
                 _ = feed.beat.tick() => Bytes::from_static(SSE_HEARTBEAT.as_bytes()),
                 received = feed.sub.rx.recv() => match received {
                     Ok(event) => {
-                        if !feed.filter.is_empty() && !feed.filter.iter().any(|f| f == event.event_type) {
+                        // What else is already published goes in the same write, as Jetty
+                        // buffers a servlet's output: the stream is not one write per event.
+                        let mut frames = String::new();
+                        let mut next = Some(event);
+                        while let Some(event) = next.take() {
+                            if feed.wants(&event) {
+                                frames.push_str(&event.sse_frame());
+                            }
+                            if frames.len() >= WRITE_BYTES {
+                                break;
+                            }
+                            match feed.sub.rx.try_recv() {
+                                Ok(event) => next = Some(event),
+                                Err(TryRecvError::Lagged(missed)) => return feed.cut(missed),
+                                Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+                            }
+                        }
+                        if frames.is_empty() {
                             continue;
                         }
-                        Bytes::from(event.sse_frame())
+                        Bytes::from(frames)
                     }
                     // Marathon drops subscribers that cannot keep up; so do we.
-                    Err(RecvError::Lagged(missed)) => {
-                        feed.shared.traffic.stream_cut();
-                        tracing::warn!(
-                            remote = %feed._detach.remote,
-                            missed,
-                            "event stream subscriber fell too far behind; disconnecting it"
-                        );
-                        return None;
-                    }
+                    Err(RecvError::Lagged(missed)) => return feed.cut(missed),
                     Err(RecvError::Closed) => return None,
                 },
             };
