@@ -13,6 +13,10 @@
 //! * `StopApplication` decommissions everything and removes the app when its tasks are gone.
 //!
 //! Ready means running, and healthy on every health check when the app has some.
+//!
+//! Executor and health reports are applied at most [`REPORTS_PER_PASS`] at a time, and the
+//! loop yields between such batches: Marathon handles status updates one by one while its event
+//! streams are written, so a burst of reports never reaches a subscriber all at once.
 
 mod launch;
 mod updates;
@@ -36,6 +40,10 @@ use crate::persistence::StateDir;
 use crate::state::{Effect, Goal, Instance, KillReason, Shared, State};
 use crate::task::{InstanceId, TaskState};
 use crate::timestamp::Timestamp;
+
+/// The most executor (or health) reports applied in one pass, each announced by about two
+/// events: well under the events a subscriber may lag ([`events::BUS_CAPACITY`]).
+const REPORTS_PER_PASS: usize = 128;
 
 /// The loop's inputs.
 pub struct Inputs {
@@ -127,20 +135,24 @@ pub async fn run(
             Some(update) = inputs.updates.recv() => {
                 let mut st = shared.lock();
                 st.apply_update(&shared, update);
-                while let Ok(more) = inputs.updates.try_recv() {
+                for _ in 1..REPORTS_PER_PASS {
+                    let Ok(more) = inputs.updates.try_recv() else { break };
                     st.apply_update(&shared, more);
                 }
             }
             Some(result) = inputs.probes.recv() => {
                 let mut st = shared.lock();
                 st.apply_probe(&shared, result);
-                while let Ok(more) = inputs.probes.try_recv() {
+                for _ in 1..REPORTS_PER_PASS {
+                    let Ok(more) = inputs.probes.try_recv() else { break };
                     st.apply_probe(&shared, more);
                 }
             }
             () = shared.wake.notified() => {}
             () = sleep => {}
         }
+        // Let the event streams write what this pass announced before the next pass.
+        tokio::task::yield_now().await;
     }
 }
 
