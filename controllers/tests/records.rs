@@ -16,6 +16,7 @@ use theseus::api::{
     RevisionRecord,
 };
 use theseus::store::{Entry, Store};
+use theseus_controllers::deployments::journal::JOURNAL_LENGTH;
 use theseus_controllers::deployments::lists::KeptList;
 use theseus_controllers::deployments::records::{Recording, Records};
 use theseus_controllers::deployments::statuses::Statuses;
@@ -153,7 +154,7 @@ async fn a_reconciles_records_and_status_go_in_one_transaction_and_only_once() {
     records.write(&key(), running, 10, None).await.unwrap();
     assert_eq!(txns(&metrics), 2);
     assert_eq!(records.history.get(&key())[&7].outcome, ran.outcome);
-    assert_eq!(records.journal.get(&key()).len(), 2);
+    assert_eq!(records.journal.indexes(&key()).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,4 +274,35 @@ async fn writes_made_at_once_share_one_transaction_and_its_revision() {
             .is_empty(),
         "nothing of the deposed term's writes is in etcd"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journals_copy_knows_its_entries_without_keeping_their_messages() {
+    let etcd = EtcdServer::start();
+    let store = store(&etcd, "").await;
+    let metrics = Arc::new(Metrics::new());
+    let records = records(&store, &metrics).await;
+
+    // One entry more than the journal keeps: the oldest goes with the last.
+    let kept = JOURNAL_LENGTH as u64;
+    for n in 1..=kept + 1 {
+        let mut recording = Recording::new(7);
+        recording
+            .journal
+            .push(Decision::RevisionStarted, format!("entry {n}"));
+        records.write(&key(), recording, 10, None).await.unwrap();
+    }
+    let journal = store
+        .list(&store.layout().journal(&key()))
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(journal.len() as u64, kept, "the bound holds in etcd");
+    assert_eq!(
+        records.journal.indexes(&key()),
+        (2..=kept + 1).collect::<Vec<u64>>()
+    );
+    assert_eq!(records.journal.last_index(&key()), kept + 1);
+    assert!(records.journal.get(&key()).is_empty(), "no message is kept");
+    assert_eq!(records.journal.keys(), [key()]);
 }

@@ -12,6 +12,12 @@
 //!   holds writes nothing.
 //! - An entry that does not decode is not returned, but counts against the bound (it goes
 //!   first, being among the oldest or not).
+//! - The history's copy holds its records, which the reconciler reads back (a revision's
+//!   record, a rollback's target). The journal's copy holds only which entries exist: no
+//!   decision reads the journal back, its entries are only ever added under new sequence
+//!   numbers, and at thousands of deployments their messages would be a large part of the
+//!   controller's memory. [`KeptList::get`] of the journal returns nothing;
+//!   [`KeptList::indexes`] gives what it holds.
 //!
 //! What it does not do: repair entries somebody else wrote. These lists inform people and
 //! `theseus rollout undo`; the one decision taken from them, a rollback, only ever goes to a
@@ -38,6 +44,8 @@ enum Held<T> {
     /// Boxed: a deployment's map of one entry keeps a B-tree leaf's room for eleven, which
     /// would hold eleven values inline.
     Value(Box<T>),
+    /// A readable entry whose value this kind of list does not keep (the journal's).
+    Present,
     Unreadable,
     /// Deleted at the slot's revision; kept until the watch has passed it.
     Deleted,
@@ -155,12 +163,21 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         }
     }
 
+    /// What the copy holds of a readable entry `value`: the value itself, or only that it
+    /// is there (see the module documentation).
+    fn held(&self, value: T) -> Held<T> {
+        match self.kind {
+            ListKind::History => Held::Value(Box::new(value)),
+            ListKind::Journal => Held::Present,
+        }
+    }
+
     /// Applies one change the watch delivered (of this kind of list).
     pub fn observe(&self, change: ListChange) {
         debug_assert_eq!(change.list, self.kind);
         let held = match change.entry {
             Some(entry) => match entry.json::<T>() {
-                Ok(value) => Held::Value(Box::new(value)),
+                Ok(value) => self.held(value),
                 Err(error) => {
                     warn!(key = %change.key, %error, "an entry under /observed does not decode");
                     Held::Unreadable
@@ -201,6 +218,19 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
                         Held::Value(value) => Some((*index, T::clone(value))),
                         _ => None,
                     })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The indexes of `key`'s entries, readable or not, in order.
+    pub fn indexes(&self, key: &DeploymentKey) -> Vec<u64> {
+        self.copy()
+            .get(key)
+            .map(|list| {
+                list.iter()
+                    .filter(|(_, slot)| !matches!(slot.held, Held::Deleted))
+                    .map(|(index, _)| *index)
                     .collect()
             })
             .unwrap_or_default()
@@ -331,16 +361,15 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
 
     /// Gives the copy what `part` put and deleted, once etcd accepted it at `revision`.
     pub fn settle(&self, part: StagedTxn<T>, revision: Revision) {
+        let written: Vec<(u64, Held<T>)> = part
+            .written
+            .into_iter()
+            .map(|(index, value)| (index, self.held(value)))
+            .collect();
         let mut copy = self.copy();
         let list = copy.entry(part.key).or_default();
-        for (index, value) in part.written {
-            list.insert(
-                index,
-                Slot {
-                    held: Held::Value(Box::new(value)),
-                    revision,
-                },
-            );
+        for (index, held) in written {
+            list.insert(index, Slot { held, revision });
         }
         for index in part.deletes {
             list.insert(
