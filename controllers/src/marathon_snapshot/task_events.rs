@@ -438,15 +438,11 @@ pub(super) fn merge_marked(
         return;
     }
     let tasks = read.tasks.as_mut().expect("checked above");
-    let mut read_times: HashMap<TaskId, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-        HashMap::new();
-    tasks.retain(|task| {
-        let marked = marks.contains_key(&task.id);
-        if marked {
-            read_times.insert(task.id.clone(), (task.staged_at, task.started_at));
-        }
-        !marked
-    });
+    let (seen, unmarked): (Vec<Task>, Vec<Task>) = std::mem::take(tasks)
+        .into_iter()
+        .partition(|task| marks.contains_key(&task.id));
+    *tasks = unmarked;
+    let seen: HashMap<&TaskId, &Task> = seen.iter().map(|task| (&task.id, task)).collect();
     tasks.extend(
         current
             .tasks
@@ -455,9 +451,9 @@ pub(super) fn merge_marked(
             .filter(|task| marks.contains_key(&task.id))
             .map(|task| {
                 let mut task = task.clone();
-                if let Some((staged_at, started_at)) = read_times.get(&task.id) {
-                    task.staged_at = task.staged_at.or(*staged_at);
-                    task.started_at = task.started_at.or(*started_at);
+                if let Some(seen) = seen.get(&task.id) {
+                    task.staged_at = task.staged_at.or(seen.staged_at);
+                    task.started_at = task.started_at.or(seen.started_at);
                 }
                 task
             }),
