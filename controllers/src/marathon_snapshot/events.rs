@@ -8,7 +8,9 @@
 //! they came. A task or health event is applied in place when the snapshot embeds
 //! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
 //! marks it dirty, as does a task event the picture cannot take, unless it tells nothing new
-//! (see [`deployment_events`](super::deployment_events)); dirty apps are re-read one
+//! (see [`deployment_events`](super::deployment_events)); events about an app the controller
+//! is creating that the picture cannot take yet wait for the create's answer and are applied
+//! after it, in order (see [`Parked`](super::picture::Parked)); dirty apps are re-read one
 //! `GET /v2/apps/{id}` each, at most [`REFRESH_BATCH`] per round and
 //! [`CONCURRENT_REFRESHES`] at once, never by a full list, so however many apps change at
 //! once the number of full lists stays that of (re)connections and resyncs; a re-read that
@@ -281,26 +283,21 @@ impl MarathonSnapshot {
                 AppBacklog::Events(events) => events,
             };
             let mut state = self.state();
-            let mut app_changed = false;
-            for (received, event) in &events {
-                // A read that began after the event was read from the stream already shows
-                // it, or something newer: applying it now would take the picture back.
-                if state
-                    .entries
-                    .get(&app)
-                    .is_some_and(|entry| entry.read_began > *received)
-                {
-                    self.metrics.snapshot_task_event("overtaken");
-                    continue;
-                }
-                match self.apply_event(&mut state, &app, event) {
-                    Applied::Changed(_) => app_changed = true,
-                    Applied::Unchanged => {}
+            // Events about an app being created wait, in order, for the create's answer.
+            if let Some(parked) = state
+                .creating
+                .get_mut(&app)
+                .filter(|parked| !parked.is_empty())
+            {
+                parked.park(events);
+                continue;
+            }
+            let (app_changed, rest) = self.apply_in_order(&mut state, &app, events);
+            if let Some(rest) = rest {
+                match state.creating.get_mut(&app) {
+                    Some(parked) => parked.park(rest),
                     // The re-read shows what the rest of its events say.
-                    Applied::Reread(_) => {
-                        dirty.push(app.clone());
-                        break;
-                    }
+                    None => dirty.push(app.clone()),
                 }
             }
             if app_changed {
@@ -334,6 +331,40 @@ impl MarathonSnapshot {
             self.count_rereads(&state);
             self.dirty_added.notify_one();
         }
+    }
+
+    /// Applies `events` about `app` in order, skipping those a read that began later already
+    /// shows; whether the picture changed, and the events from the first the picture could
+    /// not take on (`None` when it took them all).
+    pub(super) fn apply_in_order(
+        &self,
+        state: &mut MarathonPicture,
+        app: &AppId,
+        events: Vec<(u64, Event)>,
+    ) -> (bool, Option<Vec<(u64, Event)>>) {
+        let mut changed = false;
+        let mut events = events.into_iter();
+        while let Some((received, event)) = events.next() {
+            // A read that began after the event was read from the stream already shows
+            // it, or something newer: applying it now would take the picture back.
+            if state
+                .entries
+                .get(app)
+                .is_some_and(|entry| entry.read_began > received)
+            {
+                self.metrics.snapshot_task_event("overtaken");
+                continue;
+            }
+            match self.apply_event(state, app, &event) {
+                Applied::Changed(_) => changed = true,
+                Applied::Unchanged => {}
+                Applied::Reread(_) => {
+                    let rest = std::iter::once((received, event)).chain(events).collect();
+                    return (changed, Some(rest));
+                }
+            }
+        }
+        (changed, None)
     }
 
     /// What one event does to `app`'s picture: task events change it in place when the
@@ -414,7 +445,7 @@ impl MarathonSnapshot {
     }
 
     /// Publishes how many re-reads events asked for are not finished.
-    fn count_rereads(&self, state: &MarathonPicture) {
+    pub(super) fn count_rereads(&self, state: &MarathonPicture) {
         self.metrics
             .snapshot_rereads_pending(state.dirty.len() + state.rereading);
     }

@@ -464,6 +464,7 @@ mod tests {
     use theseus::marathon::{AppCreated, DeploymentId, DeploymentResult, MarathonConfig};
     use tokio::sync::Semaphore;
 
+    use super::writes::Creating;
     use super::*;
 
     /// A scripted Marathon: `GET /v2/apps` answers `listed` once `gate` lets it through;
@@ -768,6 +769,86 @@ mod tests {
             !x.deployment_ids().any(|d| d.as_str() == "d2"),
             "the finished deployment runs again"
         );
+    }
+
+    /// A snapshot that embeds tasks, and the answer to creating `/a/x`.
+    async fn creating_a_x(marathon: &Arc<Scripted>) -> (Arc<MarathonSnapshot>, AppCreated) {
+        let snapshot = Arc::new(MarathonSnapshot::new(
+            start(Arc::clone(marathon)).await,
+            SnapshotConfig {
+                selector: "THESEUS_MANAGED==true".into(),
+                embeds: vec![Embed::Counts, Embed::Deployments, Embed::Tasks],
+                in_scope: Arc::new(|_| true),
+            },
+            Arc::new(Metrics::new()),
+        ));
+        let mut created = managed("/a/x", "one");
+        created["tasksRunning"] = json!(0);
+        created["tasksStaged"] = json!(0);
+        let mut created: App = serde_json::from_value(created).unwrap();
+        created.version = Some("2026-01-01T00:00:01.000Z".into());
+        let created = AppCreated {
+            app: created,
+            deployment_id: Some(DeploymentId::from("d1")),
+        };
+        (snapshot, created)
+    }
+
+    /// Marathon launches `/a/x`'s instance and its task starts running.
+    fn launch_a_x(snapshot: &MarathonSnapshot) {
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "instance_changed_event", "instanceId": "a_x.instance-1",
+            "runSpecId": "/a/x", "condition": "Provisioned", "agentId": "s1", "host": "h",
+            "runSpecVersion": "2026-01-01T00:00:01.000Z",
+            "timestamp": "2026-01-01T00:00:02.000Z"
+        })));
+        snapshot.on_event(&theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x",
+            "taskId": "a_x.instance-1._app.1", "taskStatus": "TASK_RUNNING", "host": "h",
+            "ports": [], "version": "2026-01-01T00:00:01.000Z",
+            "timestamp": "2026-01-01T00:00:03.000Z"
+        })));
+    }
+
+    #[tokio::test]
+    async fn a_new_apps_events_that_beat_the_creates_answer_are_applied_after_it() {
+        let marathon = Arc::new(Scripted::default());
+        let (snapshot, created) = creating_a_x(&marathon).await;
+        let creating = Creating::begin(&snapshot, &id("/a/x"));
+        launch_a_x(&snapshot);
+        assert!(snapshot.state().dirty.is_empty(), "nothing is re-read");
+        assert!(snapshot.app(&id("/a/x")).is_none(), "not created yet");
+
+        creating.created(&created);
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        let task = &x.tasks.as_ref().unwrap()[0];
+        let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(task.state, theseus::marathon::TaskState::Running);
+        assert_eq!(
+            task.staged_at,
+            time("2026-01-01T00:00:02Z"),
+            "from the launch"
+        );
+        assert_eq!(task.started_at, time("2026-01-01T00:00:03Z"));
+        assert_eq!(x.tasks_running, Some(1));
+        assert!(snapshot.state().dirty.is_empty(), "nothing is re-read");
+        assert!(snapshot.state().creating.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_app_whose_create_failed_after_events_about_it_came_is_reread() {
+        let marathon = Arc::new(Scripted::default());
+        let (snapshot, _) = creating_a_x(&marathon).await;
+        let creating = Creating::begin(&snapshot, &id("/a/x"));
+        launch_a_x(&snapshot);
+        drop(creating);
+        assert!(snapshot.state().dirty.contains(&id("/a/x")));
+        assert!(snapshot.state().creating.is_empty());
+
+        // Without events, a failed create asks for nothing.
+        let creating = Creating::begin(&snapshot, &id("/a/y"));
+        drop(creating);
+        assert!(!snapshot.state().dirty.contains(&id("/a/y")));
     }
 
     #[tokio::test]

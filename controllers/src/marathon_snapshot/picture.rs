@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::task::InstanceId;
-use theseus::marathon::{App, AppId, DeploymentId, TaskId};
+use theseus::marathon::{App, AppId, DeploymentId, Event, TaskId};
 
 use super::{Reachability, deployment_events, task_events};
 
@@ -107,7 +107,45 @@ pub(super) struct MarathonPicture {
     pub(super) dirty: HashSet<AppId>,
     /// Apps of `dirty` being re-read now.
     pub(super) rereading: usize,
+    /// Apps the controller is creating, with the events about them read before the
+    /// create's answer came: the app is not in the picture until then.
+    pub(super) creating: HashMap<AppId, Parked>,
     pub(super) reachability: Reachability,
+}
+
+/// The most events about an app being created held until the create's answer: beyond
+/// them, the app is re-read once created instead.
+const PARKED_EVENTS: usize = 256;
+
+/// Events about an app being created that the picture could not take yet, in the order
+/// they were read: a new app's first events (its launch, its tasks starting, its
+/// deployment) can beat the create's answer, and are applied once the answer is in the
+/// picture, rather than asking for the app to be re-read.
+#[derive(Debug, Default)]
+pub(super) struct Parked {
+    /// The events, each with the clock when it was read from the stream.
+    pub(super) events: Vec<(u64, Event)>,
+    /// More came than are held: re-read the app once it is created.
+    pub(super) overflowed: bool,
+}
+
+impl Parked {
+    /// Holds `events` after those held already.
+    pub(super) fn park(&mut self, events: impl IntoIterator<Item = (u64, Event)>) {
+        if self.overflowed {
+            return;
+        }
+        self.events.extend(events);
+        if self.events.len() > PARKED_EVENTS {
+            self.events = Vec::new();
+            self.overflowed = true;
+        }
+    }
+
+    /// Whether anything waits: events, or a re-read.
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty() && !self.overflowed
+    }
 }
 
 impl MarathonPicture {

@@ -14,6 +14,9 @@
 //!   Marathon, or that it refused as asked (400/422, 401, 403), leaves the picture as it is.
 //!   A failure that means Marathon cannot answer marks it unreachable
 //!   ([`MarathonSnapshot::note_failure`]).
+//! - events about an app being created that come before the create's answer are applied
+//!   after it rather than asking for a re-read; if the create fails, an app such events were
+//!   about is re-read;
 //! - a lock (409) on an update or a scale is overridden (`force`) only when the caller says
 //!   the deployments holding it may be, and then once; otherwise the write returns
 //!   [`WriteError::Locked`] and the picture is untouched. This is the one place that decides
@@ -93,10 +96,11 @@ impl Writes<'_> {
     /// `POST /v2/apps`: creates `app`; the deployment Marathon started for it, if it said.
     pub async fn create(&self, app: &App) -> Result<Option<DeploymentId>, WriteError> {
         self.check(&app.id)?;
+        let creating = Creating::begin(self.snapshot, &app.id);
         match self.snapshot.client.create_app(app).await {
             Ok(created) => {
                 self.snapshot.metrics.marathon_write("create");
-                self.snapshot.record_created(&created);
+                creating.created(&created);
                 Ok(created.deployment_id)
             }
             Err(error) => Err(self.failed(&app.id, error)),
@@ -234,9 +238,54 @@ impl Writes<'_> {
     }
 }
 
+/// A create on its way: events about the app that come before its answer wait for it
+/// ([`Parked`](super::picture::Parked)). Dropped without an answer (the create failed, or
+/// was given up), the app is re-read if events about it came.
+pub(super) struct Creating<'a> {
+    snapshot: &'a MarathonSnapshot,
+    id: AppId,
+    answered: bool,
+}
+
+impl<'a> Creating<'a> {
+    pub(super) fn begin(snapshot: &'a MarathonSnapshot, id: &AppId) -> Self {
+        snapshot.state().creating.entry(id.clone()).or_default();
+        Creating {
+            snapshot,
+            id: id.clone(),
+            answered: false,
+        }
+    }
+
+    /// Records Marathon's answer, then the events that came before it.
+    pub(super) fn created(mut self, created: &AppCreated) {
+        self.answered = true;
+        self.snapshot.record_created(created);
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let mut state = self.snapshot.state();
+        let waited = state
+            .creating
+            .remove(&self.id)
+            .is_some_and(|parked| !parked.is_empty());
+        if waited {
+            state.dirty.insert(self.id.clone());
+            self.snapshot.count_rereads(&state);
+            self.snapshot.dirty_added.notify_one();
+        }
+    }
+}
+
 /// How the answers to writes go into the picture.
 impl MarathonSnapshot {
-    /// Records an app the controller created.
+    /// Records an app the controller created, then applies the events about it that came
+    /// before the answer (if it was created through [`Writes::create`]).
     pub(super) fn record_created(&self, created: &AppCreated) {
         let mut app = created.app.clone();
         if self.tracks_tasks() && app.tasks.is_none() {
@@ -246,8 +295,26 @@ impl MarathonSnapshot {
         if let Some(id) = &created.deployment_id {
             add_deployment(&mut app, id);
         }
+        let id = app.id.clone();
         let version = app.version.clone();
-        self.record(app.id.clone(), version, |_| Some(Some(app)));
+        let mut state = self.state();
+        let recorded = state.record_write(id.clone(), version, |_| Some(Some(app)));
+        let parked = state.creating.remove(&id).unwrap_or_default();
+        let mut reread = parked.overflowed;
+        let (changed, rest) = self.apply_in_order(&mut state, &id, parked.events);
+        reread |= rest.is_some();
+        if reread {
+            state.dirty.insert(id.clone());
+            self.count_rereads(&state);
+            self.dirty_added.notify_one();
+        }
+        drop(state);
+        if recorded {
+            self.publish(SnapshotChange::Written(id.clone()));
+        }
+        if changed {
+            self.publish(SnapshotChange::Apps(vec![id]));
+        }
     }
 
     /// Records that the controller replaced an app's definition with `definition` and
