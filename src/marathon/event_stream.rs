@@ -1,9 +1,10 @@
 //! The body of `GET /v2/events` as a stream of typed [`Event`]s.
 //!
-//! What it promises: the SSE framing is parsed by the `eventsource-stream` crate (LF, CR and
-//! CRLF line ends, as Marathon's Jetty sends, also when a line end is split across reads);
-//! every event is yielded, typed or as [`Event::Unknown`]. A transport or framing error is
-//! yielded once and ends the stream.
+//! What it promises: the SSE framing is decoded as [`sse`](super::sse) describes (LF, CR and
+//! CRLF line ends, as Marathon's Jetty sends, also when a line end is split across reads, at
+//! a cost that grows with the bytes read, however many events a read holds); every event is
+//! yielded, typed or as [`Event::Unknown`]. A transport or framing error is yielded once and
+//! ends the stream.
 //!
 //! What it does not do: reconnect. Marathon's events carry no ids and there is no replay, so
 //! after the stream ends the caller reconnects and relists Marathon's state, since events in
@@ -13,12 +14,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures::{Stream, StreamExt, future};
+use futures::{Stream, StreamExt, stream};
 use reqwest::Url;
 
 use super::error::Error;
 use super::events::Event;
+use super::sse::SseDecoder;
 
 /// Marathon's event stream; see the module documentation.
 pub struct EventStream {
@@ -34,18 +35,32 @@ impl EventStream {
         B: AsRef<[u8]> + Send + 'static,
     {
         let source = url.clone();
-        let inner = bytes.eventsource().scan(false, move |ended, item| {
-            if *ended {
-                return future::ready(None);
-            }
-            let next = match item {
-                Ok(sse) => Ok(Event::from_sse(&sse.event, &sse.data)),
-                Err(error) => {
-                    *ended = true;
-                    Err(stream_error(&source, error))
+        let reading = Some((Box::pin(bytes), SseDecoder::default()));
+        let inner = stream::unfold(reading, move |reading| {
+            let source = source.clone();
+            async move {
+                let (mut bytes, mut decoder) = reading?;
+                loop {
+                    match decoder.next_event() {
+                        Ok(Some(sse)) => {
+                            let event = Event::from_sse(&sse.event, &sse.data);
+                            return Some((Ok(event), Some((bytes, decoder))));
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            let error = Error::EventStream {
+                                url: source.to_string(),
+                                message: error.to_string(),
+                            };
+                            return Some((Err(error), None));
+                        }
+                    }
+                    match bytes.next().await? {
+                        Ok(chunk) => decoder.push(chunk.as_ref()),
+                        Err(error) => return Some((Err(transport_error(&source, error)), None)),
+                    }
                 }
-            };
-            future::ready(Some(next))
+            }
         });
         Self {
             url,
@@ -59,15 +74,12 @@ impl EventStream {
     }
 }
 
-fn stream_error(url: &Url, error: EventStreamError<reqwest::Error>) -> Error {
+fn transport_error(url: &Url, source: reqwest::Error) -> Error {
     let url = url.to_string();
-    match error {
-        EventStreamError::Transport(source) if source.is_timeout() => Error::Timeout { url },
-        EventStreamError::Transport(source) => Error::Transport { url, source },
-        other => Error::EventStream {
-            url,
-            message: other.to_string(),
-        },
+    if source.is_timeout() {
+        Error::Timeout { url }
+    } else {
+        Error::Transport { url, source }
     }
 }
 

@@ -131,6 +131,7 @@ pub mod health;
 pub mod info;
 mod observer;
 pub mod queue;
+mod sse;
 pub mod task;
 
 pub use app::{App, Version};
