@@ -131,18 +131,21 @@ impl ControllerProcess {
     pub async fn wait_leading(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ready = reqwest::get(format!("{}/readyz", self.http))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success());
-            if let Some(response) = ready
-                && response.text().await.unwrap_or_default().contains("leader")
-            {
-                return;
-            }
+            // What /readyz said last, for the message if the controller never leads.
+            let said = match reqwest::get(format!("{}/readyz", self.http)).await {
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() && text.contains("leader") {
+                        return;
+                    }
+                    format!("{status}: {}", text.trim())
+                }
+                Err(error) => format!("no answer: {error}"),
+            };
             assert!(
                 Instant::now() < deadline,
-                "the controller did not start leading"
+                "the controller did not start leading; /readyz said {said}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
