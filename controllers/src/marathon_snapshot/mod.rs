@@ -723,24 +723,8 @@ mod tests {
     #[tokio::test]
     async fn an_updates_answer_keeps_what_events_said_before_it_came() {
         let marathon = Arc::new(Scripted::default());
-        let snapshot = Arc::new(MarathonSnapshot::new(
-            start(Arc::clone(&marathon)).await,
-            SnapshotConfig {
-                selector: "THESEUS_MANAGED==true".into(),
-                embeds: vec![Embed::Counts, Embed::Deployments, Embed::Tasks],
-                in_scope: Arc::new(|_| true),
-            },
-            Arc::new(Metrics::new()),
-        ));
-        let mut created = managed("/a/x", "one");
-        created["tasksRunning"] = json!(0);
-        created["tasksStaged"] = json!(0);
-        let mut created: App = serde_json::from_value(created).unwrap();
-        created.version = Some("2026-01-01T00:00:01.000Z".into());
-        snapshot.record_created(&AppCreated {
-            app: created,
-            deployment_id: Some(DeploymentId::from("d1")),
-        });
+        let (snapshot, created) = creating_a_x(&marathon).await;
+        snapshot.record_created(&created);
 
         // Marathon runs the update's whole deployment before its answer arrives.
         snapshot.on_event(&theseus::marathon::Event::from_json(json!({
