@@ -327,9 +327,7 @@ impl MarathonSnapshot {
         self.publish(SnapshotChange::Apps(changed));
         if !dirty.is_empty() {
             let mut state = self.state();
-            state.dirty.extend(dirty);
-            self.count_rereads(&state);
-            self.dirty_added.notify_one();
+            self.reread(&mut state, dirty);
         }
     }
 
@@ -445,7 +443,18 @@ impl MarathonSnapshot {
     }
 
     /// Publishes how many re-reads events asked for are not finished.
-    pub(super) fn count_rereads(&self, state: &MarathonPicture) {
+    /// Marks `apps` to be re-read, and wakes the re-reader.
+    pub(super) fn reread(
+        &self,
+        state: &mut MarathonPicture,
+        apps: impl IntoIterator<Item = AppId>,
+    ) {
+        state.dirty.extend(apps);
+        self.count_rereads(state);
+        self.dirty_added.notify_one();
+    }
+
+    fn count_rereads(&self, state: &MarathonPicture) {
         self.metrics
             .snapshot_rereads_pending(state.dirty.len() + state.rereading);
     }

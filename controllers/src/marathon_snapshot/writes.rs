@@ -275,9 +275,7 @@ impl Drop for Creating<'_> {
             .remove(&self.id)
             .is_some_and(|parked| !parked.is_empty());
         if waited {
-            state.dirty.insert(self.id.clone());
-            self.snapshot.count_rereads(&state);
-            self.snapshot.dirty_added.notify_one();
+            self.snapshot.reread(&mut state, [self.id.clone()]);
         }
     }
 }
@@ -304,9 +302,7 @@ impl MarathonSnapshot {
         let (changed, rest) = self.apply_in_order(&mut state, &id, parked.events);
         reread |= rest.is_some();
         if reread {
-            state.dirty.insert(id.clone());
-            self.count_rereads(&state);
-            self.dirty_added.notify_one();
+            self.reread(&mut state, [id.clone()]);
         }
         drop(state);
         if recorded {
