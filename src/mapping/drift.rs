@@ -11,6 +11,7 @@
 use std::fmt;
 
 use crate::marathon::App;
+use crate::marathon::app::EnvValue;
 
 use super::app::DesiredApp;
 use super::ownership::SPEC_HASH_LABEL;
@@ -95,7 +96,7 @@ pub fn drift(desired: &DesiredApp, actual: &App) -> Drift {
     if actual.disk.unwrap_or_default() != want.disk.unwrap_or_default() {
         fields.push(DriftedField::Disk);
     }
-    if actual.env.clone().unwrap_or_default() != want.env.clone().unwrap_or_default() {
+    if !env_or_empty(actual).eq(env_or_empty(want)) {
         fields.push(DriftedField::Environment);
     }
     if !fields.is_empty() {
@@ -107,6 +108,11 @@ pub fn drift(desired: &DesiredApp, actual: &App) -> Drift {
         return Drift::Scale { from, to };
     }
     Drift::InSync
+}
+
+/// The app's environment; no environment and an empty one are the same.
+fn env_or_empty(app: &App) -> impl Iterator<Item = (&String, &EnvValue)> {
+    app.env.iter().flatten()
 }
 
 fn image(app: &App) -> Option<&str> {
