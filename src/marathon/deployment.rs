@@ -70,19 +70,25 @@ pub struct DeploymentStep {
 
 impl<'de> Deserialize<'de> for DeploymentStep {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Read as one struct rather than an untagged enum, which would buffer every step
+        // before trying each form: deployment events carry a plan's steps several times.
         #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Step { actions: Vec<DeploymentAction> },
-            // The bare-action form of old documentation examples.
-            Action(DeploymentAction),
+        struct Wire {
+            #[serde(default)]
+            actions: Option<Vec<DeploymentAction>>,
+            // The bare-action form of old documentation examples: the action's own fields.
+            #[serde(flatten)]
+            action: Map<String, Value>,
         }
-        Ok(match Wire::deserialize(deserializer)? {
-            Wire::Step { actions } => Self { actions },
-            Wire::Action(action) => Self {
-                actions: vec![action],
-            },
-        })
+        let wire = Wire::deserialize(deserializer)?;
+        let actions = match wire.actions {
+            Some(actions) => actions,
+            None => vec![
+                DeploymentAction::deserialize(Value::Object(wire.action))
+                    .map_err(serde::de::Error::custom)?,
+            ],
+        };
+        Ok(Self { actions })
     }
 }
 
@@ -161,4 +167,49 @@ pub struct DeploymentResult {
     pub deployment_id: DeploymentId,
     /// The version of the target state.
     pub version: Version,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(value: Value) -> Result<DeploymentStep, serde_json::Error> {
+        serde_json::from_str(&value.to_string())
+    }
+
+    #[test]
+    fn a_step_reads_its_actions_and_keeps_what_an_action_says_beyond_the_model() {
+        let step = step(json!({
+            "actions": [
+                {"action": "StartApplication", "app": "/web/a", "startedAt": "now"},
+                {"action": "ScaleApplication", "app": "/web/b"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(step.actions.len(), 2);
+        assert_eq!(
+            step.actions[0].action,
+            DeploymentActionKind::StartApplication
+        );
+        assert_eq!(step.actions[0].extra["startedAt"], "now");
+        assert_eq!(step.actions[1].app.as_ref().unwrap().as_str(), "/web/b");
+    }
+
+    #[test]
+    fn a_bare_action_is_a_step_of_one_action() {
+        let step = step(json!({"type": "RestartApplication", "app": "/web/a"})).unwrap();
+        assert_eq!(step.actions.len(), 1);
+        assert_eq!(
+            step.actions[0].action,
+            DeploymentActionKind::RestartApplication
+        );
+    }
+
+    #[test]
+    fn a_step_that_is_neither_form_is_an_error_naming_what_is_missing() {
+        let error = step(json!({"app": "/web/a"})).unwrap_err();
+        assert!(error.to_string().contains("action"), "{error}");
+    }
 }
