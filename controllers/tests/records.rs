@@ -139,7 +139,7 @@ async fn a_reconciles_records_and_status_go_in_one_transaction_and_only_once() {
 
     // The same again writes nothing: the copies hold it.
     let mut again = Recording::new(7);
-    again.history([records.history.get(&key())[&7].clone()]);
+    again.history([(*records.history.get(&key())[&7]).clone()]);
     records
         .write(&key(), again, 10, Some(status(7)))
         .await

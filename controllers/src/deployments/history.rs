@@ -9,6 +9,7 @@
 //! `RolledBack` or `Superseded` stays so.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use theseus::api::{DeploymentSpec, Reason, RevisionOutcome, RevisionRecord, parse_spec};
@@ -59,12 +60,12 @@ pub fn decided(record: &RevisionRecord) -> bool {
     }
 }
 
+/// One deployment's revision records by revision, as the copy of its history holds them
+/// (shared: a reconcile reads them without copying them).
+pub type Revisions = BTreeMap<u64, Arc<RevisionRecord>>;
+
 /// The records a new revision ends: those still deploying or running, now superseded.
-pub fn superseded(
-    history: &BTreeMap<u64, RevisionRecord>,
-    revision: i64,
-    now: DateTime<Utc>,
-) -> Vec<RevisionRecord> {
+pub fn superseded(history: &Revisions, revision: i64, now: DateTime<Utc>) -> Vec<RevisionRecord> {
     history
         .values()
         .filter(|record| record.revision != revision)
@@ -77,7 +78,7 @@ pub fn superseded(
         .map(|record| RevisionRecord {
             outcome: RevisionOutcome::Superseded,
             ended_at: Some(now),
-            ..record.clone()
+            ..RevisionRecord::clone(record)
         })
         .collect()
 }
@@ -128,7 +129,7 @@ pub fn failed(
 
 /// The revision a failed one goes back to, with its spec; see the module documentation.
 pub fn rollback_target<'a>(
-    history: &'a BTreeMap<u64, RevisionRecord>,
+    history: &'a Revisions,
     failed: &RevisionRecord,
 ) -> Option<(&'a RevisionRecord, DeploymentSpec)> {
     history.values().rev().find_map(|record| {
@@ -143,7 +144,7 @@ pub fn rollback_target<'a>(
             return None;
         }
         let spec = parse_spec(record.spec.to_string().as_bytes()).ok()?;
-        Some((record, spec))
+        Some((record.as_ref(), spec))
     })
 }
 
@@ -172,10 +173,10 @@ mod tests {
         record
     }
 
-    fn history(records: Vec<RevisionRecord>) -> BTreeMap<u64, RevisionRecord> {
+    fn history(records: Vec<RevisionRecord>) -> Revisions {
         records
             .into_iter()
-            .map(|record| (record.revision as u64, record))
+            .map(|record| (record.revision as u64, Arc::new(record)))
             .collect()
     }
 

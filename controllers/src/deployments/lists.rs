@@ -24,7 +24,7 @@
 //! revision recorded as having reached `Running`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,9 +41,10 @@ pub(crate) const TXN_BYTES: usize = 1024 * 1024;
 /// What etcd holds at one index.
 #[derive(Debug, Clone)]
 enum Held<T> {
-    /// Boxed: a deployment's map of one entry keeps a B-tree leaf's room for eleven, which
-    /// would hold eleven values inline.
-    Value(Box<T>),
+    /// Behind a pointer: a deployment's map of one entry keeps a B-tree leaf's room for
+    /// eleven, which would hold eleven values inline. Shared: a reconcile reads the values
+    /// without copying them.
+    Value(Arc<T>),
     /// A readable entry whose value this kind of list does not keep (the journal's).
     Present,
     Unreadable,
@@ -167,7 +168,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
     /// is there (see the module documentation).
     fn held(&self, value: T) -> Held<T> {
         match self.kind {
-            ListKind::History => Held::Value(Box::new(value)),
+            ListKind::History => Held::Value(Arc::new(value)),
             ListKind::Journal => Held::Present,
         }
     }
@@ -209,13 +210,13 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
     }
 
     /// The readable entries of `key`, by index.
-    pub fn get(&self, key: &DeploymentKey) -> BTreeMap<u64, T> {
+    pub fn get(&self, key: &DeploymentKey) -> BTreeMap<u64, Arc<T>> {
         self.copy()
             .get(key)
             .map(|list| {
                 list.iter()
                     .filter_map(|(index, slot)| match &slot.held {
-                        Held::Value(value) => Some((*index, T::clone(value))),
+                        Held::Value(value) => Some((*index, Arc::clone(value))),
                         _ => None,
                     })
                     .collect()

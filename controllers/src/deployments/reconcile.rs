@@ -356,7 +356,7 @@ impl Deployments {
             (Situation::Paused { .. }, _) => {
                 stop_clock(&mut status);
                 recording.journal.on_reason(
-                    prior.as_ref(),
+                    prior.as_deref(),
                     &status,
                     Reason::Paused,
                     Decision::Paused,
@@ -367,13 +367,13 @@ impl Deployments {
                 Some(record),
             ) => {
                 recording.journal.on_reason(
-                    prior.as_ref(),
+                    prior.as_deref(),
                     &status,
                     Reason::WaitingForDeployment,
                     Decision::WaitingForDeployment,
                 );
                 if history::decided(&record) {
-                    report_failure(&mut status, prior.as_ref(), &record);
+                    report_failure(&mut status, prior.as_deref(), &record);
                 } else {
                     let now = Utc::now();
                     let deadline = Duration::from_secs(spec.progress_deadline_seconds.into());
@@ -406,7 +406,7 @@ impl Deployments {
                             Action::Done => Action::RequeueAfter(after),
                         };
                     }
-                    let outcome = apply_deadline(&mut status, prior.as_ref(), deadline, now);
+                    let outcome = apply_deadline(&mut status, prior.as_deref(), deadline, now);
                     // Failures count until the revision runs, and after that within its
                     // deadline: a task that runs for a moment before it exits still loops.
                     let counting = status.revision_running_at.is_none()
@@ -415,7 +415,7 @@ impl Deployments {
                                 + chrono::Duration::from_std(deadline)
                                     .unwrap_or(chrono::Duration::MAX)
                         });
-                    count_failures(&mut status, prior.as_ref(), app.as_deref(), counting);
+                    count_failures(&mut status, prior.as_deref(), app.as_deref(), counting);
                     let crash_looping = match app.as_deref() {
                         Some(app) if crash_loops(&status, spec.crash_loop_limit) => {
                             let queued = match waited.queue {
@@ -477,12 +477,12 @@ impl Deployments {
                                     self.snapshot.app(app_id).as_deref(),
                                     &rolled.situation,
                                 );
-                                report_failure(&mut status, prior.as_ref(), &rolled.record);
+                                report_failure(&mut status, prior.as_deref(), &rolled.record);
                                 failure = failure.or(rolled.failure);
                                 action = rolled.action;
                             }
                             Decided::Failed(record) => {
-                                report_failure(&mut status, prior.as_ref(), &record)
+                                report_failure(&mut status, prior.as_deref(), &record)
                             }
                         }
                     }

@@ -32,8 +32,8 @@ use crate::runtime::metrics::Metrics;
 /// A status as etcd holds it.
 #[derive(Debug, Clone)]
 enum Held {
-    /// A status that decodes.
-    Status(Box<DeploymentStatus>),
+    /// A status that decodes; shared, so a reconcile reads it without copying it.
+    Status(Arc<DeploymentStatus>),
     /// A value that does not decode as a status.
     Unreadable,
 }
@@ -101,6 +101,13 @@ impl Copy {
         })
     }
 
+    /// Whether the change of `key` at `revision` is applied already, or overwritten since.
+    fn applied(&self, key: &DeploymentKey, revision: Revision) -> bool {
+        self.known
+            .get(key)
+            .is_some_and(|known| known.revision >= revision)
+    }
+
     /// Applies a change at `revision`; what somebody else did, if it needs repair.
     fn observe(
         &mut self,
@@ -109,11 +116,11 @@ impl Copy {
         revision: Revision,
         listed: bool,
     ) -> Option<Repair> {
-        let current = self.entry(key);
-        if current.revision >= revision {
+        if self.applied(key, revision) {
             // The echo of a change already applied, or of one this replica overwrote since.
             return None;
         }
+        let current = self.entry(key);
         let ours = current.pending_matches(held.as_ref());
         let unchanged = match (&current.held, &held) {
             (Some(Held::Status(before)), Some(Held::Status(after))) => before.same_report(after),
@@ -170,9 +177,9 @@ impl Copy {
         }
     }
 
-    fn get(&self, key: &DeploymentKey) -> Option<DeploymentStatus> {
+    fn get(&self, key: &DeploymentKey) -> Option<Arc<DeploymentStatus>> {
         match self.known.get(key)?.held.as_ref()? {
-            Held::Status(status) => Some(DeploymentStatus::clone(status)),
+            Held::Status(status) => Some(Arc::clone(status)),
             Held::Unreadable => None,
         }
     }
@@ -241,8 +248,12 @@ impl Statuses {
             revision,
             listed,
         } = change;
+        // The echo of this replica's own put, once recorded, is not decoded again.
+        if self.copy().applied(&key, revision) {
+            return None;
+        }
         let held = entry.map(|entry| match entry.json::<DeploymentStatus>() {
-            Ok(status) => Held::Status(Box::new(status)),
+            Ok(status) => Held::Status(Arc::new(status)),
             Err(error) => {
                 if listed {
                     warn!(%key, %error, "a status does not decode; it will be rewritten");
@@ -272,7 +283,7 @@ impl Statuses {
     }
 
     /// The status etcd holds for `key`, if it decodes.
-    pub fn get(&self, key: &DeploymentKey) -> Option<DeploymentStatus> {
+    pub fn get(&self, key: &DeploymentKey) -> Option<Arc<DeploymentStatus>> {
         self.copy().get(key)
     }
 
@@ -337,7 +348,7 @@ impl Statuses {
         self.copy().settle(
             &staged.key,
             revision,
-            Some(Held::Status(Box::new(staged.status))),
+            Some(Held::Status(Arc::new(staged.status))),
         );
         if revision.is_some() {
             self.metrics.status_written("put");
@@ -386,7 +397,7 @@ mod tests {
     }
 
     fn held(revision: i64) -> Option<Held> {
-        Some(Held::Status(Box::new(status(revision))))
+        Some(Held::Status(Arc::new(status(revision))))
     }
 
     #[test]
@@ -407,8 +418,8 @@ mod tests {
             Some(Repair::Foreign)
         );
         assert_eq!(
-            copy.get(&key()),
-            Some(status(2)),
+            copy.get(&key()).as_deref(),
+            Some(&status(2)),
             "the copy holds etcd's value"
         );
         assert_eq!(
@@ -432,7 +443,7 @@ mod tests {
         // The watch delivers the write before the put returns.
         assert_eq!(copy.observe(&key(), held(4), 12, false), None);
         copy.settle(&key(), Some(12), held(4));
-        assert_eq!(copy.get(&key()), Some(status(4)));
+        assert_eq!(copy.get(&key()).as_deref(), Some(&status(4)));
         assert!(!copy.begin_put(&key(), &status(4)), "nothing new to say");
 
         assert!(copy.begin_delete(&key()));
@@ -448,7 +459,7 @@ mod tests {
         copy.settle(&key(), Some(20), held(4));
         assert_eq!(copy.observe(&key(), held(1), 15, false), None);
         assert_eq!(copy.observe(&key(), held(4), 20, false), None);
-        assert_eq!(copy.get(&key()), Some(status(4)));
+        assert_eq!(copy.get(&key()).as_deref(), Some(&status(4)));
     }
 
     #[test]
@@ -457,7 +468,7 @@ mod tests {
         copy.observe(&key(), held(3), 10, true);
         assert!(copy.begin_put(&key(), &status(4)));
         copy.settle(&key(), None, held(4));
-        assert_eq!(copy.get(&key()), Some(status(3)));
+        assert_eq!(copy.get(&key()).as_deref(), Some(&status(3)));
         assert_eq!(
             copy.observe(&key(), held(4), 11, false),
             Some(Repair::Foreign),

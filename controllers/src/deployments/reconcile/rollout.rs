@@ -11,8 +11,6 @@
 //! finds the decision after its restart and finishes it, without deciding again; the
 //! failpoint `deployments::before_rollback` sits there, for tests that kill it there.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use theseus::api::{
     Condition, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase, Reason,
@@ -20,7 +18,7 @@ use theseus::api::{
 };
 use theseus::store::Entry;
 
-use super::super::history;
+use super::super::history::{self, Revisions};
 use super::super::records::{Recording, RecordsError};
 use super::super::status::Situation;
 use super::{AFTER_MARATHON_WRITE, BEFORE_ROLLBACK, Deployments, ReconcileError, unavailable};
@@ -57,12 +55,12 @@ impl Deployments {
         entry: &Entry,
         spec: &DeploymentSpec,
         desired: &DesiredApp,
-        history: &BTreeMap<u64, RevisionRecord>,
+        history: &Revisions,
         recording: &mut Recording,
     ) -> RevisionRecord {
         let revision = entry.mod_revision;
         if let Some(record) = u64::try_from(revision).ok().and_then(|r| history.get(&r)) {
-            return record.clone();
+            return RevisionRecord::clone(record);
         }
         let now = Utc::now();
         let record = history::started(revision, &entry.value, spec, desired.hash.as_str(), now);
@@ -87,7 +85,7 @@ impl Deployments {
         key: &DeploymentKey,
         spec: &DeploymentSpec,
         record: &RevisionRecord,
-        history: &BTreeMap<u64, RevisionRecord>,
+        history: &Revisions,
         reason: Reason,
         status: &mut DeploymentStatus,
         recording: &mut Recording,
