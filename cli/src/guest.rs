@@ -280,9 +280,9 @@ fn install_python(args: InstallPythonArgs, format: OutputFormat) -> Result<(), F
     }
     for file in installed {
         let action = match file.action {
-            python::Action::Created => "created",
-            python::Action::Replaced => "replaced",
-            python::Action::Unchanged => "unchanged",
+            python::InstallAction::Created => "created",
+            python::InstallAction::Replaced => "replaced",
+            python::InstallAction::Unchanged => "unchanged",
         };
         println!("{action} {}", file.path.display());
     }

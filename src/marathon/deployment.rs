@@ -72,14 +72,14 @@ impl<'de> Deserialize<'de> for DeploymentStep {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Wire {
+        enum StepForm {
             Step { actions: Vec<DeploymentAction> },
             // The bare-action form of old documentation examples.
             Action(DeploymentAction),
         }
-        Ok(match Wire::deserialize(deserializer)? {
-            Wire::Step { actions } => Self { actions },
-            Wire::Action(action) => Self {
+        Ok(match StepForm::deserialize(deserializer)? {
+            StepForm::Step { actions } => Self { actions },
+            StepForm::Action(action) => Self {
                 actions: vec![action],
             },
         })
