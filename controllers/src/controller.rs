@@ -41,7 +41,7 @@ use crate::marathon_snapshot::{
 use crate::observed::reconcile::Observed;
 use crate::observed::tree::{ListKind, ObservedTree, TreeChange};
 use crate::runtime::fence::FencedStore;
-use crate::runtime::health::{Health, Role};
+use crate::runtime::health::{ReplicaHealth, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
 use crate::runtime::metrics::{DashboardDemandMetrics, MarathonRequestMetrics, Metrics};
 use crate::runtime::queue::{Backoff, WorkQueue};
@@ -135,7 +135,7 @@ struct Replica {
     mapping: Mapping,
     client: MarathonClient,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     /// Whether Marathon answers the current term, for the dashboard's controller page.
     marathon_seen: Arc<MarathonSeen>,
 }
@@ -146,7 +146,7 @@ pub struct Controller {
     stop: CancellationToken,
     tasks: JoinSet<()>,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     http_addr: SocketAddr,
 }
 
@@ -163,7 +163,7 @@ impl Controller {
         let metrics = Arc::new(Metrics::new());
         let client = MarathonClient::new(config.marathon.clone())?
             .with_observer(Arc::new(MarathonRequestMetrics(Arc::clone(&metrics))));
-        let health = Arc::new(Health::default());
+        let health = Arc::new(ReplicaHealth::default());
         let marathon_seen = Arc::new(MarathonSeen::default());
         let http = HttpServer::bind(config.listen).await?;
         let http_addr = http.local_addr();

@@ -31,7 +31,7 @@ use crate::runtime::metrics::Metrics;
 
 /// A status as etcd holds it.
 #[derive(Debug, Clone)]
-enum Held {
+enum HeldStatus {
     /// A status that decodes.
     Status(Box<DeploymentStatus>),
     /// A value that does not decode as a status.
@@ -49,16 +49,18 @@ enum Pending {
 #[derive(Debug, Clone)]
 struct Known {
     /// `None`: no status (deleted, or never written).
-    held: Option<Held>,
+    held: Option<HeldStatus>,
     /// The revision of the last change applied.
     revision: Revision,
     pending: Option<Pending>,
 }
 
 impl Known {
-    fn pending_matches(&self, held: Option<&Held>) -> bool {
+    fn pending_matches(&self, held: Option<&HeldStatus>) -> bool {
         match (&self.pending, held) {
-            (Some(Pending::Put(ours)), Some(Held::Status(theirs))) => ours.same_report(theirs),
+            (Some(Pending::Put(ours)), Some(HeldStatus::Status(theirs))) => {
+                ours.same_report(theirs)
+            }
             (Some(Pending::Delete), None) => true,
             _ => false,
         }
@@ -105,7 +107,7 @@ impl Copy {
     fn observe(
         &mut self,
         key: &DeploymentKey,
-        held: Option<Held>,
+        held: Option<HeldStatus>,
         revision: Revision,
         listed: bool,
     ) -> Option<Repair> {
@@ -116,7 +118,9 @@ impl Copy {
         }
         let ours = current.pending_matches(held.as_ref());
         let unchanged = match (&current.held, &held) {
-            (Some(Held::Status(before)), Some(Held::Status(after))) => before.same_report(after),
+            (Some(HeldStatus::Status(before)), Some(HeldStatus::Status(after))) => {
+                before.same_report(after)
+            }
             (None, None) => true,
             _ => false,
         };
@@ -126,8 +130,8 @@ impl Copy {
             return None;
         }
         Some(match &current.held {
-            Some(Held::Status(_)) => Repair::Foreign,
-            Some(Held::Unreadable) => Repair::Unreadable,
+            Some(HeldStatus::Status(_)) => Repair::Foreign,
+            Some(HeldStatus::Unreadable) => Repair::Unreadable,
             None => Repair::Deleted,
         })
     }
@@ -135,7 +139,7 @@ impl Copy {
     /// Starts a put of `status`; `false` when the held status already says the same.
     fn begin_put(&mut self, key: &DeploymentKey, status: &DeploymentStatus) -> bool {
         let current = self.entry(key);
-        if let Some(Held::Status(held)) = &current.held
+        if let Some(HeldStatus::Status(held)) = &current.held
             && held.same_report(status)
         {
             return false;
@@ -157,7 +161,12 @@ impl Copy {
 
     /// Ends the write in flight for `key`: applies `held` at `revision` if the write
     /// succeeded and nothing newer is known.
-    fn settle(&mut self, key: &DeploymentKey, revision: Option<Revision>, held: Option<Held>) {
+    fn settle(
+        &mut self,
+        key: &DeploymentKey,
+        revision: Option<Revision>,
+        held: Option<HeldStatus>,
+    ) {
         let Some(current) = self.known.get_mut(key) else {
             return;
         };
@@ -172,8 +181,8 @@ impl Copy {
 
     fn get(&self, key: &DeploymentKey) -> Option<DeploymentStatus> {
         match self.known.get(key)?.held.as_ref()? {
-            Held::Status(status) => Some(DeploymentStatus::clone(status)),
-            Held::Unreadable => None,
+            HeldStatus::Status(status) => Some(DeploymentStatus::clone(status)),
+            HeldStatus::Unreadable => None,
         }
     }
 
@@ -242,12 +251,12 @@ impl Statuses {
             listed,
         } = change;
         let held = entry.map(|entry| match entry.json::<DeploymentStatus>() {
-            Ok(status) => Held::Status(Box::new(status)),
+            Ok(status) => HeldStatus::Status(Box::new(status)),
             Err(error) => {
                 if listed {
                     warn!(%key, %error, "a status does not decode; it will be rewritten");
                 }
-                Held::Unreadable
+                HeldStatus::Unreadable
             }
         });
         let repair = self.copy().observe(&key, held, revision, listed)?;
@@ -337,7 +346,7 @@ impl Statuses {
         self.copy().settle(
             &staged.key,
             revision,
-            Some(Held::Status(Box::new(staged.status))),
+            Some(HeldStatus::Status(Box::new(staged.status))),
         );
         if revision.is_some() {
             self.metrics.status_written("put");
@@ -385,15 +394,18 @@ mod tests {
         }
     }
 
-    fn held(revision: i64) -> Option<Held> {
-        Some(Held::Status(Box::new(status(revision))))
+    fn held(revision: i64) -> Option<HeldStatus> {
+        Some(HeldStatus::Status(Box::new(status(revision))))
     }
 
     #[test]
     fn statuses_left_by_earlier_terms_load_without_a_repair() {
         let mut copy = Copy::default();
         assert_eq!(copy.observe(&key(), held(3), 10, true), None);
-        assert_eq!(copy.observe(&key(), Some(Held::Unreadable), 11, true), None);
+        assert_eq!(
+            copy.observe(&key(), Some(HeldStatus::Unreadable), 11, true),
+            None
+        );
         assert_eq!(copy.keys(), [key()], "an unreadable status is still there");
         assert_eq!(copy.get(&key()), None);
     }
@@ -412,7 +424,7 @@ mod tests {
             "the copy holds etcd's value"
         );
         assert_eq!(
-            copy.observe(&key(), Some(Held::Unreadable), 12, false),
+            copy.observe(&key(), Some(HeldStatus::Unreadable), 12, false),
             Some(Repair::Unreadable)
         );
         assert_eq!(copy.observe(&key(), None, 13, false), Some(Repair::Deleted));

@@ -1,6 +1,6 @@
 //! What this replica is doing, as `/healthz` and `/readyz` report it.
 //!
-//! What it promises: [`Health::readiness`] is ready for a standby replica that takes part in
+//! What it promises: [`ReplicaHealth::readiness`] is ready for a standby replica that takes part in
 //! the election (it can take over), and for a leader once its caches are synced (the reflector
 //! listed `/desired`, the Marathon snapshot listed the apps, statuses are loaded). It is not
 //! ready while starting, while a new leader syncs, after the election failed, or while
@@ -45,11 +45,11 @@ impl fmt::Display for Role {
 
 /// The replica's role, shared by the election loop (writer) and the HTTP endpoints (readers).
 #[derive(Debug)]
-pub struct Health {
+pub struct ReplicaHealth {
     role: Mutex<Role>,
 }
 
-impl Default for Health {
+impl Default for ReplicaHealth {
     fn default() -> Self {
         Self {
             role: Mutex::new(Role::Starting),
@@ -57,7 +57,7 @@ impl Default for Health {
     }
 }
 
-impl Health {
+impl ReplicaHealth {
     /// Records the replica's role.
     pub fn set(&self, role: Role) {
         *self.role.lock().unwrap_or_else(|p| p.into_inner()) = role;
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn a_standby_and_a_synced_leader_are_ready_nothing_else_is() {
-        let health = Health::default();
+        let health = ReplicaHealth::default();
         assert!(health.readiness().is_err());
         health.set(Role::Standby);
         assert_eq!(health.readiness(), Ok("standby".into()));
