@@ -451,7 +451,7 @@ fn service_view(
 
 /// One controller replica in the election.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Replica {
+pub struct Campaigner {
     /// Its identity (the election key's value).
     pub identity: String,
     /// The election key.
@@ -465,11 +465,11 @@ pub struct Replica {
 }
 
 /// The replicas campaigning, the leader first (etcd's election: the key created first leads).
-pub fn replicas(model: &Model) -> Vec<Replica> {
-    let mut replicas: Vec<Replica> = model
+pub fn replicas(model: &Model) -> Vec<Campaigner> {
+    let mut replicas: Vec<Campaigner> = model
         .election()
         .values()
-        .map(|entry| Replica {
+        .map(|entry| Campaigner {
             identity: String::from_utf8_lossy(&entry.value).into_owned(),
             key: entry.key.clone(),
             since_revision: entry.create_revision,
