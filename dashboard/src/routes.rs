@@ -279,7 +279,7 @@ async fn diff(
             to: query.to,
             lines,
         }),
-        Err(why) => (StatusCode::NOT_FOUND, why).into_response(),
+        Err(why) => (StatusCode::NOT_FOUND, why.to_string()).into_response(),
     }
 }
 
