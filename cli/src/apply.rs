@@ -45,11 +45,22 @@ pub struct ApplyArgs {
 /// The longest change cause a spec accepts (its schema's bound).
 const MAX_CHANGE_CAUSE: usize = 1024;
 
-fn change_cause(text: &str) -> Result<String, String> {
+/// Why `--message` is refused.
+#[derive(Debug, thiserror::Error)]
+enum ChangeCauseError {
+    /// Longer than a spec accepts.
+    #[error("a change cause has at most {limit} characters")]
+    TooLong {
+        /// The bound, in characters.
+        limit: usize,
+    },
+}
+
+fn change_cause(text: &str) -> Result<String, ChangeCauseError> {
     if text.chars().count() > MAX_CHANGE_CAUSE {
-        return Err(format!(
-            "a change cause has at most {MAX_CHANGE_CAUSE} characters"
-        ));
+        return Err(ChangeCauseError::TooLong {
+            limit: MAX_CHANGE_CAUSE,
+        });
     }
     Ok(text.to_owned())
 }
