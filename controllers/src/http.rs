@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::marathon_snapshot::Reachability;
-use crate::runtime::health::{ReplicaHealth, Role};
+use crate::runtime::health::{Readiness, ReplicaHealth, Role};
 use crate::runtime::metrics::{CONTENT_TYPE, Metrics};
 
 /// Why the HTTP endpoints could not be served.
@@ -120,8 +120,8 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(endpoints): State<HttpEndpoints>) -> Response {
     match endpoints.health.readiness() {
-        Ok(role) => (StatusCode::OK, format!("ready: {role}\n")).into_response(),
-        Err(role) => (
+        Readiness::Ready(role) => (StatusCode::OK, format!("ready: {role}\n")).into_response(),
+        Readiness::NotReady(role) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {role}\n"),
         )
@@ -179,8 +179,8 @@ impl HostReport for ReplicaReport {
     fn facts(&self) -> Vec<Fact> {
         let role = self.health.role();
         let (ready, role_text) = match self.health.readiness() {
-            Ok(role) => ("yes", role),
-            Err(role) => ("no", role),
+            Readiness::Ready(role) => ("yes", role.to_string()),
+            Readiness::NotReady(role) => ("no", role.to_string()),
         };
         let mut facts = vec![
             Fact::new("this replica", role_text),

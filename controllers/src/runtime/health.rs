@@ -43,6 +43,15 @@ impl fmt::Display for Role {
     }
 }
 
+/// Whether the replica is ready, with its role either way: what `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Ready (a standby, a synced leader).
+    Ready(Role),
+    /// Not ready, in this role.
+    NotReady(Role),
+}
+
 /// The replica's role, shared by the election loop (writer) and the HTTP endpoints (readers).
 #[derive(Debug)]
 pub struct ReplicaHealth {
@@ -68,12 +77,12 @@ impl ReplicaHealth {
         self.role.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Whether the replica is ready, with the role as text either way.
-    pub fn readiness(&self) -> Result<String, String> {
+    /// Whether the replica is ready, with the role either way.
+    pub fn readiness(&self) -> Readiness {
         let role = self.role();
         match role {
-            Role::Standby | Role::Leader { synced: true } => Ok(role.to_string()),
-            _ => Err(role.to_string()),
+            Role::Standby | Role::Leader { synced: true } => Readiness::Ready(role),
+            _ => Readiness::NotReady(role),
         }
     }
 }
@@ -85,18 +94,26 @@ mod tests {
     #[test]
     fn a_standby_and_a_synced_leader_are_ready_nothing_else_is() {
         let health = ReplicaHealth::default();
-        assert!(health.readiness().is_err());
+        // What `/readyz` says: whether ready, and the role as text.
+        let said = |readiness: Readiness| match readiness {
+            Readiness::Ready(role) => Ok(role.to_string()),
+            Readiness::NotReady(role) => Err(role.to_string()),
+        };
+        assert!(said(health.readiness()).is_err());
         health.set(Role::Standby);
-        assert_eq!(health.readiness(), Ok("standby".into()));
+        assert_eq!(said(health.readiness()), Ok("standby".into()));
         health.set(Role::Leader { synced: false });
-        assert!(health.readiness().is_err());
+        assert!(said(health.readiness()).is_err());
         health.set(Role::Leader { synced: true });
-        assert_eq!(health.readiness(), Ok("leader".into()));
+        assert_eq!(said(health.readiness()), Ok("leader".into()));
         health.set(Role::Degraded {
             reason: "etcd unreachable".into(),
         });
-        assert_eq!(health.readiness(), Err("degraded: etcd unreachable".into()));
+        assert_eq!(
+            said(health.readiness()),
+            Err("degraded: etcd unreachable".into())
+        );
         health.set(Role::Stopping);
-        assert!(health.readiness().is_err());
+        assert!(said(health.readiness()).is_err());
     }
 }
