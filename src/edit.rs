@@ -250,8 +250,8 @@ pub async fn apply(
         });
     };
     let (spec, change) = match edited(store, key, edit, spec, current.mod_revision).await? {
-        Change::To { spec, change } => (spec, change),
-        Change::None { reason } => {
+        Rewrite::To { spec, change } => (spec, change),
+        Rewrite::None { reason } => {
             return Ok(Edited::Unchanged {
                 revision: current.mod_revision,
                 reason,
@@ -299,8 +299,8 @@ pub async fn apply(
     }
 }
 
-/// An edited spec, or why the edit changes nothing.
-enum Change {
+/// The spec an edit rewrites to, or why the edit changes nothing.
+enum Rewrite {
     To {
         spec: Map<String, Value>,
         change: String,
@@ -317,18 +317,18 @@ async fn edited(
     edit: &Edit,
     mut spec: Map<String, Value>,
     revision: Revision,
-) -> Result<Change, EditError> {
+) -> Result<Rewrite, EditError> {
     Ok(match edit {
         Edit::Scale { instances } => {
             // An absent field is the default, one instance.
             let before = spec.get("instances").cloned().unwrap_or(Value::from(1));
             if before == *instances {
-                return Ok(Change::None {
+                return Ok(Rewrite::None {
                     reason: format!("already asks for {instances} instances"),
                 });
             }
             spec.insert("instances".to_owned(), Value::from(*instances));
-            Change::To {
+            Rewrite::To {
                 spec,
                 change: format!("instances {before} → {instances}"),
             }
@@ -338,7 +338,7 @@ async fn edited(
             let was_paused = spec.get("paused") == Some(&Value::Bool(true));
             if was_paused == pause {
                 let state = if pause { "paused" } else { "resumed" };
-                return Ok(Change::None {
+                return Ok(Rewrite::None {
                     reason: format!("already {state}"),
                 });
             }
@@ -348,7 +348,7 @@ async fn edited(
                 spec.remove("paused");
             }
             let change = if pause { "paused" } else { "resumed" };
-            Change::To {
+            Rewrite::To {
                 spec,
                 change: change.to_owned(),
             }
@@ -382,7 +382,7 @@ async fn edited(
                 "change_cause".to_owned(),
                 Value::String(undo_cause(target, revision)),
             );
-            Change::To {
+            Rewrite::To {
                 spec,
                 change: format!("the spec of revision {} written back", target.revision),
             }

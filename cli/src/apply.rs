@@ -45,11 +45,22 @@ pub struct ApplyArgs {
 /// The longest change cause a spec accepts (its schema's bound).
 const MAX_CHANGE_CAUSE: usize = 1024;
 
-fn change_cause(text: &str) -> Result<String, String> {
+/// Why `--message` is refused.
+#[derive(Debug, thiserror::Error)]
+enum ChangeCauseError {
+    /// Longer than a spec accepts.
+    #[error("a change cause has at most {limit} characters")]
+    TooLong {
+        /// The bound, in characters.
+        limit: usize,
+    },
+}
+
+fn change_cause(text: &str) -> Result<String, ChangeCauseError> {
     if text.chars().count() > MAX_CHANGE_CAUSE {
-        return Err(format!(
-            "a change cause has at most {MAX_CHANGE_CAUSE} characters"
-        ));
+        return Err(ChangeCauseError::TooLong {
+            limit: MAX_CHANGE_CAUSE,
+        });
     }
     Ok(text.to_owned())
 }
@@ -57,7 +68,7 @@ fn change_cause(text: &str) -> Result<String, String> {
 /// What apply does to one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub enum ApplyAction {
     /// The key did not exist and is written.
     Created,
     /// The key held another spec and is overwritten.
@@ -70,14 +81,14 @@ pub enum Action {
     Absent,
 }
 
-impl Action {
+impl ApplyAction {
     fn as_str(self) -> &'static str {
         match self {
-            Action::Created => "created",
-            Action::Changed => "changed",
-            Action::Unchanged => "unchanged",
-            Action::Removed => "removed",
-            Action::Absent => "absent (nothing to remove)",
+            ApplyAction::Created => "created",
+            ApplyAction::Changed => "changed",
+            ApplyAction::Unchanged => "unchanged",
+            ApplyAction::Removed => "removed",
+            ApplyAction::Absent => "absent (nothing to remove)",
         }
     }
 }
@@ -85,12 +96,12 @@ impl Action {
 #[derive(Debug, Serialize)]
 struct Planned {
     deployment: String,
-    action: Action,
+    action: ApplyAction,
     file: String,
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
+struct ApplyReport {
     dry_run: bool,
     /// The etcd revision the write created; absent on a dry run or when nothing changed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,21 +139,24 @@ pub async fn run(args: ApplyArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
             let existing = current.get(path.as_str()).copied();
             let action = match entry {
                 ManifestEntry::Deploy { document, .. } => match existing {
-                    None => Action::Created,
-                    Some(existing) if holds(existing, document) => Action::Unchanged,
-                    Some(_) => Action::Changed,
+                    None => ApplyAction::Created,
+                    Some(existing) if holds(existing, document) => ApplyAction::Unchanged,
+                    Some(_) => ApplyAction::Changed,
                 },
-                ManifestEntry::Remove { .. } if existing.is_some() => Action::Removed,
-                ManifestEntry::Remove { .. } => Action::Absent,
+                ManifestEntry::Remove { .. } if existing.is_some() => ApplyAction::Removed,
+                ManifestEntry::Remove { .. } => ApplyAction::Absent,
             };
             let revision = existing.map_or(0, |e| e.mod_revision);
             match (action, entry) {
-                (Action::Created | Action::Changed, ManifestEntry::Deploy { document, .. }) => {
+                (
+                    ApplyAction::Created | ApplyAction::Changed,
+                    ManifestEntry::Deploy { document, .. },
+                ) => {
                     txn = txn
                         .require_mod_revision(&path, revision)
                         .put(&path, document.to_string());
                 }
-                (Action::Removed, _) => {
+                (ApplyAction::Removed, _) => {
                     txn = txn.require_mod_revision(&path, revision).delete(&path);
                 }
                 _ => {}
@@ -163,7 +177,7 @@ pub async fn run(args: ApplyArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
             }
             Some(outcome.revision)
         };
-        let report = Report {
+        let report = ApplyReport {
             dry_run: args.dry_run,
             revision,
             results,
@@ -180,7 +194,7 @@ fn holds(existing: &Entry, document: &Value) -> bool {
     serde_json::from_slice::<Value>(&existing.value).is_ok_and(|stored| &stored == document)
 }
 
-fn print_report(report: &Report, output: OutputFormat) -> std::io::Result<()> {
+fn print_report(report: &ApplyReport, output: OutputFormat) -> std::io::Result<()> {
     if output != OutputFormat::Table {
         return print_structured(output, report);
     }

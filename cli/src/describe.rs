@@ -35,7 +35,7 @@ pub struct DescribeArgs {
 
 /// The spec as `/desired` holds it.
 #[derive(Debug, Serialize)]
-struct Desired {
+struct StoredSpec {
     key: String,
     revision: Revision,
     /// The stored value, secret-looking environment values masked (a JSON string holding the
@@ -52,7 +52,7 @@ struct Desired {
 #[derive(Debug, Serialize)]
 struct Description {
     deployment: String,
-    desired: Option<Desired>,
+    desired: Option<StoredSpec>,
     status: Option<DeploymentStatus>,
     tasks: Vec<TaskRecord>,
     history: Vec<RevisionRecord>,
@@ -98,7 +98,7 @@ async fn read(store: &Store, key: &DeploymentKey) -> Result<(Description, Vec<St
         let raw = serde_json::from_slice(&entry.value)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&entry.value).into()));
         let parsed = parse_spec(&entry.value);
-        Desired {
+        StoredSpec {
             key: entry.key,
             revision: entry.mod_revision,
             spec: mask_spec(raw),

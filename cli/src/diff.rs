@@ -58,7 +58,7 @@ pub struct DiffArgs {
 
 /// Whether applying the files would change anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum DiffOutcome {
     /// Nothing would change.
     Same,
     /// Something would.
@@ -129,7 +129,7 @@ struct Difference {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
+struct DiffReport {
     /// Whether anything would change.
     changes: bool,
     deployments: Vec<Difference>,
@@ -140,7 +140,7 @@ pub async fn run(
     args: DiffArgs,
     etcd: &EtcdArgs,
     output: OutputFormat,
-) -> Result<Outcome, Failure> {
+) -> Result<DiffOutcome, Failure> {
     let read = read_files(&args.files, &args.key).map_err(Failure::Problems)?;
     let mapping = Mapping::new(
         args.marathon_group.as_deref(),
@@ -175,7 +175,7 @@ pub async fn run(
     let changes = deployments
         .iter()
         .any(|d| !matches!(d.spec, SpecChange::Unchanged | SpecChange::Absent));
-    let report = Report {
+    let report = DiffReport {
         changes,
         deployments,
     };
@@ -185,9 +185,9 @@ pub async fn run(
         print_structured(output, &report)?;
     }
     Ok(if changes {
-        Outcome::Differs
+        DiffOutcome::Differs
     } else {
-        Outcome::Same
+        DiffOutcome::Same
     })
 }
 
@@ -379,7 +379,7 @@ fn masked_pair(before: Option<&Value>, after: Option<&Value>) -> (String, String
 }
 
 /// The report for people: per deployment, one line saying what would happen, then the diff.
-fn render(report: &Report) -> String {
+fn render(report: &DiffReport) -> String {
     let mut out = String::new();
     for difference in &report.deployments {
         let key = &difference.deployment;

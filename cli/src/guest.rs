@@ -164,13 +164,13 @@ pub async fn run(args: GuestArgs, etcd: &EtcdArgs, output: OutputFormat) -> Resu
 
 /// What a call answered: its lines of text (none for an empty node list) and its JSON
 /// document.
-struct Answer {
+struct GuestAnswer {
     lines: Vec<String>,
     document: serde_json::Value,
 }
 
-fn structured(text: impl ToString, document: serde_json::Value) -> Answer {
-    Answer {
+fn structured(text: impl ToString, document: serde_json::Value) -> GuestAnswer {
+    GuestAnswer {
         lines: vec![text.to_string()],
         document,
     }
@@ -180,7 +180,7 @@ async fn answer(
     call: GuestCall,
     env: TaskEnvironment,
     etcd: &EtcdArgs,
-) -> Result<Answer, theseus::guest::Error> {
+) -> Result<GuestAnswer, theseus::guest::Error> {
     let service_label = |service: &str| DnsLabel::parse("service", service);
     Ok(match call {
         GuestCall::Env => {
@@ -221,7 +221,7 @@ async fn answer(
                 Some(wait) => discovery.wait_for_node_list(&service, &query, wait).await,
                 None => discovery.node_list(&service, &query).await,
             }?;
-            Answer {
+            GuestAnswer {
                 lines: listed.iter().map(|l| l.address.clone()).collect(),
                 document: json!(listed),
             }
@@ -280,9 +280,9 @@ fn install_python(args: InstallPythonArgs, format: OutputFormat) -> Result<(), F
     }
     for file in installed {
         let action = match file.action {
-            python::Action::Created => "created",
-            python::Action::Replaced => "replaced",
-            python::Action::Unchanged => "unchanged",
+            python::InstallAction::Created => "created",
+            python::InstallAction::Replaced => "replaced",
+            python::InstallAction::Unchanged => "unchanged",
         };
         println!("{action} {}", file.path.display());
     }

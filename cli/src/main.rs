@@ -74,8 +74,8 @@ async fn main() -> ExitCode {
         Command::Diff(args) => {
             // `diff`'s own convention: 1 means "differs", so a failure is 2.
             return match diff::run(args, &cli.etcd, cli.output).await {
-                Ok(diff::Outcome::Same) => ExitCode::SUCCESS,
-                Ok(diff::Outcome::Differs) => ExitCode::from(1),
+                Ok(diff::DiffOutcome::Same) => ExitCode::SUCCESS,
+                Ok(diff::DiffOutcome::Differs) => ExitCode::from(1),
                 Err(failure) => {
                     failure.report();
                     ExitCode::from(2)

@@ -41,11 +41,11 @@ use crate::marathon_snapshot::{
 use crate::observed::reconcile::Observed;
 use crate::observed::tree::{ListKind, ObservedTree, TreeChange};
 use crate::runtime::fence::FencedStore;
-use crate::runtime::health::{Health, Role};
+use crate::runtime::health::{ReplicaHealth, Role};
 use crate::runtime::leader::{ElectionConfig, Term, run_elections};
 use crate::runtime::metrics::{DashboardDemandMetrics, MarathonRequestMetrics, Metrics};
 use crate::runtime::queue::{Backoff, WorkQueue};
-use crate::runtime::reflector::Reflector;
+use crate::runtime::reflector::{Reflection, Reflector};
 use crate::runtime::runner::{self, RunnerConfig};
 use crate::runtime::trigger::{self, Triggered};
 use crate::triggers;
@@ -135,7 +135,7 @@ struct Replica {
     mapping: Mapping,
     client: MarathonClient,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     /// Whether Marathon answers the current term, for the dashboard's controller page.
     marathon_seen: Arc<MarathonSeen>,
 }
@@ -146,7 +146,7 @@ pub struct Controller {
     stop: CancellationToken,
     tasks: JoinSet<()>,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     http_addr: SocketAddr,
 }
 
@@ -163,7 +163,7 @@ impl Controller {
         let metrics = Arc::new(Metrics::new());
         let client = MarathonClient::new(config.marathon.clone())?
             .with_observer(Arc::new(MarathonRequestMetrics(Arc::clone(&metrics))));
-        let health = Arc::new(Health::default());
+        let health = Arc::new(ReplicaHealth::default());
         let marathon_seen = Arc::new(MarathonSeen::default());
         let http = HttpServer::bind(config.listen).await?;
         let http_addr = http.local_addr();
@@ -280,7 +280,8 @@ async fn connect(replica: &Replica, stop: &CancellationToken) -> Option<Store> {
     .await
 }
 
-/// One term: build the caches, then reconcile until the term stops.
+/// One term: follow `/observed/`, assemble the reconcilers, list Marathon and follow its
+/// events, then reconcile once `/desired` is listed, until the term stops.
 async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
     let fenced = FencedStore::new(
         store.clone(),
@@ -299,43 +300,8 @@ async fn lead(replica: Arc<Replica>, store: Store, term: Term) {
     }
 
     let snapshot = marathon_snapshot(&replica);
-    let layout = replica.layout.clone();
-    let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
-    let deployments = Arc::new(Deployments::new(
-        replica.mapping.clone(),
-        desired.clone(),
-        Arc::clone(&snapshot),
-        Records {
-            statuses: copy.statuses,
-            history: copy.history,
-            journal: copy.journal,
-            fenced: fenced.clone(),
-        },
-        term.fence.clone(),
-    ));
-    let observed = Arc::new(Observed::new(
-        replica.mapping.installation().clone(),
-        Arc::clone(&snapshot),
-        copy.tree,
-        fenced,
-        Arc::clone(&replica.metrics),
-    ));
-    let reconcilers = Reconcilers {
-        deployments,
-        observed,
-        queues,
-    };
-    reconcilers.spawn_triggers(&replica, &snapshot, &term, &mut tasks);
-    tasks.spawn(trigger::run(
-        reflector.changes(
-            store.watch(&replica.layout.desired_root()),
-            Arc::clone(&replica.metrics),
-        ),
-        reconcilers.queues.deployments.clone(),
-        |key| Triggered::key(Some(key)),
-        Vec::new,
-        term.stop.clone(),
-    ));
+    let (reconcilers, desired) =
+        Reconcilers::assemble(&replica, fenced, copy, queues, &snapshot, &term, &mut tasks);
     let _seen = TermSeesMarathon::follow(&replica.marathon_seen, &snapshot, &mut tasks);
 
     // One list of Marathon, then its events; reconciles wait for /desired's first list.
@@ -494,6 +460,57 @@ struct Reconcilers {
 }
 
 impl Reconcilers {
+    /// Builds the term's reconcilers over the copy of `/observed/`, the snapshot and a new
+    /// reflector of `/desired`, and starts what triggers them as the term's tasks (the
+    /// snapshot's changes, the reflector's); with the reflector's readers' handle, to wait
+    /// for its first list.
+    fn assemble(
+        replica: &Replica,
+        fenced: FencedStore,
+        copy: ObservedCopy,
+        queues: Queues,
+        snapshot: &Arc<MarathonSnapshot>,
+        term: &Term,
+        tasks: &mut JoinSet<()>,
+    ) -> (Reconcilers, Reflection<DeploymentKey>) {
+        let layout = replica.layout.clone();
+        let (reflector, desired) = Reflector::new("desired", move |key| layout.desired_key(key));
+        let watch = fenced.store().watch(&replica.layout.desired_root());
+        let deployments = Arc::new(Deployments::new(
+            replica.mapping.clone(),
+            desired.clone(),
+            Arc::clone(snapshot),
+            Records {
+                statuses: copy.statuses,
+                history: copy.history,
+                journal: copy.journal,
+                fenced: fenced.clone(),
+            },
+            term.fence.clone(),
+        ));
+        let observed = Arc::new(Observed::new(
+            replica.mapping.installation().clone(),
+            Arc::clone(snapshot),
+            copy.tree,
+            fenced,
+            Arc::clone(&replica.metrics),
+        ));
+        let reconcilers = Reconcilers {
+            deployments,
+            observed,
+            queues,
+        };
+        reconcilers.spawn_triggers(replica, snapshot, term, tasks);
+        tasks.spawn(trigger::run(
+            reflector.changes(watch, Arc::clone(&replica.metrics)),
+            reconcilers.queues.deployments.clone(),
+            |key| Triggered::key(Some(key)),
+            Vec::new,
+            term.stop.clone(),
+        ));
+        (reconcilers, desired)
+    }
+
     /// The snapshot's changes trigger both reconcilers ([`triggers`]); the triggers belong
     /// to the term.
     fn spawn_triggers(

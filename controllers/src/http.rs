@@ -2,7 +2,7 @@
 //! the dashboard's pages at `/`.
 //!
 //! What it promises: `/healthz` answers 200 whenever the process serves requests; `/readyz`
-//! answers 200 with the replica's role when [`Health::readiness`] says ready, else 503 with
+//! answers 200 with the replica's role when [`ReplicaHealth::readiness`] says ready, else 503 with
 //! why; `/metrics` is [`Metrics::encode`]. The server stops accepting when `stop` is
 //! cancelled and finishes the requests it has.
 
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::marathon_snapshot::Reachability;
-use crate::runtime::health::{Health, Role};
+use crate::runtime::health::{Readiness, ReplicaHealth, Role};
 use crate::runtime::metrics::{CONTENT_TYPE, Metrics};
 
 /// Why the HTTP endpoints could not be served.
@@ -49,10 +49,11 @@ pub enum HttpError {
     },
 }
 
+/// What the endpoints answer from.
 #[derive(Clone)]
-struct Endpoints {
+struct HttpEndpoints {
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
 }
 
 /// A bound listener, ready to serve; binding first lets callers learn the port (`:0`).
@@ -84,7 +85,7 @@ impl HttpServer {
     pub async fn serve(
         self,
         metrics: Arc<Metrics>,
-        health: Arc<Health>,
+        health: Arc<ReplicaHealth>,
         pages: Router,
         stop: CancellationToken,
     ) -> Result<(), HttpError> {
@@ -97,15 +98,15 @@ impl HttpServer {
     }
 }
 
-fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+fn router(metrics: Arc<Metrics>, health: Arc<ReplicaHealth>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Endpoints { metrics, health })
+        .with_state(HttpEndpoints { metrics, health })
 }
 
-async fn metrics_text(State(endpoints): State<Endpoints>) -> Response {
+async fn metrics_text(State(endpoints): State<HttpEndpoints>) -> Response {
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
         endpoints.metrics.encode(),
@@ -117,10 +118,10 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(endpoints): State<Endpoints>) -> Response {
+async fn readyz(State(endpoints): State<HttpEndpoints>) -> Response {
     match endpoints.health.readiness() {
-        Ok(role) => (StatusCode::OK, format!("ready: {role}\n")).into_response(),
-        Err(role) => (
+        Readiness::Ready(role) => (StatusCode::OK, format!("ready: {role}\n")).into_response(),
+        Readiness::NotReady(role) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {role}\n"),
         )
@@ -165,7 +166,7 @@ impl MarathonSeen {
 /// memory.
 pub struct ReplicaReport {
     /// The replica's role.
-    pub health: Arc<Health>,
+    pub health: Arc<ReplicaHealth>,
     /// Its metrics, where the work queues report their depth.
     pub metrics: Arc<Metrics>,
     /// Whether Marathon answers its current term.
@@ -178,8 +179,8 @@ impl HostReport for ReplicaReport {
     fn facts(&self) -> Vec<Fact> {
         let role = self.health.role();
         let (ready, role_text) = match self.health.readiness() {
-            Ok(role) => ("yes", role),
-            Err(role) => ("no", role),
+            Readiness::Ready(role) => ("yes", role.to_string()),
+            Readiness::NotReady(role) => ("no", role.to_string()),
         };
         let mut facts = vec![
             Fact::new("this replica", role_text),
@@ -219,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn endpoints_report_health_readiness_and_metrics_then_stop() {
         let metrics = Arc::new(Metrics::new());
-        let health = Arc::new(Health::default());
+        let health = Arc::new(ReplicaHealth::default());
         let server = HttpServer::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

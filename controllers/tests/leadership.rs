@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::{etcdctl, store, wait_until};
 use theseus::store::Store;
 use theseus_controllers::runtime::fence::{Fence, FenceError, FencedStore, LeaseDeadline};
-use theseus_controllers::runtime::health::{Health, Role};
+use theseus_controllers::runtime::health::{ReplicaHealth, Role};
 use theseus_controllers::runtime::leader::{ElectionConfig, Term, run_elections};
 use theseus_controllers::runtime::metrics::Metrics;
 use theseus_testkit::EtcdServer;
@@ -40,13 +40,13 @@ impl Drop for Running {
 
 struct Replica {
     stop: CancellationToken,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     task: JoinHandle<()>,
 }
 
 fn replica(store: &Store, index: usize, terms: &Arc<Terms>) -> Replica {
     let stop = CancellationToken::new();
-    let health = Arc::new(Health::default());
+    let health = Arc::new(ReplicaHealth::default());
     let config = ElectionConfig {
         name: "/theseus/leader/test".into(),
         identity: format!("replica-{index}"),
@@ -279,7 +279,7 @@ async fn a_shutdown_right_after_a_term_began_is_recorded_as_a_shutdown() {
                 identity: format!("attempt-{attempt}"),
                 lease_ttl: Duration::from_secs(1),
             },
-            Arc::new(Health::default()),
+            Arc::new(ReplicaHealth::default()),
             Arc::clone(&metrics),
             stop.clone(),
             {
@@ -316,7 +316,7 @@ async fn a_replica_that_cannot_reach_etcd_says_so_and_counts_the_failure_by_reas
     let mut etcd = EtcdServer::start();
     let store = store(&etcd, "").await;
     etcd.kill();
-    let health = Arc::new(Health::default());
+    let health = Arc::new(ReplicaHealth::default());
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
     let config = ElectionConfig {

@@ -55,15 +55,16 @@ pub trait DemandObserver: Send + Sync + 'static {
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum DemandPhase {
     Idle,
     Wanted,
     Watching,
     Stopping { wanted_again: bool },
 }
 
-struct State {
-    phase: Phase,
+/// What the demand's lock guards.
+struct DemandState {
+    phase: DemandPhase,
     viewers: usize,
     /// The last request, or the last event stream's end.
     last_wanted: Instant,
@@ -71,11 +72,11 @@ struct State {
     observer: Option<Arc<dyn DemandObserver>>,
 }
 
-impl State {
+impl DemandState {
     fn status(&self) -> DemandStatus {
         DemandStatus {
             viewers: self.viewers,
-            watching: self.phase != Phase::Idle,
+            watching: self.phase != DemandPhase::Idle,
         }
     }
 }
@@ -83,7 +84,7 @@ impl State {
 /// Who wants the feed, and whether it runs; see the module documentation.
 pub struct Demand {
     picture: Arc<Picture>,
-    state: Mutex<State>,
+    state: Mutex<DemandState>,
     /// Wakes the supervisor: a first request, an event stream's end.
     wake: Notify,
 }
@@ -101,8 +102,8 @@ impl Demand {
     pub fn new(picture: Arc<Picture>, idle_timeout: Duration) -> Demand {
         Demand {
             picture,
-            state: Mutex::new(State {
-                phase: Phase::Idle,
+            state: Mutex::new(DemandState {
+                phase: DemandPhase::Idle,
                 viewers: 0,
                 last_wanted: Instant::now(),
                 idle_timeout,
@@ -112,7 +113,7 @@ impl Demand {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, DemandState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -141,18 +142,18 @@ impl Demand {
         let mut state = self.lock();
         state.last_wanted = Instant::now();
         match state.phase {
-            Phase::Idle => {
+            DemandPhase::Idle => {
                 // Idle → Wanted: the supervisor starts a run.
                 self.picture.begin();
-                state.phase = Phase::Wanted;
+                state.phase = DemandPhase::Wanted;
                 notify(&state);
                 self.wake.notify_one();
             }
-            Phase::Stopping { .. } => {
+            DemandPhase::Stopping { .. } => {
                 // Stopping → Stopping: start again once the old run has ended.
-                state.phase = Phase::Stopping { wanted_again: true };
+                state.phase = DemandPhase::Stopping { wanted_again: true };
             }
-            Phase::Wanted | Phase::Watching => {}
+            DemandPhase::Wanted | DemandPhase::Watching => {}
         }
     }
 
@@ -166,7 +167,7 @@ impl Demand {
     }
 }
 
-fn notify(state: &State) {
+fn notify(state: &DemandState) {
     if let Some(observer) = &state.observer {
         observer.demand_changed(state.status());
     }
@@ -223,7 +224,7 @@ pub async fn supervise(demand: Arc<Demand>, feed_run: impl FeedRun, stop: Cancel
             let woken = demand.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if demand.lock().phase == Phase::Wanted {
+            if demand.lock().phase == DemandPhase::Wanted {
                 break;
             }
             tokio::select! {
@@ -234,7 +235,7 @@ pub async fn supervise(demand: Arc<Demand>, feed_run: impl FeedRun, stop: Cancel
         // Wanted → Watching.
         let ending = stop.child_token();
         let feed = feed_run.start(ending.clone());
-        demand.lock().phase = Phase::Watching;
+        demand.lock().phase = DemandPhase::Watching;
         info!("a page is open: the dashboard watches etcd");
         let stopped = watch_while_wanted(&demand, &stop).await;
         // Watching → Stopping happened under the lock (or the dashboard stops).
@@ -244,11 +245,11 @@ pub async fn supervise(demand: Arc<Demand>, feed_run: impl FeedRun, stop: Cancel
         let mut state = demand.lock();
         demand.picture.forget();
         state.phase = match state.phase {
-            Phase::Stopping { wanted_again: true } if !stopped => {
+            DemandPhase::Stopping { wanted_again: true } if !stopped => {
                 demand.picture.begin();
-                Phase::Wanted
+                DemandPhase::Wanted
             }
-            _ => Phase::Idle,
+            _ => DemandPhase::Idle,
         };
         notify(&state);
         drop(state);
@@ -273,7 +274,7 @@ async fn watch_while_wanted(demand: &Demand, stop: &CancellationToken) -> bool {
                 let deadline = state.last_wanted + state.idle_timeout;
                 if Instant::now() >= deadline {
                     // Watching → Stopping: from here on nothing shown is current.
-                    state.phase = Phase::Stopping {
+                    state.phase = DemandPhase::Stopping {
                         wanted_again: false,
                     };
                     demand.picture.end();

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use theseus::api::{DeploymentKey, DeploymentSpec, DeploymentStatus, TaskRecord, parse_spec};
-use theseus::store::{Entry, KeyPath, Layout, Revision, WatchEvent};
+use theseus::api::{
+    DeploymentKey, DeploymentSpec, DeploymentStatus, TaskRecord, ValidationErrors, parse_spec,
+};
+use theseus::store::{self, Entry, KeyPath, Layout, Revision, WatchEvent};
 
 /// The sub-trees under a deployment's `/observed` prefix that hold a list of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub struct Desired {
     /// The spec's labels as text, whatever they hold (also when the spec is not valid).
     pub labels: Vec<String>,
     /// The validated spec, or why it is not one.
-    pub spec: Result<DeploymentSpec, String>,
+    pub spec: Result<DeploymentSpec, ValidationErrors>,
     /// The key's mod revision.
     pub revision: Revision,
 }
@@ -58,6 +60,29 @@ impl Desired {
     /// The value as JSON (a JSON string holding the text when it is not JSON).
     pub fn raw(&self) -> Value {
         json_or_text(&self.text)
+    }
+}
+
+/// A value that does not decode as what its key holds (a status, a task record): kept, not
+/// dropped, with the text as stored and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct Unreadable {
+    /// The value as stored, as text.
+    pub text: String,
+    /// Why: the key, the type it should hold and the decoder's message. Shared, so that the
+    /// records stay cheap to clone.
+    #[source]
+    pub error: Arc<store::Error>,
+}
+
+impl Unreadable {
+    /// `entry`'s value as a `T`, or why not.
+    fn decode<T: serde::de::DeserializeOwned>(entry: &Entry) -> Result<T, Unreadable> {
+        entry.json::<T>().map_err(|error| Unreadable {
+            text: String::from_utf8_lossy(&entry.value).into_owned(),
+            error: Arc::new(error),
+        })
     }
 }
 
@@ -80,12 +105,12 @@ fn labels_of(raw: &Value) -> Vec<String> {
 pub struct DeploymentRecords {
     /// The desired spec, if the key exists.
     pub desired: Option<Desired>,
-    /// The status, or the reason it does not parse.
-    pub status: Option<Result<DeploymentStatus, String>>,
-    /// Task records by task id; a record that does not parse is its raw text. Boxed: a
+    /// The status, or why it does not parse.
+    pub status: Option<Result<DeploymentStatus, Unreadable>>,
+    /// Task records by task id; a record that does not parse is kept as its text. Boxed: a
     /// map's node holds room for eleven values inline, and a task record is large, so
     /// unboxed a deployment with two tasks would carry nine empty records' worth of memory.
-    pub tasks: BTreeMap<String, Box<Result<TaskRecord, String>>>,
+    pub tasks: BTreeMap<String, Box<Result<TaskRecord, Unreadable>>>,
     /// History entries by the rest of their key.
     pub history: BTreeMap<String, Value>,
     /// Journal entries by the rest of their key.
@@ -172,7 +197,7 @@ impl Model {
         let records = Arc::make_mut(self.deployments.entry(key.clone()).or_default());
         match place {
             Place::Desired => {
-                let spec = parse_spec(&entry.value).map_err(|errors| errors.to_string());
+                let spec = parse_spec(&entry.value);
                 records.desired = Some(Desired {
                     labels: labels_of(&json_or_text(&entry.value)),
                     text: entry.value.into_boxed_slice(),
@@ -181,9 +206,7 @@ impl Model {
                 });
             }
             Place::Status => {
-                let status = entry
-                    .json::<DeploymentStatus>()
-                    .map_err(|error| error.to_string());
+                let status = Unreadable::decode::<DeploymentStatus>(&entry);
                 if now.is_none()
                     && let Ok(status) = &status
                 {
@@ -192,9 +215,7 @@ impl Model {
                 records.status = Some(status);
             }
             Place::Task(id) => {
-                let record = entry
-                    .json::<TaskRecord>()
-                    .map_err(|_| String::from_utf8_lossy(&entry.value).into_owned());
+                let record = Unreadable::decode::<TaskRecord>(&entry);
                 records.tasks.insert(id, Box::new(record));
             }
             Place::List(list, rest) => {
@@ -361,7 +382,13 @@ mod tests {
         let records = &model.deployments()[&key];
         assert_eq!(records.desired.as_ref().unwrap().revision, 2);
         assert!(records.desired.as_ref().unwrap().spec.is_ok());
-        assert_eq!(*records.tasks["t1"], Err("garbled".to_owned()));
+        assert_eq!(
+            records.tasks["t1"]
+                .as_ref()
+                .as_ref()
+                .map_err(|u| u.text.as_str()),
+            Err("garbled")
+        );
         assert_eq!(records.history["2"], serde_json::json!({"a": 1}));
         assert_eq!(records.journal["0001"], Value::String("text".into()));
         assert_eq!(model.election().len(), 1);
@@ -435,7 +462,14 @@ mod tests {
             .desired
             .clone()
             .unwrap();
-        assert!(desired.spec.as_ref().unwrap_err().contains("instnaces"));
+        assert!(
+            desired
+                .spec
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("instnaces")
+        );
         assert_eq!(desired.raw()["instnaces"], 2);
     }
 }

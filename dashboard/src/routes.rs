@@ -29,7 +29,7 @@ use crate::actions::Actions;
 use crate::demand::Demand;
 use crate::diff::DiffLine;
 use crate::feed::{Connection, EtcdProbe, Picture, Update};
-use crate::view::{self, DeploymentView, FleetRow, Replica, ServiceView};
+use crate::view::{self, Campaigner, DeploymentView, FleetRow, ServiceView};
 use crate::{Fact, HostReport};
 
 const PAGE: &str = include_str!("../assets/page.html");
@@ -39,8 +39,9 @@ const STYLE: &str = include_str!("../assets/style.css");
 /// How often the controller page's facts from the hosting process are sent again.
 const FACTS_INTERVAL: Duration = Duration::from_secs(2);
 
+/// What every handler reads: the router's state.
 #[derive(Clone)]
-struct App {
+struct Site {
     picture: Arc<Picture>,
     demand: Arc<Demand>,
     host: Option<Arc<dyn HostReport>>,
@@ -71,7 +72,7 @@ pub fn router(
         .route("/api/deployments/{service}/{name}", get(deployment))
         .route("/api/deployments/{service}/{name}/diff", get(diff))
         .route("/api/events", get(events))
-        .with_state(App {
+        .with_state(Site {
             picture,
             demand,
             host,
@@ -146,7 +147,7 @@ enum Snapshot {
     },
     Controller {
         connection: Connection,
-        replicas: Vec<Replica>,
+        replicas: Vec<Campaigner>,
         /// What the hosting process reports; empty for `theseus dashboard`.
         facts: Vec<Fact>,
         /// Whether a controller replica serves the page (else `theseus dashboard` does).
@@ -171,7 +172,7 @@ struct Rows {
     remove: Vec<String>,
 }
 
-impl App {
+impl Site {
     fn snapshot(&self, view: &ViewName) -> Snapshot {
         // The connection first: a picture swapped in between the two reads is then shown as
         // not current (until the next event), never an old one as current.
@@ -226,20 +227,20 @@ fn json_response(value: impl Serialize) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response()
 }
 
-async fn fleet(State(app): State<App>) -> Response {
+async fn fleet(State(app): State<Site>) -> Response {
     json_response(app.snapshot(&ViewName::Fleet))
 }
 
-async fn services(State(app): State<App>) -> Response {
+async fn services(State(app): State<Site>) -> Response {
     json_response(app.snapshot(&ViewName::Services))
 }
 
-async fn controller(State(app): State<App>) -> Response {
+async fn controller(State(app): State<Site>) -> Response {
     json_response(app.snapshot(&ViewName::Controller))
 }
 
 async fn deployment(
-    State(app): State<App>,
+    State(app): State<Site>,
     Path((service, name)): Path<(String, String)>,
 ) -> Response {
     match DeploymentKey::new(&service, &name) {
@@ -263,7 +264,7 @@ struct DiffAnswer {
 }
 
 async fn diff(
-    State(app): State<App>,
+    State(app): State<Site>,
     Path((service, name)): Path<(String, String)>,
     Query(query): Query<DiffQuery>,
 ) -> Response {
@@ -278,11 +279,11 @@ async fn diff(
             to: query.to,
             lines,
         }),
-        Err(why) => (StatusCode::NOT_FOUND, why).into_response(),
+        Err(why) => (StatusCode::NOT_FOUND, why.to_string()).into_response(),
     }
 }
 
-async fn events(State(app): State<App>, Query(query): Query<EventsQuery>) -> Response {
+async fn events(State(app): State<Site>, Query(query): Query<EventsQuery>) -> Response {
     let Some(view) = ViewName::parse(&query) else {
         return (StatusCode::BAD_REQUEST, "unknown view").into_response();
     };
@@ -292,7 +293,7 @@ async fn events(State(app): State<App>, Query(query): Query<EventsQuery>) -> Res
 }
 
 /// What one page is sent; see the module documentation.
-fn event_stream(app: App, view: ViewName) -> impl Stream<Item = Result<Event, Infallible>> {
+fn event_stream(app: Site, view: ViewName) -> impl Stream<Item = Result<Event, Infallible>> {
     let stop = app.stop.clone().cancelled_owned();
     // Held by the stream: dropped when the page goes (its connection closes).
     let viewer = app.demand.viewer();

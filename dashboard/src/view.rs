@@ -12,7 +12,7 @@ use theseus::guest::{NodeQuery, ServiceTasks};
 
 use crate::diff::{DiffLine, line_diff};
 use crate::mask::mask_spec;
-use crate::model::{DeploymentRecords, Model};
+use crate::model::{DeploymentRecords, Model, Unreadable};
 
 /// One row of the fleet page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,7 +108,7 @@ pub fn blocking(records: &DeploymentRecords) -> Option<String> {
         .and_then(|status| status.as_ref().ok());
     if let Some(desired) = &records.desired {
         if let Err(errors) = &desired.spec {
-            return Some(errors.clone());
+            return Some(errors.to_string());
         }
         if status.is_none_or(|status| status.observed_revision != desired.revision) {
             return Some(format!(
@@ -169,7 +169,7 @@ pub struct TaskView {
     pub unreadable: Option<String>,
 }
 
-fn task_view(task_id: &str, record: &Result<TaskRecord, String>) -> TaskView {
+fn task_view(task_id: &str, record: &Result<TaskRecord, Unreadable>) -> TaskView {
     match record {
         Ok(record) => TaskView {
             task_id: task_id.to_owned(),
@@ -193,7 +193,7 @@ fn task_view(task_id: &str, record: &Result<TaskRecord, String>) -> TaskView {
             version: record.version.clone(),
             unreadable: None,
         },
-        Err(raw) => TaskView {
+        Err(unreadable) => TaskView {
             task_id: task_id.to_owned(),
             host: String::new(),
             ports: Vec::new(),
@@ -203,7 +203,7 @@ fn task_view(task_id: &str, record: &Result<TaskRecord, String>) -> TaskView {
             started_at: None,
             staged_at: None,
             version: None,
-            unreadable: Some(raw.clone()),
+            unreadable: Some(unreadable.text.clone()),
         },
     }
 }
@@ -277,7 +277,7 @@ pub fn deployment(model: &Model, key: &DeploymentKey) -> DeploymentView {
         spec_errors: records
             .desired
             .as_ref()
-            .and_then(|desired| desired.spec.as_ref().err().cloned()),
+            .and_then(|desired| desired.spec.as_ref().err().map(ToString::to_string)),
         conditions: status.map(|s| s.conditions.clone()).unwrap_or_default(),
         instances: status.map(|s| s.instances),
         app_id: status.and_then(|s| s.app_id.clone()),
@@ -302,23 +302,40 @@ fn mask_record(mut value: Value) -> Value {
     value
 }
 
+/// Why a diff of two specs cannot be shown (the page shows the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffError {
+    /// Nothing is known of the deployment.
+    #[error("no deployment {0}")]
+    NoDeployment(DeploymentKey),
+    /// `desired` was asked for and the key does not exist.
+    #[error("there is no spec under /desired")]
+    NoDesiredSpec,
+    /// The revision asked for is not in the history.
+    #[error("revision {0} is not in the history")]
+    NotInHistory(String),
+    /// The revision's record does not hold its spec.
+    #[error("revision {0} was recorded without its spec")]
+    SpecNotRecorded(String),
+}
+
 /// Which spec of a deployment a diff compares: `desired` (the spec in `/desired` now) or a
 /// revision recorded in its history.
-fn spec_text(records: &DeploymentRecords, which: &str) -> Result<String, String> {
+fn spec_text(records: &DeploymentRecords, which: &str) -> Result<String, DiffError> {
     let spec = if which == "desired" {
         records
             .desired
             .as_ref()
             .map(|desired| desired.raw())
-            .ok_or_else(|| "there is no spec under /desired".to_owned())?
+            .ok_or(DiffError::NoDesiredSpec)?
     } else {
         let record = records
             .history
             .get(which)
-            .ok_or_else(|| format!("revision {which} is not in the history"))?;
+            .ok_or_else(|| DiffError::NotInHistory(which.to_owned()))?;
         match record.get("spec") {
             Some(spec) if !spec.is_null() => spec.clone(),
-            _ => return Err(format!("revision {which} was recorded without its spec")),
+            _ => return Err(DiffError::SpecNotRecorded(which.to_owned())),
         }
     };
     Ok(serde_json::to_string_pretty(&mask_spec(spec)).unwrap_or_default())
@@ -331,11 +348,11 @@ pub fn revision_diff(
     key: &DeploymentKey,
     from: &str,
     to: &str,
-) -> Result<Vec<DiffLine>, String> {
+) -> Result<Vec<DiffLine>, DiffError> {
     let records = model
         .deployments()
         .get(key)
-        .ok_or_else(|| format!("no deployment {key}"))?;
+        .ok_or_else(|| DiffError::NoDeployment(key.clone()))?;
     Ok(line_diff(
         &spec_text(records, from)?,
         &spec_text(records, to)?,
@@ -451,7 +468,7 @@ fn service_view(
 
 /// One controller replica in the election.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Replica {
+pub struct Campaigner {
     /// Its identity (the election key's value).
     pub identity: String,
     /// The election key.
@@ -465,11 +482,11 @@ pub struct Replica {
 }
 
 /// The replicas campaigning, the leader first (etcd's election: the key created first leads).
-pub fn replicas(model: &Model) -> Vec<Replica> {
-    let mut replicas: Vec<Replica> = model
+pub fn replicas(model: &Model) -> Vec<Campaigner> {
+    let mut replicas: Vec<Campaigner> = model
         .election()
         .values()
-        .map(|entry| Replica {
+        .map(|entry| Campaigner {
             identity: String::from_utf8_lossy(&entry.value).into_owned(),
             key: entry.key.clone(),
             since_revision: entry.create_revision,

@@ -74,7 +74,7 @@ pub fn parse(text: &str, syntax: Syntax) -> Result<Value, DocumentError> {
 pub fn parse_json(text: &str) -> Result<Value, DocumentError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let found = DuplicateFinder::default();
-    let value = Node {
+    let value = ValueAtPointer {
         pointer: String::new(),
         found: &found,
     }
@@ -120,14 +120,14 @@ impl DuplicateFinder {
     }
 }
 
-/// A YAML document read through [`Node`], so that YAML and JSON go through the same value
-/// builder (serde-saphyr also reports duplicate keys itself, with their line).
+/// A YAML document read through [`ValueAtPointer`], so that YAML and JSON go through the same
+/// value builder (serde-saphyr also reports duplicate keys itself, with their line).
 struct Document(Value);
 
 impl<'de> de::Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let found = DuplicateFinder::default();
-        let value = Node {
+        let value = ValueAtPointer {
             pointer: String::new(),
             found: &found,
         }
@@ -140,12 +140,12 @@ impl<'de> de::Deserialize<'de> for Document {
 }
 
 /// Builds a [`Value`] at a JSON pointer, noting duplicate keys.
-struct Node<'a> {
+struct ValueAtPointer<'a> {
     pointer: String,
     found: &'a DuplicateFinder,
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_> {
+impl<'de> DeserializeSeed<'de> for ValueAtPointer<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -153,7 +153,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_> {
+impl<'de> Visitor<'de> for ValueAtPointer<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,7 +201,7 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         loop {
-            let node = Node {
+            let node = ValueAtPointer {
                 pointer: format!("{}/{}", self.pointer, items.len()),
                 found: self.found,
             };
@@ -231,7 +231,7 @@ impl<'de> Visitor<'de> for Node<'_> {
                 self.found.record(error.clone());
                 return Err(de::Error::custom(error));
             }
-            let node = Node {
+            let node = ValueAtPointer {
                 pointer: format!("{}/{}", self.pointer, pointer_segment(&key)),
                 found: self.found,
             };

@@ -40,7 +40,7 @@ pub const FILES: [ShimFile; 2] = [
 /// What [`install`] did with one file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub enum InstallAction {
     /// The file did not exist and was written.
     Created,
     /// The file existed with other contents and was replaced (forced).
@@ -55,7 +55,7 @@ pub struct Installed {
     /// Where it is.
     pub path: PathBuf,
     /// What was done.
-    pub action: Action,
+    pub action: InstallAction,
 }
 
 /// What can go wrong writing the shim.
@@ -122,7 +122,7 @@ pub fn install(dir: &Path, force: bool) -> Result<Vec<Installed>, InstallError> 
     for file in FILES {
         let path = dir.join(file.name);
         let action = match std::fs::symlink_metadata(&path) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Action::Created,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => InstallAction::Created,
             Err(source) => {
                 return Err(InstallError::Io {
                     action: "read",
@@ -138,9 +138,9 @@ pub fn install(dir: &Path, force: bool) -> Result<Vec<Installed>, InstallError> 
                     source,
                 })?;
                 if existing == file.contents.as_bytes() {
-                    Action::Unchanged
+                    InstallAction::Unchanged
                 } else if force {
-                    Action::Replaced
+                    InstallAction::Replaced
                 } else {
                     return Err(InstallError::Differs { path });
                 }
@@ -149,7 +149,7 @@ pub fn install(dir: &Path, force: bool) -> Result<Vec<Installed>, InstallError> 
         plan.push((file, Installed { path, action }));
     }
     for (file, installed) in &plan {
-        if installed.action != Action::Unchanged {
+        if installed.action != InstallAction::Unchanged {
             write_file(dir, file, &installed.path)?;
         }
     }
@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
 
-    fn actions(installed: &[Installed]) -> Vec<(&str, Action)> {
+    fn actions(installed: &[Installed]) -> Vec<(&str, InstallAction)> {
         installed
             .iter()
             .map(|i| {
@@ -204,8 +204,8 @@ mod tests {
         assert_eq!(
             actions(&first),
             [
-                ("guestutils.py", Action::Created),
-                ("watcher.py", Action::Created)
+                ("guestutils.py", InstallAction::Created),
+                ("watcher.py", InstallAction::Created)
             ]
         );
         for file in FILES {
@@ -215,7 +215,7 @@ mod tests {
             assert_eq!(mode, if file.executable { 0o755 } else { 0o644 });
         }
         let again = install(&target, false).unwrap();
-        assert!(again.iter().all(|i| i.action == Action::Unchanged));
+        assert!(again.iter().all(|i| i.action == InstallAction::Unchanged));
         assert_eq!(
             std::fs::read_dir(&target).unwrap().count(),
             2,
@@ -242,8 +242,8 @@ mod tests {
         assert_eq!(
             actions(&forced),
             [
-                ("guestutils.py", Action::Created),
-                ("watcher.py", Action::Replaced)
+                ("guestutils.py", InstallAction::Created),
+                ("watcher.py", InstallAction::Replaced)
             ]
         );
         assert_eq!(

@@ -190,8 +190,8 @@ mod tests {
     #[test]
     fn hand_edits_behind_an_unchanged_hash_are_drift() {
         let want = desired(json!({"image": "busybox", "environment": {"A": "1"}}));
-        type Edit = fn(&mut App);
-        let edits: [(Edit, DriftedField); 5] = [
+        type HandEdit = fn(&mut App);
+        let edits: [(HandEdit, DriftedField); 5] = [
             (|app| app.cmd = Some("sh".into()), DriftedField::Command),
             (
                 |app| {

@@ -22,7 +22,7 @@ use super::deployment::{Deployment, DeploymentId, DeploymentResult};
 use super::error::{self, Error, Target};
 use super::event_stream::EventStream;
 use super::events::EventKind;
-use super::failover::{Answer, Call, Endpoints};
+use super::failover::{Answer, Call, MarathonEndpoints};
 use super::info::{Info, Leader};
 use super::observer::{RequestObserver, Route};
 use super::queue::{Queue, QueueEntry};
@@ -185,15 +185,15 @@ impl<'de> Deserialize<'de> for KillOutcome {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Wire {
+        enum KillAnswer {
             Many { tasks: Vec<Task> },
             One { task: Box<Task> },
             Scaled(DeploymentResult),
         }
-        Ok(match Wire::deserialize(deserializer)? {
-            Wire::Many { tasks } => Self::Killed(tasks),
-            Wire::One { task } => Self::Killed(vec![*task]),
-            Wire::Scaled(result) => Self::Scaled(result),
+        Ok(match KillAnswer::deserialize(deserializer)? {
+            KillAnswer::Many { tasks } => Self::Killed(tasks),
+            KillAnswer::One { task } => Self::Killed(vec![*task]),
+            KillAnswer::Scaled(result) => Self::Scaled(result),
         })
     }
 }
@@ -235,7 +235,7 @@ struct VersionList {
 /// header makes the leader the preferred URL when it is one of the configured ones.
 #[derive(Clone)]
 pub struct MarathonClient {
-    endpoints: Arc<Endpoints>,
+    endpoints: Arc<MarathonEndpoints>,
 }
 
 impl fmt::Debug for MarathonClient {
@@ -293,7 +293,7 @@ impl MarathonClient {
             message: format!("cannot build the HTTP client: {e}"),
         })?;
         Ok(Self {
-            endpoints: Arc::new(Endpoints {
+            endpoints: Arc::new(MarathonEndpoints {
                 http,
                 urls,
                 preferred: AtomicUsize::new(0),
@@ -326,7 +326,7 @@ impl MarathonClient {
     pub fn with_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
         let endpoints = &self.endpoints;
         Self {
-            endpoints: Arc::new(Endpoints {
+            endpoints: Arc::new(MarathonEndpoints {
                 http: endpoints.http.clone(),
                 urls: endpoints.urls.clone(),
                 preferred: AtomicUsize::new(

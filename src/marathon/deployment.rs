@@ -73,18 +73,18 @@ impl<'de> Deserialize<'de> for DeploymentStep {
         // Read as one struct rather than an untagged enum, which would buffer every step
         // before trying each form: deployment events carry a plan's steps several times.
         #[derive(Deserialize)]
-        struct Wire {
+        struct StepForm {
             #[serde(default)]
             actions: Option<Vec<DeploymentAction>>,
             // The bare-action form of old documentation examples: the action's own fields.
             #[serde(flatten)]
             action: Map<String, Value>,
         }
-        let wire = Wire::deserialize(deserializer)?;
-        let actions = match wire.actions {
+        let form = StepForm::deserialize(deserializer)?;
+        let actions = match form.actions {
             Some(actions) => actions,
             None => vec![
-                DeploymentAction::deserialize(Value::Object(wire.action))
+                DeploymentAction::deserialize(Value::Object(form.action))
                     .map_err(serde::de::Error::custom)?,
             ],
         };

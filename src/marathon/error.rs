@@ -226,7 +226,7 @@ impl<'de> Deserialize<'de> for ErrorDetail {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Marathon sends `{path, errors}`; its RAML also allows a bare `message`.
         #[derive(Deserialize)]
-        struct Wire {
+        struct DetailFields {
             #[serde(default)]
             path: Option<String>,
             #[serde(default)]
@@ -234,7 +234,7 @@ impl<'de> Deserialize<'de> for ErrorDetail {
             #[serde(default)]
             message: Option<String>,
         }
-        let wire = Wire::deserialize(deserializer)?;
+        let wire = DetailFields::deserialize(deserializer)?;
         let mut errors = wire.errors.unwrap_or_default();
         errors.extend(wire.message);
         Ok(Self {

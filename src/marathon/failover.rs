@@ -76,7 +76,7 @@ pub(crate) struct Answer {
 }
 
 /// Why one attempt failed.
-enum Failure {
+enum AttemptFailure {
     /// Nothing reached Marathon: any call may go to the next URL.
     NotSent(Error),
     /// The request may have reached Marathon.
@@ -84,7 +84,7 @@ enum Failure {
 }
 
 /// The configured Marathon URLs and how to reach them.
-pub(crate) struct Endpoints {
+pub(crate) struct MarathonEndpoints {
     pub http: reqwest::Client,
     pub urls: Vec<Url>,
     /// Index of the URL to try first.
@@ -96,7 +96,7 @@ pub(crate) struct Endpoints {
     pub config: super::client::MarathonConfig,
 }
 
-impl Endpoints {
+impl MarathonEndpoints {
     /// Sends `call`, failing over as the module documentation says.
     pub async fn send(&self, call: &Call) -> Result<Answer, Error> {
         let count = self.urls.len();
@@ -129,22 +129,22 @@ impl Endpoints {
                     self.learn_leader(answer.response.headers());
                     return Ok(answer);
                 }
-                Err(Failure::NotSent(error)) => {
+                Err(AttemptFailure::NotSent(error)) => {
                     tracing::debug!(%error, "Marathon not reached, trying the next URL");
                     last_error = Some(error);
                 }
-                Err(Failure::MaybeSent(error)) if call.is_read() => {
+                Err(AttemptFailure::MaybeSent(error)) if call.is_read() => {
                     tracing::debug!(%error, "Marathon read failed, trying the next URL");
                     last_error = Some(error);
                 }
-                Err(Failure::MaybeSent(error)) => return Err(error),
+                Err(AttemptFailure::MaybeSent(error)) => return Err(error),
             }
         }
         Err(last_error.expect("a client always has at least one URL"))
     }
 
     /// One request to one URL, following redirects of a `GET`.
-    async fn attempt(&self, call: &Call, mut url: Url) -> Result<Answer, Failure> {
+    async fn attempt(&self, call: &Call, mut url: Url) -> Result<Answer, AttemptFailure> {
         for _ in 0..=MAX_REDIRECTS {
             let response = self.exchange(call, &url).await?;
             let redirect = response.status().is_redirection() && call.is_read();
@@ -161,7 +161,7 @@ impl Endpoints {
                 _ => return Ok(Answer { url, response }),
             }
         }
-        Err(Failure::MaybeSent(Error::UnexpectedStatus {
+        Err(AttemptFailure::MaybeSent(Error::UnexpectedStatus {
             url: url.to_string(),
             status: StatusCode::TEMPORARY_REDIRECT,
             body: format!("more than {MAX_REDIRECTS} redirects"),
@@ -169,7 +169,7 @@ impl Endpoints {
     }
 
     /// Sends the request once and reports it to the observer.
-    async fn exchange(&self, call: &Call, url: &Url) -> Result<Response, Failure> {
+    async fn exchange(&self, call: &Call, url: &Url) -> Result<Response, AttemptFailure> {
         let mut request = self
             .http
             .request(call.method.clone(), url.clone())
@@ -186,7 +186,7 @@ impl Endpoints {
         let result = if call.streaming {
             match tokio::time::timeout(self.request_timeout, request.send()).await {
                 Ok(result) => result.map_err(|e| classify(url, e)),
-                Err(_elapsed) => Err(Failure::MaybeSent(Error::Timeout {
+                Err(_elapsed) => Err(AttemptFailure::MaybeSent(Error::Timeout {
                     url: url.to_string(),
                 })),
             }
@@ -237,14 +237,14 @@ impl Endpoints {
 }
 
 /// Sorts a transport error into "never reached Marathon" and "may have reached it".
-fn classify(url: &Url, error: reqwest::Error) -> Failure {
+fn classify(url: &Url, error: reqwest::Error) -> AttemptFailure {
     let url = url.to_string();
     if error.is_connect() {
-        Failure::NotSent(Error::Connect { url, source: error })
+        AttemptFailure::NotSent(Error::Connect { url, source: error })
     } else if error.is_timeout() {
-        Failure::MaybeSent(Error::Timeout { url })
+        AttemptFailure::MaybeSent(Error::Timeout { url })
     } else {
-        Failure::MaybeSent(Error::Transport { url, source: error })
+        AttemptFailure::MaybeSent(Error::Transport { url, source: error })
     }
 }
 

@@ -38,7 +38,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{WatchEvent, WatchStream, Watcher};
+use super::watch::{PrefixWatch, WatchEvent, WatchStream};
 use super::{Entry, Error, Listing, Revision, Store};
 use crate::api::KeyError;
 
@@ -122,13 +122,14 @@ pub enum CacheState {
 }
 
 /// A held value with the revision of the write that made it.
-struct Slot<V> {
+struct HeldValue<V> {
     revision: Revision,
     value: V,
 }
 
-struct State<K, V> {
-    held: BTreeMap<K, Slot<V>>,
+/// What a cache holds, behind its lock.
+struct Holdings<K, V> {
+    held: BTreeMap<K, HeldValue<V>>,
     /// Etcd keys that name no key, with why.
     invalid: BTreeMap<String, KeyError>,
     /// The owner's deletions the watch has not delivered yet, with their revisions.
@@ -139,7 +140,7 @@ struct State<K, V> {
 
 struct Shared<C: Contents> {
     contents: C,
-    state: RwLock<State<C::Key, C::Value>>,
+    state: RwLock<Holdings<C::Key, C::Value>>,
     sync: watch::Sender<CacheState>,
 }
 
@@ -167,7 +168,7 @@ impl<C: Contents> fmt::Debug for Cache<C> {
 
 /// A read of a cache: the held values as of one moment. Hold it briefly; the watch waits.
 pub struct CacheRead<'a, K, V> {
-    state: RwLockReadGuard<'a, State<K, V>>,
+    state: RwLockReadGuard<'a, Holdings<K, V>>,
 }
 
 impl<K: Ord, V> CacheRead<'_, K, V> {
@@ -212,7 +213,7 @@ impl<C: Contents> Cache<C> {
         Cache {
             shared: Arc::new(Shared {
                 contents,
-                state: RwLock::new(State {
+                state: RwLock::new(Holdings {
                     held: BTreeMap::new(),
                     invalid: BTreeMap::new(),
                     removed: BTreeMap::new(),
@@ -236,7 +237,7 @@ impl<C: Contents> Cache<C> {
     }
 
     pub(crate) fn changes(&self, store: Store, prefix: String) -> Changes<C> {
-        let watcher = Watcher::new(store, prefix, self.clone());
+        let watcher = PrefixWatch::new(store, prefix, self.clone());
         let stream = futures::stream::unfold(watcher, |mut watcher| async move {
             let item = watcher.next_item().await;
             Some((item, watcher))
@@ -253,7 +254,7 @@ impl<C: Contents> Cache<C> {
         }
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State<C::Key, C::Value>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Holdings<C::Key, C::Value>> {
         self.shared.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -330,9 +331,9 @@ impl<C: Contents> Cache<C> {
         }
         match state.held.get_mut(&key) {
             Some(slot) if slot.revision >= revision => {}
-            Some(slot) => *slot = Slot { revision, value },
+            Some(slot) => *slot = HeldValue { revision, value },
             None => {
-                state.held.insert(key, Slot { revision, value });
+                state.held.insert(key, HeldValue { revision, value });
             }
         }
     }
@@ -474,7 +475,7 @@ impl<C: Contents> Cache<C> {
 
     fn put(
         &self,
-        state: &mut State<C::Key, C::Value>,
+        state: &mut Holdings<C::Key, C::Value>,
         entry: Entry,
         source: Source,
     ) -> Option<ChangeOf<C>> {
@@ -518,7 +519,9 @@ impl<C: Contents> Cache<C> {
                 })
             }
             None => {
-                state.held.insert(key.clone(), Slot { revision, value });
+                state
+                    .held
+                    .insert(key.clone(), HeldValue { revision, value });
                 Some(CacheChange::Put {
                     key,
                     entry,
@@ -530,7 +533,7 @@ impl<C: Contents> Cache<C> {
 
     fn delete(
         &self,
-        state: &mut State<C::Key, C::Value>,
+        state: &mut Holdings<C::Key, C::Value>,
         etcd_key: &str,
         revision: Revision,
     ) -> Option<ChangeOf<C>> {
@@ -568,7 +571,7 @@ enum Source {
 
 /// Forgets the owner's deletions the watch has passed: it delivers changes in revision
 /// order, so one at `revision` means every change before it was delivered.
-fn forget_delivered_removals<K: Ord, V>(state: &mut State<K, V>, revision: Revision) {
+fn forget_delivered_removals<K: Ord, V>(state: &mut Holdings<K, V>, revision: Revision) {
     if !state.removed.is_empty() {
         state.removed.retain(|_, removed| *removed >= revision);
     }

@@ -42,7 +42,7 @@ impl From<etcd_client::Error> for CallError {
 }
 
 /// What the failover does with a failure.
-enum Verdict {
+enum Recourse {
     /// Try the next member; drop this member's client.
     NextMember(String),
     /// Stop: the error stands.
@@ -143,8 +143,8 @@ impl Members {
                         self.preferred.store(i, Ordering::Relaxed);
                         return Ok((i, value));
                     }
-                    Err(Verdict::Fail(error)) => return Err(error_for(error, operation)),
-                    Err(Verdict::NextMember(reason)) => {
+                    Err(Recourse::Fail(error)) => return Err(error_for(error, operation)),
+                    Err(Recourse::NextMember(reason)) => {
                         tracing::debug!(
                             endpoint = %self.members[i].endpoint,
                             %operation,
@@ -170,7 +170,7 @@ impl Members {
         })
     }
 
-    async fn try_member<T, F, Fut>(&self, i: usize, call: &mut F) -> Result<T, Verdict>
+    async fn try_member<T, F, Fut>(&self, i: usize, call: &mut F) -> Result<T, Recourse>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
@@ -182,13 +182,13 @@ impl Members {
                 *lock(&self.last_answered) = Some(client);
                 Ok(value)
             }
-            Ok(Err(CallError::Refused(reason))) => Err(Verdict::Fail(Error::Refused {
+            Ok(Err(CallError::Refused(reason))) => Err(Recourse::Fail(Error::Refused {
                 endpoint: endpoint.clone(),
                 operation: String::new(),
                 reason,
             })),
             Ok(Err(CallError::Etcd(error))) => Err(self.judge(i, &error, false)),
-            Err(_) => Err(Verdict::NextMember(format!(
+            Err(_) => Err(Recourse::NextMember(format!(
                 "no answer within {:?}",
                 self.request_timeout
             ))),
@@ -196,7 +196,7 @@ impl Members {
     }
 
     /// Member `i`'s client, connecting (and, with a user, authenticating) if needed.
-    async fn client(&self, i: usize) -> Result<Client, Verdict> {
+    async fn client(&self, i: usize) -> Result<Client, Recourse> {
         let member = &self.members[i];
         if let Some(client) = lock(&member.client).clone() {
             return Ok(client);
@@ -207,7 +207,7 @@ impl Members {
             Ok(Ok(client)) => client,
             Ok(Err(error)) => return Err(self.judge(i, &error, true)),
             Err(_) => {
-                return Err(Verdict::NextMember(format!(
+                return Err(Recourse::NextMember(format!(
                     "no answer to authentication within {:?}",
                     self.request_timeout
                 )));
@@ -223,7 +223,7 @@ impl Members {
     }
 
     /// Whether a failure is the member's (try another) or the request's (stop).
-    fn judge(&self, i: usize, error: &etcd_client::Error, connecting: bool) -> Verdict {
+    fn judge(&self, i: usize, error: &etcd_client::Error, connecting: bool) -> Recourse {
         let endpoint = self.members[i].endpoint.clone();
         let reason = describe(error);
         let refused = |reason: String| Error::Refused {
@@ -242,31 +242,31 @@ impl Members {
                 | Code::Cancelled
                 | Code::Aborted
                 | Code::ResourceExhausted
-                | Code::DataLoss => Verdict::NextMember(reason),
+                | Code::DataLoss => Recourse::NextMember(reason),
                 // Tokens live in one etcd's memory: after a restart the old one is invalid
                 // and a fresh client authenticates again.
                 Code::Unauthenticated if status.message().contains("invalid auth token") => {
-                    Verdict::NextMember(reason)
+                    Recourse::NextMember(reason)
                 }
                 _ if status.message().contains("user name is empty") => {
-                    Verdict::Fail(Error::AuthRequired { endpoint, reason })
+                    Recourse::Fail(Error::AuthRequired { endpoint, reason })
                 }
                 // Authentication is the only request `connect` makes.
-                _ if connecting => Verdict::Fail(Error::Auth {
+                _ if connecting => Recourse::Fail(Error::Auth {
                     endpoint,
                     user: self.username.clone().unwrap_or_default(),
                     reason,
                 }),
-                _ => Verdict::Fail(refused(reason)),
+                _ => Recourse::Fail(refused(reason)),
             },
             etcd_client::Error::TransportError(_)
             | etcd_client::Error::IoError(_)
             | etcd_client::Error::WatchError(_)
-            | etcd_client::Error::Internal(_) => Verdict::NextMember(reason),
+            | etcd_client::Error::Internal(_) => Recourse::NextMember(reason),
             etcd_client::Error::InvalidUri(_) | etcd_client::Error::InvalidArgs(_) => {
-                Verdict::Fail(Error::InvalidEndpoint { endpoint, reason })
+                Recourse::Fail(Error::InvalidEndpoint { endpoint, reason })
             }
-            _ => Verdict::Fail(refused(reason)),
+            _ => Recourse::Fail(refused(reason)),
         }
     }
 }

@@ -8,12 +8,13 @@ use super::Revision;
 /// A transaction under construction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Txn {
-    compares: Vec<Condition>,
+    compares: Vec<RevisionCompare>,
     operations: Vec<Operation>,
 }
 
+/// One compare of a transaction: a key's mod or create revision must equal `revision`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Condition {
+enum RevisionCompare {
     ModRevision { key: String, revision: Revision },
     CreateRevision { key: String, revision: Revision },
 }
@@ -60,7 +61,7 @@ impl Txn {
 
     /// Requires `key`'s mod revision to be `revision`; 0 means the key must not exist.
     pub fn require_mod_revision(mut self, key: &str, revision: Revision) -> Txn {
-        self.compares.push(Condition::ModRevision {
+        self.compares.push(RevisionCompare::ModRevision {
             key: key.to_owned(),
             revision,
         });
@@ -70,7 +71,7 @@ impl Txn {
     /// Requires `key`'s create revision to be `revision` (0: the key must not exist). A
     /// leader key's create revision is the fencing token of its leadership.
     pub fn require_create_revision(mut self, key: &str, revision: Revision) -> Txn {
-        self.compares.push(Condition::CreateRevision {
+        self.compares.push(RevisionCompare::CreateRevision {
             key: key.to_owned(),
             revision,
         });
@@ -154,9 +155,8 @@ impl Txn {
             .compares
             .iter()
             .map(|compare| match compare {
-                Condition::ModRevision { key, .. } | Condition::CreateRevision { key, .. } => {
-                    key.clone()
-                }
+                RevisionCompare::ModRevision { key, .. }
+                | RevisionCompare::CreateRevision { key, .. } => key.clone(),
             })
             .chain(self.operations.iter().map(|operation| match operation {
                 Operation::Put { key, .. } | Operation::Delete { key } => key.clone(),
@@ -173,10 +173,10 @@ impl Txn {
             .compares
             .iter()
             .map(|compare| match compare {
-                Condition::ModRevision { key, revision } => {
+                RevisionCompare::ModRevision { key, revision } => {
                     Compare::mod_revision(key.as_str(), CompareOp::Equal, *revision)
                 }
-                Condition::CreateRevision { key, revision } => {
+                RevisionCompare::CreateRevision { key, revision } => {
                     Compare::create_revision(key.as_str(), CompareOp::Equal, *revision)
                 }
             })

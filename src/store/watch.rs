@@ -80,7 +80,7 @@ pub struct WatchStream {
 
 impl WatchStream {
     pub(crate) fn new(store: Store, prefix: String) -> WatchStream {
-        let changes = Cache::new(Entries).changes(store.clone(), prefix.clone());
+        let changes = Cache::new(StreamEntries).changes(store.clone(), prefix.clone());
         let events = changes.filter_map(|item| {
             futures::future::ready(match item {
                 Ok(change) => WatchEvent::emitted(change).map(Ok),
@@ -102,7 +102,7 @@ impl WatchStream {
 
 impl WatchEvent {
     /// The event for a change of the stream's own cache.
-    fn emitted(change: ChangeOf<Entries>) -> Option<WatchEvent> {
+    fn emitted(change: ChangeOf<StreamEntries>) -> Option<WatchEvent> {
         match change {
             CacheChange::Put { entry, old, .. } => Some(WatchEvent::Put { entry, prev: old }),
             CacheChange::Delete { key, revision, old } => Some(WatchEvent::Delete {
@@ -118,9 +118,9 @@ impl WatchEvent {
 }
 
 /// What a [`WatchStream`] holds: every entry, by its etcd key.
-struct Entries;
+struct StreamEntries;
 
-impl Contents for Entries {
+impl Contents for StreamEntries {
     type Key = String;
     type Value = Entry;
 
@@ -147,11 +147,11 @@ impl std::fmt::Debug for WatchStream {
     }
 }
 
-/// Where the watcher stands.
-enum Phase {
+/// Where a prefix watch stands.
+enum WatchPhase {
     /// Nothing is known to be current: list (at start, and after a compaction).
     Relist,
-    /// Everything up to `Watcher::revision` is emitted and no watch is open: open one.
+    /// Everything up to `PrefixWatch::revision` is emitted and no watch is open: open one.
     Resume,
     /// A watch is open on member `member`.
     Watching {
@@ -163,14 +163,14 @@ enum Phase {
 }
 
 /// The state machine behind [`WatchStream`] and [`Cache::follow`].
-pub(crate) struct Watcher<C: Contents> {
+pub(crate) struct PrefixWatch<C: Contents> {
     store: Store,
     prefix: String,
     /// What was emitted for every key that exists as far as the consumer knows.
     cache: Cache<C>,
     /// Every change up to this revision has been emitted.
     revision: Revision,
-    phase: Phase,
+    phase: WatchPhase,
     /// Items produced by one step, handed out one per poll.
     pending: VecDeque<Result<ChangeOf<C>, Error>>,
     delays: ExponentialBackoff,
@@ -185,20 +185,20 @@ fn retry_delays() -> ExponentialBackoff {
         .build()
 }
 
-impl<C: Contents> Drop for Watcher<C> {
+impl<C: Contents> Drop for PrefixWatch<C> {
     fn drop(&mut self) {
         self.cache.stopped();
     }
 }
 
-impl<C: Contents> Watcher<C> {
-    pub(crate) fn new(store: Store, prefix: String, cache: Cache<C>) -> Watcher<C> {
-        Watcher {
+impl<C: Contents> PrefixWatch<C> {
+    pub(crate) fn new(store: Store, prefix: String, cache: Cache<C>) -> PrefixWatch<C> {
+        PrefixWatch {
             store,
             prefix,
             cache,
             revision: 0,
-            phase: Phase::Relist,
+            phase: WatchPhase::Relist,
             pending: VecDeque::new(),
             delays: retry_delays(),
         }
@@ -219,8 +219,8 @@ impl<C: Contents> Watcher<C> {
 
     /// Moves the state machine one transition on, queueing what it produced.
     async fn step(&mut self) {
-        self.phase = match std::mem::replace(&mut self.phase, Phase::Relist) {
-            Phase::Relist => match self.store.list(&self.prefix).await {
+        self.phase = match std::mem::replace(&mut self.phase, WatchPhase::Relist) {
+            WatchPhase::Relist => match self.store.list(&self.prefix).await {
                 // Listed at R: queue the difference and watch from R + 1 at once, before the
                 // consumer sees `Synced`, so a slow consumer does not widen the window in
                 // which a compaction could force another relist.
@@ -231,38 +231,42 @@ impl<C: Contents> Watcher<C> {
                 }
                 Err(error) => {
                     self.pending.push_back(Err(error));
-                    Phase::Backoff { relist: true }
+                    WatchPhase::Backoff { relist: true }
                 }
             },
             // Broken stream or failed open: a new watch from the last emitted revision + 1.
-            Phase::Resume => self.resume().await,
+            WatchPhase::Resume => self.resume().await,
             // Events keep it watching; a compaction relists; a break backs off and resumes.
-            Phase::Watching { mut stream, member } => {
+            WatchPhase::Watching { mut stream, member } => {
                 let message = stream.message().await;
                 self.on_message(message, stream, member)
             }
             // After the wait, retry what failed: the list, or the open.
-            Phase::Backoff { relist } => {
+            WatchPhase::Backoff { relist } => {
                 let delay = self.delays.next().unwrap_or(MAX_RETRY_DELAY);
                 tokio::time::sleep(delay).await;
-                if relist { Phase::Relist } else { Phase::Resume }
+                if relist {
+                    WatchPhase::Relist
+                } else {
+                    WatchPhase::Resume
+                }
             }
         };
     }
 
     /// Opens a watch from the next revision, or queues the failure and backs off.
-    async fn resume(&mut self) -> Phase {
+    async fn resume(&mut self) -> WatchPhase {
         match self.open().await {
             Ok((stream, member)) => {
                 self.delays = retry_delays();
-                Phase::Watching {
+                WatchPhase::Watching {
                     stream: Box::new(stream),
                     member,
                 }
             }
             Err(error) => {
                 self.pending.push_back(Err(error));
-                Phase::Backoff { relist: false }
+                WatchPhase::Backoff { relist: false }
             }
         }
     }
@@ -272,8 +276,8 @@ impl<C: Contents> Watcher<C> {
         message: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>,
         stream: Box<etcd_client::WatchStream>,
         member: usize,
-    ) -> Phase {
-        let broken = |watcher: &mut Watcher<C>, reason: String| {
+    ) -> WatchPhase {
+        let broken = |watcher: &mut PrefixWatch<C>, reason: String| {
             watcher.store.members().demote(member);
             watcher.pending.push_back(Err(Error::WatchBroken {
                 prefix: watcher.prefix.clone(),
@@ -281,7 +285,7 @@ impl<C: Contents> Watcher<C> {
                 reason,
                 resume_from: watcher.revision + 1,
             }));
-            Phase::Backoff { relist: false }
+            WatchPhase::Backoff { relist: false }
         };
         let response = match message {
             Ok(Some(response)) => response,
@@ -295,7 +299,7 @@ impl<C: Contents> Watcher<C> {
                 revision: self.revision + 1,
                 compact_revision: response.compact_revision(),
             }));
-            return Phase::Relist;
+            return WatchPhase::Relist;
         }
         if response.canceled() {
             let reason = match response.cancel_reason() {
@@ -306,7 +310,7 @@ impl<C: Contents> Watcher<C> {
         }
         self.delays = retry_delays();
         self.apply_events(response.events());
-        Phase::Watching { stream, member }
+        WatchPhase::Watching { stream, member }
     }
 
     /// Opens a watch from `revision + 1` on the first member that accepts it.

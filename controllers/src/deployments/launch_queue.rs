@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use theseus::marathon::{AppId, MarathonClient, QueueEntry};
+use theseus::marathon::{self, AppId, MarathonClient, QueueEntry};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -25,12 +25,13 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LaunchQueueError {
     /// Marathon did not answer the read, or answered something that is not a queue.
-    #[error("cannot read Marathon's launch queue for app `{app}`: {message}")]
+    #[error("cannot read Marathon's launch queue for app `{app}`: {source}")]
     Unreadable {
         /// The app asked about.
         app: AppId,
         /// What failed (shared by every reconcile the failed read serves).
-        message: String,
+        #[source]
+        source: Arc<marathon::Error>,
     },
 }
 
@@ -44,7 +45,7 @@ impl LaunchQueueError {
 }
 
 /// One read of the queue: the entries of apps, by id, or why the read failed.
-type Read = Arc<Result<HashMap<AppId, QueueEntry>, String>>;
+type Read = Arc<Result<HashMap<AppId, QueueEntry>, Arc<marathon::Error>>>;
 
 /// The shared reader of the launch queue; see the module documentation.
 #[derive(Debug)]
@@ -83,7 +84,7 @@ impl LaunchQueue {
                                     .filter_map(|entry| Some((entry.app_id()?.clone(), entry)))
                                     .collect()
                             })
-                            .map_err(|error| error.to_string()),
+                            .map_err(Arc::new),
                     );
                     *last = Some((at, Arc::clone(&read)));
                     read
@@ -92,9 +93,9 @@ impl LaunchQueue {
         };
         match &*read {
             Ok(entries) => Ok(entries.get(app).cloned()),
-            Err(message) => Err(LaunchQueueError::Unreadable {
+            Err(error) => Err(LaunchQueueError::Unreadable {
                 app: app.clone(),
-                message: message.clone(),
+                source: Arc::clone(error),
             }),
         }
     }

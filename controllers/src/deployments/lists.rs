@@ -60,13 +60,13 @@ struct Slot<T> {
 
 /// One transaction of a write, and what it puts.
 #[derive(Debug)]
-struct Batch<T> {
+struct ListTxn<T> {
     txn: Txn,
     bytes: usize,
     written: Vec<(u64, T)>,
 }
 
-impl<T> Default for Batch<T> {
+impl<T> Default for ListTxn<T> {
     fn default() -> Self {
         Self {
             txn: Txn::new(),
@@ -80,7 +80,7 @@ impl<T> Default for Batch<T> {
 #[derive(Debug)]
 pub struct StagedList<T> {
     key: DeploymentKey,
-    batches: Vec<Batch<T>>,
+    batches: Vec<ListTxn<T>>,
     deletes: Vec<u64>,
 }
 
@@ -333,7 +333,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         }
         // etcd refuses a request over 1.5 MiB: puts go in as few transactions as keep each
         // under a budget, the deletions with the last.
-        let mut batches: Vec<Batch<T>> = vec![Batch::default()];
+        let mut batches: Vec<ListTxn<T>> = vec![ListTxn::default()];
         for (index, value) in puts {
             let entry_key = self.entry_key(key, index);
             let bytes = serde_json::to_vec(&value).map_err(|error| FenceError::Encode {
@@ -342,7 +342,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
             })?;
             let last = batches.last_mut().expect("one batch at least");
             if last.bytes > 0 && last.bytes + bytes.len() > TXN_BYTES {
-                batches.push(Batch::default());
+                batches.push(ListTxn::default());
             }
             let last = batches.last_mut().expect("one batch at least");
             last.bytes += bytes.len();

@@ -31,7 +31,7 @@ use crate::runtime::metrics::Metrics;
 
 /// A status as etcd holds it.
 #[derive(Debug, Clone)]
-enum Held {
+enum HeldStatus {
     /// A status that decodes; shared, so a reconcile reads it without copying it.
     Status(Arc<DeploymentStatus>),
     /// A value that does not decode as a status.
@@ -49,16 +49,18 @@ enum Pending {
 #[derive(Debug, Clone)]
 struct Known {
     /// `None`: no status (deleted, or never written).
-    held: Option<Held>,
+    held: Option<HeldStatus>,
     /// The revision of the last change applied.
     revision: Revision,
     pending: Option<Pending>,
 }
 
 impl Known {
-    fn pending_matches(&self, held: Option<&Held>) -> bool {
+    fn pending_matches(&self, held: Option<&HeldStatus>) -> bool {
         match (&self.pending, held) {
-            (Some(Pending::Put(ours)), Some(Held::Status(theirs))) => ours.same_report(theirs),
+            (Some(Pending::Put(ours)), Some(HeldStatus::Status(theirs))) => {
+                ours.same_report(theirs)
+            }
             (Some(Pending::Delete), None) => true,
             _ => false,
         }
@@ -112,7 +114,7 @@ impl Copy {
     fn observe(
         &mut self,
         key: &DeploymentKey,
-        held: Option<Held>,
+        held: Option<HeldStatus>,
         revision: Revision,
         listed: bool,
     ) -> Option<Repair> {
@@ -123,7 +125,9 @@ impl Copy {
         let current = self.entry(key);
         let ours = current.pending_matches(held.as_ref());
         let unchanged = match (&current.held, &held) {
-            (Some(Held::Status(before)), Some(Held::Status(after))) => before.same_report(after),
+            (Some(HeldStatus::Status(before)), Some(HeldStatus::Status(after))) => {
+                before.same_report(after)
+            }
             (None, None) => true,
             _ => false,
         };
@@ -133,8 +137,8 @@ impl Copy {
             return None;
         }
         Some(match &current.held {
-            Some(Held::Status(_)) => Repair::Foreign,
-            Some(Held::Unreadable) => Repair::Unreadable,
+            Some(HeldStatus::Status(_)) => Repair::Foreign,
+            Some(HeldStatus::Unreadable) => Repair::Unreadable,
             None => Repair::Deleted,
         })
     }
@@ -142,7 +146,7 @@ impl Copy {
     /// Starts a put of `status`; `false` when the held status already says the same.
     fn begin_put(&mut self, key: &DeploymentKey, status: &DeploymentStatus) -> bool {
         let current = self.entry(key);
-        if let Some(Held::Status(held)) = &current.held
+        if let Some(HeldStatus::Status(held)) = &current.held
             && held.same_report(status)
         {
             return false;
@@ -164,7 +168,12 @@ impl Copy {
 
     /// Ends the write in flight for `key`: applies `held` at `revision` if the write
     /// succeeded and nothing newer is known.
-    fn settle(&mut self, key: &DeploymentKey, revision: Option<Revision>, held: Option<Held>) {
+    fn settle(
+        &mut self,
+        key: &DeploymentKey,
+        revision: Option<Revision>,
+        held: Option<HeldStatus>,
+    ) {
         let Some(current) = self.known.get_mut(key) else {
             return;
         };
@@ -179,8 +188,8 @@ impl Copy {
 
     fn get(&self, key: &DeploymentKey) -> Option<Arc<DeploymentStatus>> {
         match self.known.get(key)?.held.as_ref()? {
-            Held::Status(status) => Some(Arc::clone(status)),
-            Held::Unreadable => None,
+            HeldStatus::Status(status) => Some(Arc::clone(status)),
+            HeldStatus::Unreadable => None,
         }
     }
 
@@ -253,12 +262,12 @@ impl Statuses {
             return None;
         }
         let held = entry.map(|entry| match entry.json::<DeploymentStatus>() {
-            Ok(status) => Held::Status(Arc::new(status)),
+            Ok(status) => HeldStatus::Status(Arc::new(status)),
             Err(error) => {
                 if listed {
                     warn!(%key, %error, "a status does not decode; it will be rewritten");
                 }
-                Held::Unreadable
+                HeldStatus::Unreadable
             }
         });
         let repair = self.copy().observe(&key, held, revision, listed)?;
@@ -348,7 +357,7 @@ impl Statuses {
         self.copy().settle(
             &staged.key,
             revision,
-            Some(Held::Status(Arc::new(staged.status))),
+            Some(HeldStatus::Status(Arc::new(staged.status))),
         );
         if revision.is_some() {
             self.metrics.status_written("put");
@@ -396,15 +405,18 @@ mod tests {
         }
     }
 
-    fn held(revision: i64) -> Option<Held> {
-        Some(Held::Status(Arc::new(status(revision))))
+    fn held(revision: i64) -> Option<HeldStatus> {
+        Some(HeldStatus::Status(Arc::new(status(revision))))
     }
 
     #[test]
     fn statuses_left_by_earlier_terms_load_without_a_repair() {
         let mut copy = Copy::default();
         assert_eq!(copy.observe(&key(), held(3), 10, true), None);
-        assert_eq!(copy.observe(&key(), Some(Held::Unreadable), 11, true), None);
+        assert_eq!(
+            copy.observe(&key(), Some(HeldStatus::Unreadable), 11, true),
+            None
+        );
         assert_eq!(copy.keys(), [key()], "an unreadable status is still there");
         assert_eq!(copy.get(&key()), None);
     }
@@ -423,7 +435,7 @@ mod tests {
             "the copy holds etcd's value"
         );
         assert_eq!(
-            copy.observe(&key(), Some(Held::Unreadable), 12, false),
+            copy.observe(&key(), Some(HeldStatus::Unreadable), 12, false),
             Some(Repair::Unreadable)
         );
         assert_eq!(copy.observe(&key(), None, 13, false), Some(Repair::Deleted));

@@ -92,7 +92,7 @@ pub(super) fn drop_ended(app: &mut App, ended: &mut HashMap<DeploymentId, u64>, 
 mod tests {
     use serde_json::{Value, json};
 
-    use super::super::Entry;
+    use super::super::KnownApp;
     use super::*;
 
     fn id(text: &str) -> AppId {
@@ -104,7 +104,7 @@ mod tests {
         let mut state = MarathonPicture::default();
         state
             .entries
-            .insert(app.id.clone(), Entry::fresh(Some(Arc::new(app)), 0));
+            .insert(app.id.clone(), KnownApp::fresh(Some(Arc::new(app)), 0));
         state
     }
 

@@ -51,7 +51,7 @@ mod picture;
 mod task_events;
 pub mod writes;
 
-use picture::{Entry, MarathonPicture, add_deployment};
+use picture::{KnownApp, MarathonPicture, add_deployment};
 
 pub use writes::{WriteError, Writes, Written};
 

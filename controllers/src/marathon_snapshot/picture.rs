@@ -5,7 +5,7 @@
 //!
 //! What it promises:
 //! - reads are applied in the order they began: a list or read that began before something
-//!   learnt later (a write, an event) does not turn it back ([`Entry::accepts`]), except that
+//!   learnt later (a write, an event) does not turn it back ([`KnownApp::accepts`]), except that
 //!   a read already showing a write's app version, or a newer one, replaces that write;
 //! - a write's answer never turns back a read that already shows its version or a newer one;
 //! - an app marked stale stays stale until a list or read that began after the mark shows it;
@@ -24,7 +24,7 @@ use super::{Reachability, deployment_events, task_events};
 
 /// One app as the snapshot knows it.
 #[derive(Debug, Clone)]
-pub(super) struct Entry {
+pub(super) struct KnownApp {
     /// `None`: the controller deleted it (or its state is unknown, see `MarathonPicture::stale`).
     pub(super) app: Option<Arc<App>>,
     /// The clock when what is here was learnt: the start of the read, or the write.
@@ -51,10 +51,10 @@ pub(super) struct Entry {
     pub(super) provisioned: HashMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 
-impl Entry {
+impl KnownApp {
     /// An entry holding `app` as learnt at `stamp`, with no read, write or event noted.
-    pub(super) fn fresh(app: Option<Arc<App>>, stamp: u64) -> Entry {
-        Entry {
+    pub(super) fn fresh(app: Option<Arc<App>>, stamp: u64) -> KnownApp {
+        KnownApp {
             app,
             stamp,
             read_began: 0,
@@ -96,7 +96,7 @@ pub(super) fn version_before(a: &Version, b: &Version) -> bool {
 /// The picture itself: what is known of each app, and the clock that orders what is learnt.
 #[derive(Debug, Default)]
 pub(super) struct MarathonPicture {
-    pub(super) entries: HashMap<AppId, Entry>,
+    pub(super) entries: HashMap<AppId, KnownApp>,
     /// Ticks at the start of every read, at every recorded write and at every event read
     /// from the stream; orders them. Shared with the stream's reader, which stamps events
     /// without taking the picture's lock.
@@ -155,7 +155,7 @@ impl MarathonPicture {
     }
 
     /// Puts `app`, found by a list or read that began at `started`, into the picture if the
-    /// entry there accepts it ([`Entry::accepts`]); the app's id if that changed what the
+    /// entry there accepts it ([`KnownApp::accepts`]); the app's id if that changed what the
     /// picture says.
     fn replace(&mut self, started: u64, mut app: App, foreign: bool) -> Option<AppId> {
         keep_what_is_read(&mut app);
@@ -186,10 +186,10 @@ impl MarathonPicture {
             None => {
                 self.entries.insert(
                     id.clone(),
-                    Entry {
+                    KnownApp {
                         read_began: started,
                         foreign,
-                        ..Entry::fresh(Some(Arc::new(app)), started)
+                        ..KnownApp::fresh(Some(Arc::new(app)), started)
                     },
                 );
                 Some(id)
@@ -270,7 +270,7 @@ impl MarathonPicture {
         let entry = self
             .entries
             .entry(id.clone())
-            .or_insert(Entry::fresh(None, stamp));
+            .or_insert(KnownApp::fresh(None, stamp));
         entry.stamp = stamp;
         entry.written = Some(None);
     }
@@ -326,7 +326,7 @@ impl MarathonPicture {
         }
         self.entries.insert(
             id,
-            Entry {
+            KnownApp {
                 app: app.map(Arc::new),
                 stamp,
                 read_began,

@@ -35,7 +35,7 @@ use theseus::marathon::health::HealthCheckResult;
 use theseus::marathon::task::InstanceId;
 use theseus::marathon::{App, AppId, Event, Task, TaskFailure, TaskId, TaskState};
 
-use super::{Entry, MarathonPicture};
+use super::{KnownApp, MarathonPicture};
 
 /// What a task event did to the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ fn tasks_of<'a>(
     state: &'a mut MarathonPicture,
     id: &AppId,
     terminal: bool,
-) -> Result<(&'a mut Entry, u64), Applied> {
+) -> Result<(&'a mut KnownApp, u64), Applied> {
     let stamp = state.tick();
     let Some(entry) = state.entries.get_mut(id) else {
         return Err(Applied::Reread(id.clone()));
@@ -486,7 +486,7 @@ mod tests {
         let mut state = MarathonPicture::default();
         state
             .entries
-            .insert(app.id.clone(), Entry::fresh(Some(Arc::new(app)), 0));
+            .insert(app.id.clone(), KnownApp::fresh(Some(Arc::new(app)), 0));
         state
     }
 
@@ -660,9 +660,9 @@ mod tests {
         let id = AppId::parse("/my-app").unwrap();
         state.entries.insert(
             id.clone(),
-            Entry {
+            KnownApp {
                 written: Some(None),
-                ..Entry::fresh(None, 0)
+                ..KnownApp::fresh(None, 0)
             },
         );
         let killed = event(

@@ -42,7 +42,7 @@ use crate::runtime::reflector::watch_interrupted;
 /// What a key under `/observed/` names, in the order the copy holds them: every task record
 /// first, those of one deployment together.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Observed {
+enum ObservedKey {
     /// `<service>/<name>/tasks/<task-id>`.
     Task { key: DeploymentKey, task_id: String },
     /// `<service>/<name>/status`.
@@ -65,19 +65,19 @@ struct TaskRecords {
 }
 
 impl Contents for TaskRecords {
-    type Key = Observed;
+    type Key = ObservedKey;
     type Value = Record;
 
-    fn key(&self, etcd_key: &str) -> Option<Result<Observed, KeyError>> {
+    fn key(&self, etcd_key: &str) -> Option<Result<ObservedKey, KeyError>> {
         Some(Ok(match self.layout.parse(etcd_key)? {
-            KeyPath::Task { key, task_id } => Observed::Task { key, task_id },
-            KeyPath::Status(key) => Observed::Status(key),
-            KeyPath::History { key, revision } => Observed::List {
+            KeyPath::Task { key, task_id } => ObservedKey::Task { key, task_id },
+            KeyPath::Status(key) => ObservedKey::Status(key),
+            KeyPath::History { key, revision } => ObservedKey::List {
                 key,
                 list: ListKind::History,
                 index: u64::try_from(revision).ok()?,
             },
-            KeyPath::Journal { key, sequence } => Observed::List {
+            KeyPath::Journal { key, sequence } => ObservedKey::List {
                 key,
                 list: ListKind::Journal,
                 index: sequence,
@@ -86,8 +86,8 @@ impl Contents for TaskRecords {
         }))
     }
 
-    fn value(&self, key: &Observed, entry: &Entry) -> Record {
-        if !matches!(key, Observed::Task { .. }) {
+    fn value(&self, key: &ObservedKey, entry: &Entry) -> Record {
+        if !matches!(key, ObservedKey::Task { .. }) {
             return None;
         }
         match entry.json::<TaskRecord>() {
@@ -101,8 +101,8 @@ impl Contents for TaskRecords {
 
     /// A task record is changed when its value is; every new revision of a status or list
     /// entry is handed on.
-    fn same(&self, key: &Observed, old: &Record, new: &Record) -> bool {
-        matches!(key, Observed::Task { .. }) && old == new
+    fn same(&self, key: &ObservedKey, old: &Record, new: &Record) -> bool {
+        matches!(key, ObservedKey::Task { .. }) && old == new
     }
 }
 
@@ -156,7 +156,7 @@ pub enum TreeChange {
 
 /// What one watch event changed.
 #[derive(Debug, PartialEq, Eq)]
-enum Applied {
+enum TreeEffect {
     /// The task records of a deployment, changed by someone else.
     Records(DeploymentKey),
     /// A status.
@@ -201,10 +201,10 @@ impl ObservedTree {
         self.cache.follow(watch).filter_map(move |item| {
             futures::future::ready(match item {
                 Ok(change) => match tree.applied(change) {
-                    Applied::Records(key) => Some(TreeChange::Records(key)),
-                    Applied::Status(change) => Some(TreeChange::Status(change)),
-                    Applied::List(change) => Some(TreeChange::List(change)),
-                    Applied::Nothing => None,
+                    TreeEffect::Records(key) => Some(TreeChange::Records(key)),
+                    TreeEffect::Status(change) => Some(TreeChange::Status(change)),
+                    TreeEffect::List(change) => Some(TreeChange::List(change)),
+                    TreeEffect::Nothing => None,
                 },
                 Err(error) => {
                     watch_interrupted("observed", &error, &metrics);
@@ -215,7 +215,7 @@ impl ObservedTree {
     }
 
     /// What one change of the copy means.
-    fn applied(&self, change: ChangeOf<TaskRecords>) -> Applied {
+    fn applied(&self, change: ChangeOf<TaskRecords>) -> TreeEffect {
         // The first list's changes are handed out before its `Synced`.
         let listed = !self.cache.is_synced();
         let (key, entry, revision) = match change {
@@ -226,21 +226,21 @@ impl ObservedTree {
             CacheChange::Delete { key, revision, .. } => (key, None, revision),
             CacheChange::Synced { revision } => {
                 debug!(revision, "the copy of /observed is synced");
-                return Applied::Nothing;
+                return TreeEffect::Nothing;
             }
             CacheChange::Invalid { .. } | CacheChange::InvalidGone { .. } => {
-                return Applied::Nothing;
+                return TreeEffect::Nothing;
             }
         };
         match key {
-            Observed::Task { key, .. } => Applied::Records(key),
-            Observed::Status(key) => Applied::Status(StatusChange {
+            ObservedKey::Task { key, .. } => TreeEffect::Records(key),
+            ObservedKey::Status(key) => TreeEffect::Status(StatusChange {
                 key,
                 entry,
                 revision,
                 listed,
             }),
-            Observed::List { key, list, index } => Applied::List(ListChange {
+            ObservedKey::List { key, list, index } => TreeEffect::List(ListChange {
                 key,
                 list,
                 index,
@@ -258,7 +258,7 @@ impl ObservedTree {
 
     /// The records of `key` by task id; `None` for one that does not decode.
     pub fn records(&self, key: &DeploymentKey) -> BTreeMap<String, Option<TaskRecord>> {
-        let from = Observed::Task {
+        let from = ObservedKey::Task {
             key: key.clone(),
             task_id: String::new(),
         };
@@ -266,7 +266,7 @@ impl ObservedTree {
             .read()
             .range(from..)
             .map_while(|(observed, record)| match observed {
-                Observed::Task { key: of, task_id } if of == key => {
+                ObservedKey::Task { key: of, task_id } if of == key => {
                     Some((task_id.clone(), record.as_deref().cloned()))
                 }
                 _ => None,
@@ -278,7 +278,7 @@ impl ObservedTree {
     pub fn keys(&self) -> Vec<DeploymentKey> {
         let mut keys: Vec<DeploymentKey> = Vec::new();
         for (observed, _) in self.cache.read().iter() {
-            let Observed::Task { key, .. } = observed else {
+            let ObservedKey::Task { key, .. } = observed else {
                 break;
             };
             if keys.last() != Some(key) {
@@ -293,7 +293,7 @@ impl ObservedTree {
         self.cache
             .read()
             .iter()
-            .take_while(|(observed, _)| matches!(observed, Observed::Task { .. }))
+            .take_while(|(observed, _)| matches!(observed, ObservedKey::Task { .. }))
             .count()
     }
 
@@ -320,8 +320,8 @@ impl ObservedTree {
     }
 }
 
-fn task(key: &DeploymentKey, task_id: &str) -> Observed {
-    Observed::Task {
+fn task(key: &DeploymentKey, task_id: &str) -> ObservedKey {
+    ObservedKey::Task {
         key: key.clone(),
         task_id: task_id.to_owned(),
     }
@@ -343,10 +343,10 @@ mod tests {
             &self.cache.contents().layout
         }
 
-        fn apply(&self, event: WatchEvent) -> Applied {
+        fn apply(&self, event: WatchEvent) -> TreeEffect {
             self.cache
                 .apply(event)
-                .map_or(Applied::Nothing, |change| self.applied(change))
+                .map_or(TreeEffect::Nothing, |change| self.applied(change))
         }
     }
 
@@ -408,25 +408,28 @@ mod tests {
         tree.written(&key(), "t1", record("b"), 6);
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("a")), 5)),
-            Applied::Nothing
+            TreeEffect::Nothing
         );
         assert_eq!(tree.records(&key())["t1"], Some(record("b")));
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
-            Applied::Nothing,
+            TreeEffect::Nothing,
             "its own echo is no change"
         );
 
         tree.removed(&key(), "t1", 7);
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("b")), 6)),
-            Applied::Nothing
+            TreeEffect::Nothing
         );
         assert!(
             tree.records(&key()).is_empty(),
             "a deleted record came back"
         );
-        assert_eq!(tree.apply(delete_event(&tree, "t1", 7)), Applied::Nothing);
+        assert_eq!(
+            tree.apply(delete_event(&tree, "t1", 7)),
+            TreeEffect::Nothing
+        );
         assert!(tree.keys().is_empty());
     }
 
@@ -435,19 +438,22 @@ mod tests {
         let tree = ObservedTree::new(Layout::default());
         assert_eq!(
             tree.apply(put_event(&tree, "t1", &json(&record("a")), 2)),
-            Applied::Records(key())
+            TreeEffect::Records(key())
         );
         tree.apply(WatchEvent::Synced { revision: 2 });
         assert_eq!(
             tree.apply(put_event(&tree, "t1", b"{not json", 3)),
-            Applied::Records(key())
+            TreeEffect::Records(key())
         );
         assert_eq!(tree.records(&key())["t1"], None, "present, unreadable");
         assert_eq!(
             tree.apply(delete_event(&tree, "t1", 4)),
-            Applied::Records(key())
+            TreeEffect::Records(key())
         );
-        assert_eq!(tree.apply(delete_event(&tree, "t1", 4)), Applied::Nothing);
+        assert_eq!(
+            tree.apply(delete_event(&tree, "t1", 4)),
+            TreeEffect::Nothing
+        );
         assert!(tree.is_empty());
     }
 
@@ -467,7 +473,7 @@ mod tests {
                 entry: status.clone(),
                 prev: None,
             }),
-            Applied::Status(StatusChange {
+            TreeEffect::Status(StatusChange {
                 key: key(),
                 entry: Some(status.clone()),
                 revision: 2,
@@ -484,7 +490,7 @@ mod tests {
                 entry: later.clone(),
                 prev: None,
             }),
-            Applied::Status(StatusChange {
+            TreeEffect::Status(StatusChange {
                 key: key(),
                 entry: Some(later),
                 revision: 3,
@@ -497,7 +503,7 @@ mod tests {
                 revision: 4,
                 prev: None,
             }),
-            Applied::Status(StatusChange {
+            TreeEffect::Status(StatusChange {
                 key: key(),
                 entry: None,
                 revision: 4,
@@ -525,7 +531,7 @@ mod tests {
                 entry: record.clone(),
                 prev: None,
             }),
-            Applied::List(ListChange {
+            TreeEffect::List(ListChange {
                 key: key(),
                 list: ListKind::History,
                 index: 7,
@@ -544,7 +550,7 @@ mod tests {
                 revision: 9,
                 prev: None,
             }),
-            Applied::List(ListChange {
+            TreeEffect::List(ListChange {
                 key: key(),
                 list: ListKind::Journal,
                 index: 3,

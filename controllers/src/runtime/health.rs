@@ -1,6 +1,6 @@
 //! What this replica is doing, as `/healthz` and `/readyz` report it.
 //!
-//! What it promises: [`Health::readiness`] is ready for a standby replica that takes part in
+//! What it promises: [`ReplicaHealth::readiness`] is ready for a standby replica that takes part in
 //! the election (it can take over), and for a leader once its caches are synced (the reflector
 //! listed `/desired`, the Marathon snapshot listed the apps, statuses are loaded). It is not
 //! ready while starting, while a new leader syncs, after the election failed, or while
@@ -43,13 +43,22 @@ impl fmt::Display for Role {
     }
 }
 
+/// Whether the replica is ready, with its role either way: what `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Ready (a standby, a synced leader).
+    Ready(Role),
+    /// Not ready, in this role.
+    NotReady(Role),
+}
+
 /// The replica's role, shared by the election loop (writer) and the HTTP endpoints (readers).
 #[derive(Debug)]
-pub struct Health {
+pub struct ReplicaHealth {
     role: Mutex<Role>,
 }
 
-impl Default for Health {
+impl Default for ReplicaHealth {
     fn default() -> Self {
         Self {
             role: Mutex::new(Role::Starting),
@@ -57,7 +66,7 @@ impl Default for Health {
     }
 }
 
-impl Health {
+impl ReplicaHealth {
     /// Records the replica's role.
     pub fn set(&self, role: Role) {
         *self.role.lock().unwrap_or_else(|p| p.into_inner()) = role;
@@ -68,12 +77,12 @@ impl Health {
         self.role.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Whether the replica is ready, with the role as text either way.
-    pub fn readiness(&self) -> Result<String, String> {
+    /// Whether the replica is ready, with the role either way.
+    pub fn readiness(&self) -> Readiness {
         let role = self.role();
         match role {
-            Role::Standby | Role::Leader { synced: true } => Ok(role.to_string()),
-            _ => Err(role.to_string()),
+            Role::Standby | Role::Leader { synced: true } => Readiness::Ready(role),
+            _ => Readiness::NotReady(role),
         }
     }
 }
@@ -84,19 +93,27 @@ mod tests {
 
     #[test]
     fn a_standby_and_a_synced_leader_are_ready_nothing_else_is() {
-        let health = Health::default();
-        assert!(health.readiness().is_err());
+        let health = ReplicaHealth::default();
+        // What `/readyz` says: whether ready, and the role as text.
+        let said = |readiness: Readiness| match readiness {
+            Readiness::Ready(role) => Ok(role.to_string()),
+            Readiness::NotReady(role) => Err(role.to_string()),
+        };
+        assert!(said(health.readiness()).is_err());
         health.set(Role::Standby);
-        assert_eq!(health.readiness(), Ok("standby".into()));
+        assert_eq!(said(health.readiness()), Ok("standby".into()));
         health.set(Role::Leader { synced: false });
-        assert!(health.readiness().is_err());
+        assert!(said(health.readiness()).is_err());
         health.set(Role::Leader { synced: true });
-        assert_eq!(health.readiness(), Ok("leader".into()));
+        assert_eq!(said(health.readiness()), Ok("leader".into()));
         health.set(Role::Degraded {
             reason: "etcd unreachable".into(),
         });
-        assert_eq!(health.readiness(), Err("degraded: etcd unreachable".into()));
+        assert_eq!(
+            said(health.readiness()),
+            Err("degraded: etcd unreachable".into())
+        );
         health.set(Role::Stopping);
-        assert!(health.readiness().is_err());
+        assert!(said(health.readiness()).is_err());
     }
 }

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::fence::{Fence, LeaseDeadline};
-use super::health::{Health, Role};
+use super::health::{ReplicaHealth, Role};
 use super::metrics::Metrics;
 
 /// Longest a revoke on resignation may take before the lease is left to expire.
@@ -175,7 +175,7 @@ impl fmt::Debug for Lease {
 
 /// Where the election stands.
 #[derive(Debug)]
-enum State {
+enum ElectionState {
     /// No lease: grant one.
     NoLease,
     /// Holding a lease: campaign with it.
@@ -193,7 +193,7 @@ enum State {
 pub async fn run_elections<F, Fut>(
     store: Store,
     config: ElectionConfig,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     lead: F,
@@ -209,10 +209,10 @@ pub async fn run_elections<F, Fut>(
         stop,
         lead,
     };
-    let mut state = State::NoLease;
+    let mut state = ElectionState::NoLease;
     loop {
         state = election.step(state).await;
-        if matches!(state, State::Stopped) {
+        if matches!(state, ElectionState::Stopped) {
             return;
         }
     }
@@ -221,7 +221,7 @@ pub async fn run_elections<F, Fut>(
 struct Election<F> {
     store: Store,
     config: ElectionConfig,
-    health: Arc<Health>,
+    health: Arc<ReplicaHealth>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     lead: F,
@@ -233,14 +233,14 @@ where
     Fut: Future<Output = ()>,
 {
     /// The one transition function.
-    async fn step(&mut self, state: State) -> State {
+    async fn step(&mut self, state: ElectionState) -> ElectionState {
         match state {
             // Shutdown before a lease exists: nothing to give up.
-            State::NoLease if self.stop.is_cancelled() => State::Stopped,
-            State::NoLease => match self.grant().await {
+            ElectionState::NoLease if self.stop.is_cancelled() => ElectionState::Stopped,
+            ElectionState::NoLease => match self.grant().await {
                 Ok(lease) => {
                     self.health.set(Role::Standby);
-                    State::Candidate(lease)
+                    ElectionState::Candidate(lease)
                 }
                 Err(error) => {
                     warn!(%error, "cannot take part in the leader election; retrying");
@@ -249,28 +249,28 @@ where
                         reason: error.to_string(),
                     });
                     self.pause().await;
-                    State::NoLease
+                    ElectionState::NoLease
                 }
             },
-            State::Candidate(lease) => self.campaign(lease).await,
-            State::Leader(lease, fence) => {
+            ElectionState::Candidate(lease) => self.campaign(lease).await,
+            ElectionState::Leader(lease, fence) => {
                 let loss = self.lead_term(&lease, fence).await;
                 self.metrics.not_leading(loss.label());
-                State::Resigning(lease, loss)
+                ElectionState::Resigning(lease, loss)
             }
-            State::Resigning(lease, loss) => {
+            ElectionState::Resigning(lease, loss) => {
                 self.revoke(&lease).await;
                 drop(lease);
                 if loss == Loss::Shutdown || self.stop.is_cancelled() {
                     self.health.set(Role::Stopping);
-                    State::Stopped
+                    ElectionState::Stopped
                 } else {
                     self.health.set(Role::Standby);
                     self.pause().await;
-                    State::NoLease
+                    ElectionState::NoLease
                 }
             }
-            State::Stopped => State::Stopped,
+            ElectionState::Stopped => ElectionState::Stopped,
         }
     }
 
@@ -321,7 +321,7 @@ where
     }
 
     /// Campaigns until elected, the lease is lost, or shutdown.
-    async fn campaign(&self, lease: Lease) -> State {
+    async fn campaign(&self, lease: Lease) -> ElectionState {
         let mut client = match self.store.live_client().await {
             Ok(client) => client,
             Err(error) => {
@@ -329,15 +329,15 @@ where
                 warn!(%error, "cannot campaign");
                 self.metrics.election_failed(error.metric_label());
                 self.pause().await;
-                return State::Resigning(lease, Loss::Ended);
+                return ElectionState::Resigning(lease, Loss::Ended);
             }
         };
         let name = self.config.name.clone();
         let identity = self.config.identity.clone();
         let campaign = client.campaign(name, identity, lease.id);
         let won = tokio::select! {
-            () = self.stop.cancelled() => return State::Resigning(lease, Loss::Shutdown),
-            () = lease.lost.cancelled() => return State::Resigning(lease, Loss::LeaseLost),
+            () = self.stop.cancelled() => return ElectionState::Resigning(lease, Loss::Shutdown),
+            () = lease.lost.cancelled() => return ElectionState::Resigning(lease, Loss::LeaseLost),
             won = campaign => won,
         };
         let elected = won.map_err(ElectionError::Campaign).and_then(|response| {
@@ -357,7 +357,7 @@ where
                 warn!(%error, "campaigning again with a new lease");
                 self.metrics.election_failed(error.metric_label());
                 self.pause().await;
-                return State::Resigning(lease, Loss::Ended);
+                return ElectionState::Resigning(lease, Loss::Ended);
             }
         };
         let fence = Fence::new(
@@ -375,7 +375,7 @@ where
         );
         self.metrics.leading();
         self.health.set(Role::Leader { synced: false });
-        State::Leader(lease, fence)
+        ElectionState::Leader(lease, fence)
     }
 
     /// Runs one term; returns why it ended.

@@ -112,14 +112,15 @@ impl<K> fmt::Debug for WorkQueue<K> {
 
 /// What the queue's handles and its consumer share: the keys and their timers, and the consumer's wake-up.
 struct Core<K> {
-    state: Mutex<State<K>>,
+    state: Mutex<Schedule<K>>,
     /// Wakes the consumer: a key became due earlier, finished, or the queue closed. One
     /// consumer, so `notify_one`'s stored permit closes the race between unlock and wait.
     wake: Notify,
     backoff: Backoff,
 }
 
-struct State<K> {
+/// The keys and their timers: when each waiting key is due, which are running, which back off.
+struct Schedule<K> {
     /// When each waiting key is due.
     due: HashMap<K, Instant>,
     /// The same, ordered by time.
@@ -131,7 +132,7 @@ struct State<K> {
     closed: bool,
 }
 
-impl<K: QueueKey> State<K> {
+impl<K: QueueKey> Schedule<K> {
     /// Makes `key` due at `at`, unless it is already due earlier. Whether anything changed.
     fn schedule(&mut self, key: K, at: Instant) -> bool {
         match self.due.get(&key) {
@@ -179,7 +180,7 @@ impl<K: QueueKey> WorkQueue<K> {
     pub fn new(backoff: Backoff) -> Self {
         Self {
             core: Arc::new(Core {
-                state: Mutex::new(State {
+                state: Mutex::new(Schedule {
                     due: HashMap::new(),
                     order: BTreeSet::new(),
                     running: HashSet::new(),
@@ -192,7 +193,7 @@ impl<K: QueueKey> WorkQueue<K> {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State<K>> {
+    fn state(&self) -> MutexGuard<'_, Schedule<K>> {
         // The lock is never held across an await or user code, so it cannot be poisoned by
         // a panic elsewhere; recover the guard anyway rather than spread a panic.
         self.core

@@ -38,11 +38,11 @@ pub use theseus::store::CacheState as ReflectorState;
 type KeyOf<K> = Box<dyn Fn(&str) -> Option<Result<K, KeyError>> + Send + Sync>;
 
 /// What a reflector keeps: every entry, by the key `key_of` reads from its etcd key.
-struct Entries<K> {
+struct ReflectedEntries<K> {
     key_of: KeyOf<K>,
 }
 
-impl<K: Ord + Clone + Send + Sync + 'static> Contents for Entries<K> {
+impl<K: Ord + Clone + Send + Sync + 'static> Contents for ReflectedEntries<K> {
     type Key = K;
     type Value = Entry;
 
@@ -57,7 +57,7 @@ impl<K: Ord + Clone + Send + Sync + 'static> Contents for Entries<K> {
 
 /// The readers' handle: cheap to clone, clones share the copy.
 pub struct Reflection<K: Ord + Clone + Send + Sync + 'static> {
-    cache: Cache<Entries<K>>,
+    cache: Cache<ReflectedEntries<K>>,
 }
 
 impl<K: Ord + Clone + Send + Sync + 'static> Clone for Reflection<K> {
@@ -117,7 +117,7 @@ impl<K: Ord + Clone + Send + Sync + 'static> Reflection<K> {
 /// The writer side; run it with [`Reflector::run`].
 pub struct Reflector<K: Ord + Clone + Send + Sync + 'static> {
     name: &'static str,
-    cache: Cache<Entries<K>>,
+    cache: Cache<ReflectedEntries<K>>,
 }
 
 impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
@@ -129,7 +129,7 @@ impl<K: Ord + Clone + Send + Sync + fmt::Display + 'static> Reflector<K> {
         name: &'static str,
         key_of: impl Fn(&str) -> Option<Result<K, KeyError>> + Send + Sync + 'static,
     ) -> (Self, Reflection<K>) {
-        let cache = Cache::new(Entries {
+        let cache = Cache::new(ReflectedEntries {
             key_of: Box::new(key_of),
         });
         (

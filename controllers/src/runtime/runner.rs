@@ -213,9 +213,9 @@ mod tests {
 
     #[derive(Debug, thiserror::Error)]
     #[error("it failed")]
-    struct Failure;
+    struct ReconcileFailure;
 
-    impl MetricLabel for Failure {
+    impl MetricLabel for ReconcileFailure {
         fn metric_label(&self) -> &'static str {
             "failure"
         }
@@ -280,7 +280,7 @@ mod tests {
                         seen.enter(key);
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         seen.leave(key);
-                        Ok::<_, Failure>(Action::Done)
+                        Ok::<_, ReconcileFailure>(Action::Done)
                     }
                 }
             },
@@ -327,7 +327,7 @@ mod tests {
                     let attempt = attempts.fetch_add(1, Ordering::SeqCst);
                     async move {
                         match attempt {
-                            0 => Err(Failure),
+                            0 => Err(ReconcileFailure),
                             1 => panic!("a reconcile bug"),
                             _ => Ok(Action::Done),
                         }
@@ -370,7 +370,7 @@ mod tests {
                     async move {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         finished.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Failure>(Action::Done)
+                        Ok::<_, ReconcileFailure>(Action::Done)
                     }
                 }
             },
@@ -403,7 +403,7 @@ mod tests {
                     async move {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                         finished.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, Failure>(Action::Done)
+                        Ok::<_, ReconcileFailure>(Action::Done)
                     }
                 }
             },

@@ -34,13 +34,13 @@ pub const BATCH_BYTES: usize = 1024 * 1024;
 pub const IN_FLIGHT: usize = 4;
 
 /// What became of the transaction that carried a write.
-pub type Outcome = Result<TxnOutcome, Arc<StoreError>>;
+pub type WriteOutcome = Result<TxnOutcome, Arc<StoreError>>;
 
 /// A write waiting to be sent.
 struct Waiting {
     operation: &'static str,
     txn: Txn,
-    reply: oneshot::Sender<Outcome>,
+    reply: oneshot::Sender<WriteOutcome>,
 }
 
 /// Hands writes to the term's sender task; cheap to clone.
@@ -60,7 +60,7 @@ impl WriteBatcher {
 
     /// Sends `txn` (`operation` names it in the metrics) with whatever else waits; `None`
     /// when the sender task is gone, so the outcome is unknown.
-    pub async fn write(&self, operation: &'static str, txn: Txn) -> Option<Outcome> {
+    pub async fn write(&self, operation: &'static str, txn: Txn) -> Option<WriteOutcome> {
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send(Waiting {
