@@ -47,6 +47,7 @@ use crate::runtime::metrics::Metrics;
 mod backlog;
 mod deployment_events;
 mod events;
+mod marks;
 mod picture;
 mod task_events;
 pub mod writes;

@@ -20,6 +20,7 @@ use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::task::InstanceId;
 use theseus::marathon::{App, AppId, DeploymentId, Event, TaskId};
 
+use super::marks::Marks;
 use super::{Reachability, deployment_events, task_events};
 
 /// One app as the snapshot knows it.
@@ -39,16 +40,16 @@ pub(super) struct KnownApp {
     pub(super) foreign: bool,
     /// Tasks changed in place by events, with the clock when each was: a read that began
     /// earlier shows them as they were before.
-    pub(super) task_marks: HashMap<TaskId, u64>,
+    pub(super) task_marks: Marks<TaskId, u64>,
     /// When an event last set the app's last task failure.
     pub(super) failure_mark: Option<u64>,
     /// Deployments events said ended, with the clock when each did: a read that began
     /// earlier, or a write recorded later, does not list them.
-    pub(super) ended: HashMap<DeploymentId, u64>,
+    pub(super) ended: Marks<DeploymentId, u64>,
     /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
     /// hold yet: when, and the clock when the event was applied. Their first status update
     /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
-    pub(super) provisioned: HashMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
+    pub(super) provisioned: Marks<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 impl KnownApp {
@@ -60,10 +61,10 @@ impl KnownApp {
             read_began: 0,
             written: None,
             foreign: false,
-            task_marks: HashMap::new(),
+            task_marks: Marks::default(),
             failure_mark: None,
-            ended: HashMap::new(),
-            provisioned: HashMap::new(),
+            ended: Marks::default(),
+            provisioned: Marks::default(),
         }
     }
 
