@@ -17,4 +17,5 @@ pub mod http;
 pub mod marathon_snapshot;
 pub mod observed;
 pub mod runtime;
+pub(crate) mod small_map;
 pub mod triggers;

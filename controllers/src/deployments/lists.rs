@@ -34,6 +34,7 @@ use tracing::warn;
 
 use crate::observed::tree::{ListChange, ListKind};
 use crate::runtime::fence::{FenceError, FencedStore, MAX_TXN_OPERATIONS};
+use crate::small_map::SmallMap;
 
 /// The most value bytes one transaction puts (etcd's request limit is 1.5 MiB).
 pub(crate) const TXN_BYTES: usize = 1024 * 1024;
@@ -41,9 +42,7 @@ pub(crate) const TXN_BYTES: usize = 1024 * 1024;
 /// What etcd holds at one index.
 #[derive(Debug, Clone)]
 enum Held<T> {
-    /// Behind a pointer: a deployment's map of one entry keeps a B-tree leaf's room for
-    /// eleven, which would hold eleven values inline. Shared: a reconcile reads the values
-    /// without copying them.
+    /// Shared: a reconcile reads the values without copying them.
     Value(Arc<T>),
     /// A readable entry whose value this kind of list does not keep (the journal's).
     Present,
@@ -127,7 +126,7 @@ pub struct KeptList<T> {
     fenced: FencedStore,
     layout: Layout,
     kind: ListKind,
-    copy: Mutex<HashMap<DeploymentKey, BTreeMap<u64, Slot<T>>>>,
+    copy: Mutex<HashMap<DeploymentKey, SmallMap<u64, Slot<T>>>>,
 }
 
 impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
@@ -142,7 +141,7 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
         }
     }
 
-    fn copy(&self) -> MutexGuard<'_, HashMap<DeploymentKey, BTreeMap<u64, Slot<T>>>> {
+    fn copy(&self) -> MutexGuard<'_, HashMap<DeploymentKey, SmallMap<u64, Slot<T>>>> {
         self.copy.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use theseus::marathon::{App, AppId, DeploymentId, Event};
 
 use super::MarathonPicture;
-use super::marks::Marks;
 use super::task_events::Applied;
+use crate::small_map::SmallMap;
 
 /// What `event` does to `app`'s picture; `None` if the event is not a deployment or API
 /// event.
@@ -78,7 +78,7 @@ fn deployment_ended(
 
 /// Removes from `app` the deployments that ended since `began` (a read that began before
 /// they ended, or a write whose answer came after); forgets ends older than `began`.
-pub(super) fn drop_ended(app: &mut App, ended: &mut Marks<DeploymentId, u64>, began: u64) {
+pub(super) fn drop_ended(app: &mut App, ended: &mut SmallMap<DeploymentId, u64>, began: u64) {
     ended.retain(|_, stamp| *stamp > began);
     if ended.is_empty() {
         return;

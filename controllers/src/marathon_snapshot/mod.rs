@@ -47,7 +47,6 @@ use crate::runtime::metrics::Metrics;
 mod backlog;
 mod deployment_events;
 mod events;
-mod marks;
 mod picture;
 mod task_events;
 pub mod writes;

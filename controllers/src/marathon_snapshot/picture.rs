@@ -20,8 +20,8 @@ use theseus::marathon::app::{DeploymentRef, Version};
 use theseus::marathon::task::InstanceId;
 use theseus::marathon::{App, AppId, DeploymentId, Event, TaskId};
 
-use super::marks::Marks;
 use super::{Reachability, deployment_events, task_events};
+use crate::small_map::SmallMap;
 
 /// One app as the snapshot knows it.
 #[derive(Debug, Clone)]
@@ -40,16 +40,16 @@ pub(super) struct KnownApp {
     pub(super) foreign: bool,
     /// Tasks changed in place by events, with the clock when each was: a read that began
     /// earlier shows them as they were before.
-    pub(super) task_marks: Marks<TaskId, u64>,
+    pub(super) task_marks: SmallMap<TaskId, u64>,
     /// When an event last set the app's last task failure.
     pub(super) failure_mark: Option<u64>,
     /// Deployments events said ended, with the clock when each did: a read that began
     /// earlier, or a write recorded later, does not list them.
-    pub(super) ended: Marks<DeploymentId, u64>,
+    pub(super) ended: SmallMap<DeploymentId, u64>,
     /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
     /// hold yet: when, and the clock when the event was applied. Their first status update
     /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
-    pub(super) provisioned: Marks<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
+    pub(super) provisioned: SmallMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 
 impl KnownApp {
@@ -61,10 +61,10 @@ impl KnownApp {
             read_began: 0,
             written: None,
             foreign: false,
-            task_marks: Marks::default(),
+            task_marks: SmallMap::default(),
             failure_mark: None,
-            ended: Marks::default(),
-            provisioned: Marks::default(),
+            ended: SmallMap::default(),
+            provisioned: SmallMap::default(),
         }
     }
 
@@ -263,7 +263,7 @@ impl MarathonPicture {
         (changed, self.entries.get(id).and_then(|e| e.app.clone()))
     }
 
-    /// Marks an app stale after a write whose outcome is unknown. Counts as a write: a list
+    /// SmallMap an app stale after a write whose outcome is unknown. Counts as a write: a list
     /// or read that began before it does not clear it.
     pub(super) fn mark_stale(&mut self, id: &AppId) {
         let stamp = self.tick();

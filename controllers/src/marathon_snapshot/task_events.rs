@@ -35,8 +35,8 @@ use theseus::marathon::health::HealthCheckResult;
 use theseus::marathon::task::InstanceId;
 use theseus::marathon::{App, AppId, Event, Task, TaskFailure, TaskId, TaskState};
 
-use super::marks::Marks;
 use super::{KnownApp, MarathonPicture};
+use crate::small_map::SmallMap;
 
 /// What a task event did to the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +255,7 @@ fn terminal_condition(condition: &str) -> Option<TaskState> {
 
 /// The time the instance of `task` was provisioned, if an event said, forgotten once taken.
 fn take_provisioned(
-    provisioned: &mut Marks<InstanceId, (DateTime<Utc>, u64)>,
+    provisioned: &mut SmallMap<InstanceId, (DateTime<Utc>, u64)>,
     task: &Task,
 ) -> Option<DateTime<Utc>> {
     let instance = provisioned
@@ -420,7 +420,7 @@ pub(super) fn recount(app: &mut App) {
 pub(super) fn merge_marked(
     read: &mut App,
     current: Option<&App>,
-    marks: &mut Marks<TaskId, u64>,
+    marks: &mut SmallMap<TaskId, u64>,
     failure_mark: &mut Option<u64>,
     began: u64,
 ) {
