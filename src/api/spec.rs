@@ -5,6 +5,11 @@
 //! published `schemas/deployment.schema.json` is generated from them, and unknown fields are
 //! rejected (`deny_unknown_fields` becomes `additionalProperties: false`) so that a typo never
 //! deploys silently. Rules a schema cannot express live in [`super::validate`].
+//!
+//! A part of the spec that Marathon has a wire type for is named after it with a `Spec`
+//! suffix (`HealthCheckSpec` becomes a `marathon::health::HealthCheck`), so the two are never
+//! confused; its definition in the published schema keeps the name the schema has always
+//! given it. Doc comments here become the schema's descriptions.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,7 +102,7 @@ pub struct DeploymentSpec {
 
     /// Health checks. A task is healthy when all of them pass; an unhealthy task is replaced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub health_checks: Vec<HealthCheck>,
+    pub health_checks: Vec<HealthCheckSpec>,
 
     /// How a changed deployment replaces its tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,7 +358,8 @@ impl VolumeMount {
 /// A health check of one named port (or a command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheck {
+#[schemars(rename = "HealthCheck")]
+pub struct HealthCheckSpec {
     /// How to check.
     #[serde(default)]
     pub protocol: HealthProtocol,
