@@ -93,7 +93,7 @@ pub struct DeploymentSpec {
     /// Marathon placement constraints, `[field, OPERATOR]` or `[field, OPERATOR, value]`, e.g.
     /// `["hostname", "UNIQUE"]`. Operators: UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub constraints: Vec<Constraint>,
+    pub constraints: Vec<ConstraintSpec>,
 
     /// Host directories mounted into the container: `host_path:container_path[:ro|:rw]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -297,14 +297,15 @@ impl From<&str> for EnvValue {
 /// A Marathon constraint: `[field, OPERATOR]` or `[field, OPERATOR, value]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Constraint(#[schemars(length(min = 2, max = 3))] pub Vec<String>);
+#[schemars(rename = "Constraint")]
+pub struct ConstraintSpec(#[schemars(length(min = 2, max = 3))] pub Vec<String>);
 
 /// Constraint operators Marathon knows.
 pub const CONSTRAINT_OPERATORS: [&str; 7] = [
     "UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS",
 ];
 
-impl Constraint {
+impl ConstraintSpec {
     /// The attribute constrained (`hostname`, or an agent attribute).
     pub fn field(&self) -> &str {
         self.0.first().map(String::as_str).unwrap_or_default()
