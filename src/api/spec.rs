@@ -62,7 +62,7 @@ pub struct DeploymentSpec {
     /// Environment variables for the process. Numbers and booleans are passed as their text.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": ENV_NAME_PATTERN}))]
-    pub environment: BTreeMap<String, EnvValue>,
+    pub environment: BTreeMap<String, EnvValueSpec>,
 
     /// Number of instances (tasks) to run. `0` keeps the deployment but runs nothing.
     #[serde(default = "default_instances")]
@@ -269,7 +269,8 @@ impl DeploymentSpec {
 /// write `WORKERS: 4`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum EnvValue {
+#[schemars(rename = "EnvValue")]
+pub enum EnvValueSpec {
     /// A string.
     Text(String),
     /// A number, passed as written (`4`, `0.5`).
@@ -278,19 +279,19 @@ pub enum EnvValue {
     Bool(bool),
 }
 
-impl fmt::Display for EnvValue {
+impl fmt::Display for EnvValueSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EnvValue::Text(text) => f.write_str(text),
-            EnvValue::Number(number) => write!(f, "{number}"),
-            EnvValue::Bool(value) => write!(f, "{value}"),
+            EnvValueSpec::Text(text) => f.write_str(text),
+            EnvValueSpec::Number(number) => write!(f, "{number}"),
+            EnvValueSpec::Bool(value) => write!(f, "{value}"),
         }
     }
 }
 
-impl From<&str> for EnvValue {
+impl From<&str> for EnvValueSpec {
     fn from(value: &str) -> Self {
-        EnvValue::Text(value.to_owned())
+        EnvValueSpec::Text(value.to_owned())
     }
 }
 
