@@ -106,7 +106,7 @@ pub struct DeploymentSpec {
 
     /// How a changed deployment replaces its tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upgrade_strategy: Option<UpgradeStrategy>,
+    pub upgrade_strategy: Option<UpgradeStrategySpec>,
 
     /// Seconds between asking a task to stop (SIGTERM) and killing it (SIGKILL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,7 +260,7 @@ impl DeploymentSpec {
     }
 
     /// The upgrade strategy, with Marathon's defaults where the spec gives none.
-    pub fn upgrade_strategy_or_default(&self) -> UpgradeStrategy {
+    pub fn upgrade_strategy_or_default(&self) -> UpgradeStrategySpec {
         self.upgrade_strategy.clone().unwrap_or_default()
     }
 }
@@ -460,7 +460,8 @@ impl HealthProtocol {
 /// How a changed deployment replaces its tasks (Marathon's `upgradeStrategy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpgradeStrategy {
+#[schemars(rename = "UpgradeStrategy")]
+pub struct UpgradeStrategySpec {
     /// Fraction of `instances` that must stay healthy during the change (0 to 1).
     #[serde(default = "one")]
     #[schemars(range(min = 0, max = 1))]
@@ -475,7 +476,7 @@ fn one() -> f64 {
     1.0
 }
 
-impl Default for UpgradeStrategy {
+impl Default for UpgradeStrategySpec {
     fn default() -> Self {
         Self {
             minimum_health_capacity: 1.0,
@@ -497,7 +498,7 @@ mod tests {
         assert_eq!(spec.disk, 0.0);
         assert_eq!(
             spec.upgrade_strategy_or_default(),
-            UpgradeStrategy::default()
+            UpgradeStrategySpec::default()
         );
     }
 
