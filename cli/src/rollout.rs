@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn progress_says_why_tasks_keep_failing() {
         let mut failing = status(5, Phase::Deploying, vec![]);
-        failing.last_task_failure = Some(theseus::api::TaskFailure {
+        failing.last_task_failure = Some(theseus::api::LastTaskFailure {
             task_id: "web_dev.instance-1._app.3".into(),
             state: "TASK_FAILED".into(),
             message: "image registry.local/web needs a Docker engine".into(),

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use theseus::api::{
-    Condition, Decision, DeploymentStatus, Health, InstanceCounts, JournalEntry, Phase,
-    PortBinding, Reason, RevisionOutcome, RevisionRecord, TaskFailure, TaskRecord,
+    Condition, Decision, DeploymentStatus, Health, InstanceCounts, JournalEntry, LastTaskFailure,
+    Phase, PortBinding, Reason, RevisionOutcome, RevisionRecord, TaskRecord,
 };
 use theseus::marathon::task::TaskState;
 use theseus_testkit::{EtcdServer, expect_success, free_port};
@@ -328,7 +328,7 @@ fn seed_deployment(etcd: &EtcdServer) -> i64 {
         app_id: Some("/web/dev".into()),
         app_version: Some("2026-11-30T10:00:00.000Z".into()),
         deployment_ids: vec![],
-        last_task_failure: Some(TaskFailure {
+        last_task_failure: Some(LastTaskFailure {
             task_id: "web_dev.instance-2._app.1".into(),
             state: "TASK_FAILED".into(),
             message: "exited with status 3".into(),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use theseus::api::{Condition, DeploymentKey, InstanceCounts, Phase, TaskFailure, TaskRecord};
+use theseus::api::{Condition, DeploymentKey, InstanceCounts, LastTaskFailure, Phase, TaskRecord};
 use theseus::guest::{NodeQuery, ServiceTasks};
 
 use crate::diff::{DiffLine, line_diff};
@@ -239,7 +239,7 @@ pub struct DeploymentView {
     /// When the controller wrote the status.
     pub status_updated_at: Option<DateTime<Utc>>,
     /// The last task failure Marathon reported.
-    pub last_task_failure: Option<TaskFailure>,
+    pub last_task_failure: Option<LastTaskFailure>,
     /// The tasks, by task id.
     pub tasks: Vec<TaskView>,
     /// History entries, when the controller records them.

@@ -5,6 +5,11 @@
 //! published `schemas/deployment.schema.json` is generated from them, and unknown fields are
 //! rejected (`deny_unknown_fields` becomes `additionalProperties: false`) so that a typo never
 //! deploys silently. Rules a schema cannot express live in [`super::validate`].
+//!
+//! A part of the spec that Marathon has a wire type for is named after it with a `Spec`
+//! suffix (`HealthCheckSpec` becomes a `marathon::health::HealthCheck`), so the two are never
+//! confused; its definition in the published schema keeps the name the schema has always
+//! given it. Doc comments here become the schema's descriptions.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,7 +62,7 @@ pub struct DeploymentSpec {
     /// Environment variables for the process. Numbers and booleans are passed as their text.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": ENV_NAME_PATTERN}))]
-    pub environment: BTreeMap<String, EnvValue>,
+    pub environment: BTreeMap<String, EnvValueSpec>,
 
     /// Number of instances (tasks) to run. `0` keeps the deployment but runs nothing.
     #[serde(default = "default_instances")]
@@ -88,7 +93,7 @@ pub struct DeploymentSpec {
     /// Marathon placement constraints, `[field, OPERATOR]` or `[field, OPERATOR, value]`, e.g.
     /// `["hostname", "UNIQUE"]`. Operators: UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub constraints: Vec<Constraint>,
+    pub constraints: Vec<ConstraintSpec>,
 
     /// Host directories mounted into the container: `host_path:container_path[:ro|:rw]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -97,11 +102,11 @@ pub struct DeploymentSpec {
 
     /// Health checks. A task is healthy when all of them pass; an unhealthy task is replaced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub health_checks: Vec<HealthCheck>,
+    pub health_checks: Vec<HealthCheckSpec>,
 
     /// How a changed deployment replaces its tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upgrade_strategy: Option<UpgradeStrategy>,
+    pub upgrade_strategy: Option<UpgradeStrategySpec>,
 
     /// Seconds between asking a task to stop (SIGTERM) and killing it (SIGKILL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,7 +260,7 @@ impl DeploymentSpec {
     }
 
     /// The upgrade strategy, with Marathon's defaults where the spec gives none.
-    pub fn upgrade_strategy_or_default(&self) -> UpgradeStrategy {
+    pub fn upgrade_strategy_or_default(&self) -> UpgradeStrategySpec {
         self.upgrade_strategy.clone().unwrap_or_default()
     }
 }
@@ -264,7 +269,8 @@ impl DeploymentSpec {
 /// write `WORKERS: 4`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum EnvValue {
+#[schemars(rename = "EnvValue")]
+pub enum EnvValueSpec {
     /// A string.
     Text(String),
     /// A number, passed as written (`4`, `0.5`).
@@ -273,33 +279,34 @@ pub enum EnvValue {
     Bool(bool),
 }
 
-impl fmt::Display for EnvValue {
+impl fmt::Display for EnvValueSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EnvValue::Text(text) => f.write_str(text),
-            EnvValue::Number(number) => write!(f, "{number}"),
-            EnvValue::Bool(value) => write!(f, "{value}"),
+            EnvValueSpec::Text(text) => f.write_str(text),
+            EnvValueSpec::Number(number) => write!(f, "{number}"),
+            EnvValueSpec::Bool(value) => write!(f, "{value}"),
         }
     }
 }
 
-impl From<&str> for EnvValue {
+impl From<&str> for EnvValueSpec {
     fn from(value: &str) -> Self {
-        EnvValue::Text(value.to_owned())
+        EnvValueSpec::Text(value.to_owned())
     }
 }
 
 /// A Marathon constraint: `[field, OPERATOR]` or `[field, OPERATOR, value]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Constraint(#[schemars(length(min = 2, max = 3))] pub Vec<String>);
+#[schemars(rename = "Constraint")]
+pub struct ConstraintSpec(#[schemars(length(min = 2, max = 3))] pub Vec<String>);
 
 /// Constraint operators Marathon knows.
 pub const CONSTRAINT_OPERATORS: [&str; 7] = [
     "UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS",
 ];
 
-impl Constraint {
+impl ConstraintSpec {
     /// The attribute constrained (`hostname`, or an agent attribute).
     pub fn field(&self) -> &str {
         self.0.first().map(String::as_str).unwrap_or_default()
@@ -353,7 +360,8 @@ impl VolumeMount {
 /// A health check of one named port (or a command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheck {
+#[schemars(rename = "HealthCheck")]
+pub struct HealthCheckSpec {
     /// How to check.
     #[serde(default)]
     pub protocol: HealthProtocol,
@@ -452,7 +460,8 @@ impl HealthProtocol {
 /// How a changed deployment replaces its tasks (Marathon's `upgradeStrategy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpgradeStrategy {
+#[schemars(rename = "UpgradeStrategy")]
+pub struct UpgradeStrategySpec {
     /// Fraction of `instances` that must stay healthy during the change (0 to 1).
     #[serde(default = "one")]
     #[schemars(range(min = 0, max = 1))]
@@ -467,7 +476,7 @@ fn one() -> f64 {
     1.0
 }
 
-impl Default for UpgradeStrategy {
+impl Default for UpgradeStrategySpec {
     fn default() -> Self {
         Self {
             minimum_health_capacity: 1.0,
@@ -489,7 +498,7 @@ mod tests {
         assert_eq!(spec.disk, 0.0);
         assert_eq!(
             spec.upgrade_strategy_or_default(),
-            UpgradeStrategy::default()
+            UpgradeStrategySpec::default()
         );
     }
 

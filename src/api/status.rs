@@ -113,7 +113,8 @@ pub struct InstanceCounts {
 
 /// The last task of the app that ended badly, as Marathon reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct TaskFailure {
+#[schemars(rename = "TaskFailure")]
+pub struct LastTaskFailure {
     /// The task's id.
     pub task_id: String,
     /// Its final Mesos state, e.g. `TASK_FAILED`.
@@ -150,7 +151,7 @@ pub struct DeploymentStatus {
     pub deployment_ids: Vec<String>,
     /// The last task failure Marathon reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_task_failure: Option<TaskFailure>,
+    pub last_task_failure: Option<LastTaskFailure>,
     /// When the controller first acted on `observed_revision`: its progress deadline counts
     /// from here (absent while the deployment is paused).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -82,7 +82,7 @@ pub fn apply_crash_loop(status: &mut DeploymentStatus, limit: u32, next_launch: 
 mod tests {
     use chrono::Utc;
     use serde_json::json;
-    use theseus::api::{InstanceCounts, TaskFailure};
+    use theseus::api::{InstanceCounts, LastTaskFailure};
 
     use super::*;
 
@@ -95,7 +95,7 @@ mod tests {
             app_id: Some("/web/dev".into()),
             app_version: Some("v2".into()),
             deployment_ids: vec![],
-            last_task_failure: failed_task.map(|task| TaskFailure {
+            last_task_failure: failed_task.map(|task| LastTaskFailure {
                 task_id: task.into(),
                 state: "TASK_FAILED".into(),
                 message: "exited with status 3".into(),

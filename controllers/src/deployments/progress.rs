@@ -92,7 +92,7 @@ pub fn stop_clock(status: &mut DeploymentStatus) {
 
 #[cfg(test)]
 mod tests {
-    use theseus::api::{InstanceCounts, TaskFailure};
+    use theseus::api::{InstanceCounts, LastTaskFailure};
 
     use super::*;
 
@@ -154,7 +154,7 @@ mod tests {
         let mut first = status(7, Phase::Deploying);
         apply_deadline(&mut first, None, TEN, at(0));
         let mut late = status(7, Phase::Deploying);
-        late.last_task_failure = Some(TaskFailure {
+        late.last_task_failure = Some(LastTaskFailure {
             task_id: "t1".into(),
             state: "TASK_FAILED".into(),
             message: "Command exited with status 1".into(),

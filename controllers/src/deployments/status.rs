@@ -17,7 +17,7 @@
 
 use chrono::Utc;
 use theseus::api::{
-    Condition, DeploymentStatus, InstanceCounts, Phase, Reason, TaskFailure, ValidationErrors,
+    Condition, DeploymentStatus, InstanceCounts, LastTaskFailure, Phase, Reason, ValidationErrors,
 };
 use theseus::marathon::{App, AppId, DeploymentId};
 
@@ -214,7 +214,7 @@ pub fn report(
             .unwrap_or_default(),
         last_task_failure: app
             .and_then(|a| a.last_task_failure.as_ref())
-            .map(|failure| TaskFailure {
+            .map(|failure| LastTaskFailure {
                 task_id: failure.task_id.to_string(),
                 state: failure
                     .state

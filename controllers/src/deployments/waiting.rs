@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use theseus::api::{Condition, DeploymentSpec, DeploymentStatus, HealthCheck, HealthProtocol};
+use theseus::api::{Condition, DeploymentSpec, DeploymentStatus, HealthCheckSpec, HealthProtocol};
 use theseus::marathon::queue::{NoMatchReason, QueueEntry};
 use theseus::marathon::{App, Task, TaskState};
 
@@ -123,7 +123,7 @@ pub fn unplaced(app: &App, entry: &QueueEntry) -> Option<String> {
 }
 
 /// A check as the spec names it: protocol, port name, path or command.
-fn named(check: &HealthCheck) -> String {
+fn named(check: &HealthCheckSpec) -> String {
     let mut name = check.protocol.as_str().to_owned();
     if let Some(port) = &check.port {
         name.push_str(&format!(" port `{port}`"));
