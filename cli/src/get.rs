@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::output::{OutputFormat, Table, print_structured};
 use super::{EtcdArgs, Failure};
 use theseus::api::{
-    DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase, Reason, parse_spec,
+    ConditionKind, DeploymentKey, DeploymentSpec, DeploymentStatus, DnsLabel, KeyError, Phase,
+    Reason, parse_spec,
 };
 use theseus::store::{Entry, KeyPath, Revision, Store};
 
@@ -243,7 +244,7 @@ fn failed(row: &Row) -> Option<String> {
     if status.phase != Phase::Failed || row.revision != Some(status.observed_revision) {
         return None;
     }
-    let progressing = status.condition("Progressing")?;
+    let progressing = status.condition(ConditionKind::Progressing)?;
     Some(format!(
         "{}: revision {} failed ({}): {}",
         row.deployment, status.observed_revision, progressing.reason, progressing.message
@@ -258,7 +259,7 @@ fn waiting(row: &Row) -> Option<String> {
     if status.phase == Phase::Failed || row.revision != Some(status.observed_revision) {
         return None;
     }
-    let progressing = status.condition("Progressing")?;
+    let progressing = status.condition(ConditionKind::Progressing)?;
     let waits = [Reason::WaitingForResources, Reason::HealthChecksFailing]
         .into_iter()
         .any(|reason| progressing.is(reason));
@@ -359,7 +360,7 @@ mod tests {
     #[test]
     fn a_revision_waiting_for_resources_or_on_health_checks_gets_a_line_with_its_reason() {
         let short = Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::WaitingForResources,
             "1 of 1 instance(s) cannot be placed: not enough cpus",
         );
@@ -376,12 +377,13 @@ mod tests {
             "an older revision"
         );
         let failing = Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::HealthChecksFailing,
             "2 of 2 running task(s) fail health check 1 (HTTP port `http` path `/`)",
         );
         assert!(waiting(&row(7, Phase::Deploying, failing)).is_some());
-        let deploying = Condition::holds("Progressing", Reason::Deploying, "in progress");
+        let deploying =
+            Condition::holds(ConditionKind::Progressing, Reason::Deploying, "in progress");
         assert_eq!(waiting(&row(7, Phase::Deploying, deploying)), None);
     }
 }

@@ -21,7 +21,7 @@ use futures::stream::select;
 
 use super::output::OutputFormat;
 use super::{EtcdArgs, Failure};
-use theseus::api::{DeploymentKey, DeploymentStatus, Phase};
+use theseus::api::{ConditionKind, DeploymentKey, DeploymentStatus, Phase};
 use theseus::store::{Entry, WatchEvent};
 
 pub(crate) mod history;
@@ -199,7 +199,7 @@ fn judge(
         ));
     }
     let counts = status.instances;
-    let reason = |kind: &str| {
+    let reason = |kind: ConditionKind| {
         status
             .condition(kind)
             .map(|c| c.message.clone())
@@ -212,20 +212,20 @@ fn judge(
         )),
         Phase::Invalid => Verdict::Failed(format!(
             "{key}: revision {revision} is invalid: {}",
-            reason("Valid")
+            reason(ConditionKind::Valid)
         )),
         Phase::Failed => Verdict::Failed(format!(
             "{key}: revision {revision} failed ({}): {}",
             status
-                .condition("Progressing")
+                .condition(ConditionKind::Progressing)
                 .map_or("no reason given", |c| c.reason.as_str()),
-            reason("Progressing")
+            reason(ConditionKind::Progressing)
         )),
         phase => {
             let blocked: Vec<String> = status
                 .conditions
                 .iter()
-                .filter(|c| !c.status && c.kind != "Available")
+                .filter(|c| !c.status && !c.is_about(ConditionKind::Available))
                 .map(|c| format!("{}: {}", c.reason, c.message))
                 .collect();
             let mut line = format!(
@@ -320,7 +320,7 @@ mod tests {
             5,
             Phase::Invalid,
             vec![Condition::fails(
-                "Valid",
+                ConditionKind::Valid,
                 Reason::SpecInvalid,
                 "/cpus: must be greater than 0",
             )],
@@ -337,7 +337,7 @@ mod tests {
             5,
             Phase::Failed,
             vec![Condition::fails(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::AppNotOwned,
                 "not ours",
             )],
@@ -355,8 +355,16 @@ mod tests {
             5,
             Phase::Deploying,
             vec![
-                Condition::fails("Progressing", Reason::WaitingForDeployment, "locked by d1"),
-                Condition::fails("Available", Reason::InstancesUnavailable, "1 of 3"),
+                Condition::fails(
+                    ConditionKind::Progressing,
+                    Reason::WaitingForDeployment,
+                    "locked by d1",
+                ),
+                Condition::fails(
+                    ConditionKind::Available,
+                    Reason::InstancesUnavailable,
+                    "1 of 3",
+                ),
             ],
         );
         assert_eq!(

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use theseus::api::{
-    Condition, Decision, DeploymentStatus, Health, InstanceCounts, JournalEntry, LastTaskFailure,
-    Phase, PortBinding, Reason, RevisionOutcome, RevisionRecord, TaskRecord,
+    Condition, ConditionKind, Decision, DeploymentStatus, Health, InstanceCounts, JournalEntry,
+    LastTaskFailure, Phase, PortBinding, Reason, RevisionOutcome, RevisionRecord, TaskRecord,
 };
 use theseus::marathon::task::TaskState;
 use theseus_testkit::{EtcdServer, expect_success, free_port};
@@ -312,9 +312,9 @@ fn seed_deployment(etcd: &EtcdServer) -> i64 {
         observed_revision: current,
         phase: Phase::Deploying,
         conditions: vec![
-            Condition::holds("Valid", Reason::SpecValid, "the spec is valid"),
+            Condition::holds(ConditionKind::Valid, Reason::SpecValid, "the spec is valid"),
             Condition::fails(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::CrashLooping,
                 "the tasks of revision keep failing: exited with status 3",
             ),

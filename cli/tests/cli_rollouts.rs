@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use localmarathon::{ExecutorKind, LocalMarathon};
 use serde_json::{Value, json};
-use theseus::api::{DeploymentStatus, Phase, RevisionRecord};
+use theseus::api::{ConditionKind, DeploymentStatus, Phase, RevisionRecord};
 use theseus::marathon::{AppId, MarathonClient, MarathonConfig};
 use theseus::store::{EtcdConfig, Layout, Store};
 use theseus_controllers::controller::{Controller, ControllerConfig};
@@ -261,7 +261,7 @@ async fn pause_holds_changes_back_from_marathon_until_resume() {
     theseus_testkit::wait_until_async(DEADLINE, "the status says paused", || async {
         stack.status().await.is_some_and(|s| {
             s.observed_revision == revision
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.reason == "Paused")
         })
     })

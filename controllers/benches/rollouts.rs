@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 use serde_json::json;
-use theseus::api::{DeploymentKey, DeploymentStatus, Phase, Reason, RevisionRecord};
+use theseus::api::{ConditionKind, DeploymentKey, DeploymentStatus, Phase, Reason, RevisionRecord};
 use theseus::marathon::{AppId, Event, EventKind};
 use theseus::store::{KeyPath, Store, WatchEvent};
 
@@ -329,7 +329,7 @@ async fn main() {
         bad.iter().all(|(key, revision)| {
             o.statuses.get(key).is_some_and(|s| {
                 s.observed_revision == *revision
-                    && s.condition("Progressing")
+                    && s.condition(ConditionKind::Progressing)
                         .is_some_and(|c| c.is(Reason::RolledBack))
                     && s.instances.running == 1
             }) && o.records.get(key).is_some_and(|r| r.len() == 1)

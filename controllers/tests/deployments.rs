@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::{Cluster, metric_sum, wait_until};
-use theseus::api::Phase;
+use theseus::api::{ConditionKind, Phase};
 use theseus::marathon::{App, AppId};
 use theseus_controllers::controller::Controller;
 
@@ -49,8 +49,8 @@ async fn a_spec_put_with_etcdctl_becomes_a_running_app_mapped_as_designed() {
     let status = cluster.wait_running(KEY, revision).await;
     assert_eq!(status.instances.running, 2);
     assert_eq!(status.app_id.as_deref(), Some(APP));
-    assert!(status.condition("Valid").unwrap().status);
-    assert!(status.condition("Available").unwrap().status);
+    assert!(status.condition(ConditionKind::Valid).unwrap().status);
+    assert!(status.condition(ConditionKind::Available).unwrap().status);
 
     let app = cluster.app(APP).await.unwrap();
     assert_eq!(app.label("THESEUS_MANAGED"), Some("true"));
@@ -233,7 +233,7 @@ async fn an_invalid_spec_is_reported_with_every_error_and_leaves_the_app_untouch
             s.observed_revision == invalid && s.phase == Phase::Invalid
         })
         .await;
-    let valid_condition = status.condition("Valid").unwrap();
+    let valid_condition = status.condition(ConditionKind::Valid).unwrap();
     assert!(!valid_condition.status);
     for pointer in ["/cpus", "/colour"] {
         assert!(
@@ -286,7 +286,7 @@ async fn an_app_that_theseus_does_not_own_is_never_changed_or_deleted() {
             s.observed_revision == revision && s.phase == Phase::Failed
         })
         .await;
-    let progressing = status.condition("Progressing").unwrap();
+    let progressing = status.condition(ConditionKind::Progressing).unwrap();
     assert_eq!(progressing.reason, "AppNotOwned");
     assert!(progressing.message.contains(APP), "{}", progressing.message);
 
@@ -338,11 +338,14 @@ async fn a_lock_held_by_someone_elses_deployment_is_waited_out_and_reported() {
     let status = cluster
         .wait_status(KEY, "waits for their deployment", |s| {
             s.observed_revision == second
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.reason == "WaitingForDeployment")
         })
         .await;
-    let message = &status.condition("Progressing").unwrap().message;
+    let message = &status
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     assert!(message.contains(theirs.deployment_id.as_str()), "{message}");
     assert_eq!(
         writes(&controller, "update"),
@@ -402,7 +405,8 @@ async fn a_newer_spec_overrides_the_controllers_own_deployment_in_progress() {
         .wait_status(KEY, "deploys revision three", |s| {
             s.observed_revision == third
                 && s.phase == Phase::Deploying
-                && s.condition("Progressing").is_some_and(|c| c.status)
+                && s.condition(ConditionKind::Progressing)
+                    .is_some_and(|c| c.status)
         })
         .await;
     std::fs::write(&flag, "").unwrap();
@@ -548,13 +552,13 @@ async fn a_paused_deployment_reaches_marathon_only_after_it_is_resumed() {
     let status = cluster
         .wait_status(KEY, "says it is paused", |s| {
             s.observed_revision == paused
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| !c.status && c.reason == "Paused")
         })
         .await;
     assert!(
         status
-            .condition("Progressing")
+            .condition(ConditionKind::Progressing)
             .unwrap()
             .message
             .contains("waits"),
@@ -606,7 +610,7 @@ async fn a_revision_that_does_not_run_within_its_deadline_fails_and_its_app_stay
             s.observed_revision == bad && s.phase == Phase::Failed
         })
         .await;
-    let condition = failed.condition("Progressing").unwrap();
+    let condition = failed.condition(ConditionKind::Progressing).unwrap();
     assert_eq!(condition.reason, "DeadlineExceeded");
     assert!(
         condition.message.contains(&format!("revision {bad}"))

@@ -6,6 +6,7 @@
 mod support;
 
 use std::time::Duration;
+use theseus::api::ConditionKind;
 
 use localmarathon::ExecutorKind;
 use serde_json::json;
@@ -29,7 +30,7 @@ async fn marathon_stopped_and_restarted_mid_run_is_reported_then_converged_witho
     let status = cluster
         .wait_status(KEY, "says Marathon is unavailable", |s| {
             s.observed_revision == second
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| !c.status && c.reason == "MarathonUnavailable")
         })
         .await;
@@ -292,7 +293,7 @@ async fn an_outage_costs_only_reconnection_attempts_and_every_waiting_key_conver
     cluster
         .wait_status(KEY, "says Marathon is unavailable", |s| {
             s.observed_revision == canary
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.reason == "MarathonUnavailable")
         })
         .await;
@@ -313,7 +314,7 @@ async fn an_outage_costs_only_reconnection_attempts_and_every_waiting_key_conver
             .iter()
             .filter_map(|entry| entry.json::<theseus::api::DeploymentStatus>().ok())
             .filter(|s| {
-                s.condition("Progressing")
+                s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.reason == "MarathonUnavailable")
             })
             .count()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{Cluster, deployment_reconciles, metric_sum, wait_until};
-use theseus::api::{Decision, JournalEntry, Reason, RevisionRecord};
+use theseus::api::{ConditionKind, Decision, JournalEntry, Reason, RevisionRecord};
 use theseus::store::Revision;
 use theseus_controllers::controller::Controller;
 use theseus_controllers::runtime::health::Role;
@@ -79,7 +79,7 @@ async fn with_two_replicas_only_the_leader_rolls_back_and_its_successor_does_not
     cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::RolledBack))
         })
         .await;

@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::json;
 use support::{Cluster, deployment_reconciles, metric_sum, wait_until};
-use theseus::api::{Decision, DeploymentKey, Phase, Reason, RevisionOutcome, TaskRecord};
+use theseus::api::{
+    ConditionKind, Decision, DeploymentKey, Phase, Reason, RevisionOutcome, TaskRecord,
+};
 use theseus::store::{Revision, Store, WatchEvent};
 use theseus_controllers::controller::Controller;
 use tokio_util::sync::CancellationToken;
@@ -68,12 +70,15 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     let status = cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::RolledBack))
         })
         .await;
     assert_eq!(status.phase, Phase::Failed);
-    let message = &status.condition("Progressing").unwrap().message;
+    let message = &status
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     for part in [
         format!("revision {bad} failed (CrashLooping"),
         format!("rolled back to revision {good}"),
@@ -98,7 +103,8 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     );
     let status = cluster
         .wait_status(KEY, "counts against the good revision", |s| {
-            s.condition("Available").is_some_and(|c| c.status)
+            s.condition(ConditionKind::Available)
+                .is_some_and(|c| c.status)
         })
         .await;
     assert_eq!(
@@ -193,12 +199,15 @@ async fn a_revision_that_cannot_be_placed_waits_for_resources_then_is_rolled_bac
     let waiting = cluster
         .wait_status(KEY, "waits for resources", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::WaitingForResources))
         })
         .await;
     assert_eq!(waiting.phase, Phase::Deploying);
-    let message = &waiting.condition("Progressing").unwrap().message;
+    let message = &waiting
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     for part in [
         "1 of 1 instance(s) of Marathon app `/web/dev` cannot be placed",
         "not enough cpus (InsufficientCpus: 3 of 3 agents)",
@@ -210,11 +219,14 @@ async fn a_revision_that_cannot_be_placed_waits_for_resources_then_is_rolled_bac
     let status = cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::RolledBack))
         })
         .await;
-    let message = &status.condition("Progressing").unwrap().message;
+    let message = &status
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     for part in [
         format!("revision {bad} failed (DeadlineExceeded: revision {bad} did not reach Running"),
         "not enough cpus (InsufficientCpus".to_owned(),
@@ -259,7 +271,7 @@ async fn a_first_revision_that_fails_is_failed_and_its_app_is_kept() {
             s.observed_revision == bad && s.phase == Phase::Failed
         })
         .await;
-    let condition = status.condition("Progressing").unwrap();
+    let condition = status.condition(ConditionKind::Progressing).unwrap();
     assert!(condition.is(Reason::CrashLooping), "{condition:?}");
     for part in [
         format!("revision {bad}"),
@@ -372,7 +384,7 @@ async fn a_controller_killed_during_a_rollback_finishes_it_after_its_restart_wit
     cluster
         .wait_status(KEY, "reports the rollback", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::RolledBack))
         })
         .await;
@@ -482,22 +494,28 @@ async fn a_revision_that_never_turns_healthy_is_rolled_back_and_never_stops_serv
     let failing = cluster
         .wait_status(KEY, "says its health checks fail", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::HealthChecksFailing))
         })
         .await;
-    let message = &failing.condition("Progressing").unwrap().message;
+    let message = &failing
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     for part in ["health check 1 (COMMAND command `false`)", "not alive"] {
         assert!(message.contains(part), "{part} missing from {message}");
     }
     let status = cluster
         .wait_status(KEY, "is rolled back", |s| {
             s.observed_revision == bad
-                && s.condition("Progressing")
+                && s.condition(ConditionKind::Progressing)
                     .is_some_and(|c| c.is(Reason::RolledBack))
         })
         .await;
-    let message = &status.condition("Progressing").unwrap().message;
+    let message = &status
+        .condition(ConditionKind::Progressing)
+        .unwrap()
+        .message;
     for part in [
         "DeadlineExceeded",
         "health check 1 (COMMAND command `false`)",

@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use theseus::api::{Condition, DeploymentKey, InstanceCounts, LastTaskFailure, Phase, TaskRecord};
+use theseus::api::{
+    Condition, ConditionKind, DeploymentKey, InstanceCounts, LastTaskFailure, Phase, TaskRecord,
+};
 use theseus::guest::{NodeQuery, ServiceTasks};
 
 use crate::diff::{DiffLine, line_diff};
@@ -123,7 +125,7 @@ pub fn blocking(records: &DeploymentRecords) -> Option<String> {
     let failing: Vec<String> = status?
         .conditions
         .iter()
-        .filter(|condition| !condition.status && condition.kind != "Available")
+        .filter(|condition| !condition.status && !condition.is_about(ConditionKind::Available))
         .map(|condition| format!("{}: {}", condition.reason, condition.message))
         .collect();
     (!failing.is_empty()).then(|| failing.join("; "))

@@ -19,6 +19,8 @@ pub use reason::Reason;
 pub use rollout::{Decision, JournalEntry, RevisionOutcome, RevisionRecord};
 pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
 pub use spec::*;
-pub use status::{Condition, DeploymentStatus, InstanceCounts, LastTaskFailure, Phase};
+pub use status::{
+    Condition, ConditionKind, DeploymentStatus, InstanceCounts, LastTaskFailure, Phase,
+};
 pub use task::{Health, PortBinding, TaskRecord};
 pub use validate::{FieldError, ValidationErrors, parse_spec, validate_spec};

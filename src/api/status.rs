@@ -53,6 +53,38 @@ impl fmt::Display for Phase {
     }
 }
 
+/// What a condition is about: the kinds the controller writes. [`Condition::kind`] holds the
+/// word as text, so that a reader accepts a kind a newer controller added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConditionKind {
+    /// Whether the spec is valid.
+    Valid,
+    /// Whether the Marathon app is this deployment's to manage.
+    Owned,
+    /// Whether the current revision is rolling out, or why it is stuck or failed.
+    Progressing,
+    /// Whether the desired instances are running (and healthy, with health checks).
+    Available,
+}
+
+impl ConditionKind {
+    /// The word written in conditions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::Valid => "Valid",
+            ConditionKind::Owned => "Owned",
+            ConditionKind::Progressing => "Progressing",
+            ConditionKind::Available => "Available",
+        }
+    }
+}
+
+impl fmt::Display for ConditionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One observation about a deployment, with the reason in one word and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Condition {
@@ -71,9 +103,9 @@ pub struct Condition {
 
 impl Condition {
     /// A condition that holds.
-    pub fn holds(kind: &str, reason: Reason, message: impl Into<String>) -> Self {
+    pub fn holds(kind: ConditionKind, reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             status: true,
             reason: reason.as_str().to_owned(),
             message: message.into(),
@@ -81,9 +113,9 @@ impl Condition {
     }
 
     /// A condition that does not hold.
-    pub fn fails(kind: &str, reason: Reason, message: impl Into<String>) -> Self {
+    pub fn fails(kind: ConditionKind, reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             status: false,
             reason: reason.as_str().to_owned(),
             message: message.into(),
@@ -93,6 +125,11 @@ impl Condition {
     /// Whether its reason is `reason`.
     pub fn is(&self, reason: Reason) -> bool {
         self.reason == reason.as_str()
+    }
+
+    /// Whether it is about `kind`.
+    pub fn is_about(&self, kind: ConditionKind) -> bool {
+        self.kind == kind.as_str()
     }
 }
 
@@ -203,8 +240,8 @@ impl DeploymentStatus {
     }
 
     /// The condition of a kind, if reported.
-    pub fn condition(&self, kind: &str) -> Option<&Condition> {
-        self.conditions.iter().find(|c| c.kind == kind)
+    pub fn condition(&self, kind: ConditionKind) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.is_about(kind))
     }
 }
 
@@ -216,7 +253,11 @@ mod tests {
         DeploymentStatus {
             observed_revision: 7,
             phase,
-            conditions: vec![Condition::holds("Valid", Reason::SpecValid, "ok")],
+            conditions: vec![Condition::holds(
+                ConditionKind::Valid,
+                Reason::SpecValid,
+                "ok",
+            )],
             instances: InstanceCounts {
                 desired: 2,
                 running: 2,

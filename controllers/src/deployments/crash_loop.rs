@@ -13,7 +13,7 @@
 //! What it does not promise: to see every failure. Failures that come faster than reconciles
 //! are counted once; the progress deadline still bounds such a revision.
 
-use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
+use theseus::api::{Condition, ConditionKind, DeploymentStatus, Phase, Reason};
 use theseus::marathon::{App, TaskState};
 
 use super::waiting::set_progressing;
@@ -72,7 +72,7 @@ pub fn apply_crash_loop(status: &mut DeploymentStatus, limit: u32, next_launch: 
     }
     set_progressing(
         status,
-        Condition::fails("Progressing", Reason::CrashLooping, message),
+        Condition::fails(ConditionKind::Progressing, Reason::CrashLooping, message),
     );
     status.phase = Phase::Failed;
     true
@@ -158,7 +158,7 @@ mod tests {
         status.revision_task_failures = 4;
         assert!(apply_crash_loop(&mut status, 3, "next launch in 2 s"));
         assert_eq!(status.phase, Phase::Failed);
-        let condition = status.condition("Progressing").unwrap();
+        let condition = status.condition(ConditionKind::Progressing).unwrap();
         assert!(condition.is(Reason::CrashLooping));
         for part in ["exited with status 3", "next launch in 2 s"] {
             assert!(condition.message.contains(part), "{}", condition.message);

@@ -7,7 +7,7 @@
 //! [`JOURNAL_LENGTH`] entries.
 
 use chrono::Utc;
-use theseus::api::{Decision, DeploymentStatus, JournalEntry, Reason};
+use theseus::api::{ConditionKind, Decision, DeploymentStatus, JournalEntry, Reason};
 
 /// How many entries a deployment's journal keeps.
 pub const JOURNAL_LENGTH: usize = 100;
@@ -64,14 +64,14 @@ impl Journal {
         decision: Decision,
     ) {
         let Some(now) = status
-            .condition("Progressing")
+            .condition(ConditionKind::Progressing)
             .filter(|condition| condition.is(reason))
         else {
             return;
         };
         let before = prior
             .filter(|prior| prior.observed_revision == status.observed_revision)
-            .and_then(|prior| prior.condition("Progressing"))
+            .and_then(|prior| prior.condition(ConditionKind::Progressing))
             .is_some_and(|condition| condition.is(reason));
         if !before {
             self.push(decision, now.message.clone());
@@ -89,7 +89,7 @@ mod tests {
         DeploymentStatus {
             observed_revision: revision,
             phase: Phase::Deploying,
-            conditions: vec![Condition::fails("Progressing", reason, "why")],
+            conditions: vec![Condition::fails(ConditionKind::Progressing, reason, "why")],
             instances: InstanceCounts::default(),
             app_id: None,
             app_version: None,

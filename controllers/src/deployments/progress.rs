@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use theseus::api::{Condition, DeploymentStatus, Phase, Reason};
+use theseus::api::{Condition, ConditionKind, DeploymentStatus, Phase, Reason};
 
 /// Where the revision stands against its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub fn apply_deadline(
         return Deadline::Pending((due - now).to_std().unwrap_or_default());
     }
     let waiting = status
-        .condition("Progressing")
+        .condition(ConditionKind::Progressing)
         .map(|condition| condition.message.clone())
         .unwrap_or_default();
     let mut message = format!(
@@ -71,11 +71,15 @@ pub fn apply_deadline(
             failure.state, failure.message, failure.host
         ));
     }
-    let exceeded = Condition::fails("Progressing", Reason::DeadlineExceeded, message);
+    let exceeded = Condition::fails(
+        ConditionKind::Progressing,
+        Reason::DeadlineExceeded,
+        message,
+    );
     match status
         .conditions
         .iter_mut()
-        .find(|condition| condition.kind == "Progressing")
+        .find(|condition| condition.is_about(ConditionKind::Progressing))
     {
         Some(condition) => *condition = exceeded,
         None => status.conditions.push(exceeded),
@@ -105,7 +109,7 @@ mod tests {
             observed_revision: revision,
             phase,
             conditions: vec![Condition::holds(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::Deploying,
                 "Marathon deployment(s) [d1] in progress",
             )],
@@ -166,7 +170,7 @@ mod tests {
             Deadline::Exceeded
         );
         assert_eq!(late.phase, Phase::Failed);
-        let condition = late.condition("Progressing").unwrap();
+        let condition = late.condition(ConditionKind::Progressing).unwrap();
         assert!(condition.is(Reason::DeadlineExceeded));
         assert!(!condition.status);
         for part in [

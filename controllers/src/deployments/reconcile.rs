@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use theseus::api::{
-    Condition, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase, Reason,
-    RevisionOutcome, parse_spec,
+    Condition, ConditionKind, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase,
+    Reason, RevisionOutcome, parse_spec,
 };
 use theseus::marathon::{self, App, AppId, DeploymentId, QueueEntry};
 use theseus::store::Entry;
@@ -517,7 +517,11 @@ impl Deployments {
             {
                 set_progressing(
                     status,
-                    Condition::fails("Progressing", Reason::WaitingForResources, message),
+                    Condition::fails(
+                        ConditionKind::Progressing,
+                        Reason::WaitingForResources,
+                        message,
+                    ),
                 );
                 waited.queue = Some(queued);
                 return waited;
@@ -545,7 +549,11 @@ impl Deployments {
         }
         set_progressing(
             status,
-            Condition::fails("Progressing", Reason::HealthChecksFailing, message),
+            Condition::fails(
+                ConditionKind::Progressing,
+                Reason::HealthChecksFailing,
+                message,
+            ),
         );
         waited
     }

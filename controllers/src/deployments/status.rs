@@ -17,7 +17,8 @@
 
 use chrono::Utc;
 use theseus::api::{
-    Condition, DeploymentStatus, InstanceCounts, LastTaskFailure, Phase, Reason, ValidationErrors,
+    Condition, ConditionKind, DeploymentStatus, InstanceCounts, LastTaskFailure, Phase, Reason,
+    ValidationErrors,
 };
 use theseus::marathon::{App, AppId, DeploymentId};
 
@@ -87,13 +88,13 @@ pub fn report(
     let mut conditions = Vec::new();
     match situation {
         Situation::Invalid(errors) => conditions.push(Condition::fails(
-            "Valid",
+            ConditionKind::Valid,
             Reason::SpecInvalid,
             format!("the spec is not valid, nothing was changed: {errors}"),
         )),
         Situation::Deleting(_) => {}
         _ => conditions.push(Condition::holds(
-            "Valid",
+            ConditionKind::Valid,
             Reason::SpecValid,
             "the spec is valid",
         )),
@@ -101,17 +102,17 @@ pub fn report(
     let progressing = match situation {
         Situation::Invalid(_) => None,
         Situation::NotOwned(message) => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::AppNotOwned,
             message.clone(),
         )),
         Situation::Rejected(message) => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::MarathonRejected,
             message.clone(),
         )),
         Situation::Locked(deployments) => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::WaitingForDeployment,
             format!(
                 "Marathon app `{}` is locked by deployment(s) [{}] that theseus did not start \
@@ -121,12 +122,12 @@ pub fn report(
             ),
         )),
         Situation::MarathonUnavailable(message) => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::MarathonUnavailable,
             message.clone(),
         )),
         Situation::Deleting(None) => Some(Condition::holds(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::Deleting,
             format!(
                 "the spec was removed; deleting Marathon app `{}`",
@@ -134,7 +135,7 @@ pub fn report(
             ),
         )),
         Situation::Deleting(Some(message)) => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::MarathonUnavailable,
             format!(
                 "the spec was removed but Marathon app `{}` cannot be deleted yet: {message}",
@@ -142,7 +143,7 @@ pub fn report(
             ),
         )),
         Situation::Paused { waiting } => Some(Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::Paused,
             if *waiting {
                 format!(
@@ -160,12 +161,12 @@ pub fn report(
         )),
         Situation::Applied => Some(match app {
             None => Condition::holds(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::Creating,
                 format!("creating Marathon app `{}`", subject.app_id),
             ),
             Some(app) if app.deployment_ids().next().is_some() => Condition::holds(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::Deploying,
                 format!(
                     "Marathon deployment(s) [{}] in progress",
@@ -173,7 +174,7 @@ pub fn report(
                 ),
             ),
             Some(app) => Condition::holds(
-                "Progressing",
+                ConditionKind::Progressing,
                 Reason::Deployed,
                 match &app.version {
                     Some(version) => format!("version {version} is deployed"),
@@ -250,7 +251,7 @@ fn phase_of(app: &App, counts: &InstanceCounts, health_checked: bool) -> Phase {
 fn available(subject: Subject<'_>, app: Option<&App>, counts: &InstanceCounts) -> Condition {
     if app.is_none() {
         return Condition::fails(
-            "Available",
+            ConditionKind::Available,
             Reason::AppMissing,
             format!("Marathon app `{}` does not exist yet", subject.app_id),
         );
@@ -264,26 +265,26 @@ fn available(subject: Subject<'_>, app: Option<&App>, counts: &InstanceCounts) -
     if subject.health_checked {
         if healthy >= desired && running >= desired {
             Condition::holds(
-                "Available",
+                ConditionKind::Available,
                 Reason::AllInstancesHealthy,
                 format!("{healthy} of {desired} instances running and healthy"),
             )
         } else {
             Condition::fails(
-                "Available",
+                ConditionKind::Available,
                 Reason::InstancesUnavailable,
                 format!("{running} of {desired} instances running, {healthy} healthy"),
             )
         }
     } else if running >= desired {
         Condition::holds(
-            "Available",
+            ConditionKind::Available,
             Reason::AllInstancesRunning,
             format!("{running} of {desired} instances running"),
         )
     } else {
         Condition::fails(
-            "Available",
+            ConditionKind::Available,
             Reason::InstancesUnavailable,
             format!("{running} of {desired} instances running"),
         )
@@ -351,14 +352,17 @@ mod tests {
         let status = report(subject(&id), Some(&deploying), &Situation::Applied);
         assert_eq!(status.phase, Phase::Deploying);
         assert_eq!(status.deployment_ids, ["d-1"]);
-        assert_eq!(status.condition("Progressing").unwrap().reason, "Deploying");
+        assert_eq!(
+            status.condition(ConditionKind::Progressing).unwrap().reason,
+            "Deploying"
+        );
 
         let degraded = app(json!({"tasksRunning": 1, "lastTaskFailure": {
             "appId": "/web/dev", "taskId": "web_dev.1", "host": "127.0.0.2", "message": "exited 1",
             "state": "TASK_FAILED", "timestamp": "2026-01-01T00:00:01.000Z"}}));
         let status = report(subject(&id), Some(&degraded), &Situation::Applied);
         assert_eq!(status.phase, Phase::Degraded);
-        assert!(!status.condition("Available").unwrap().status);
+        assert!(!status.condition(ConditionKind::Available).unwrap().status);
         let failure = status.last_task_failure.unwrap();
         assert_eq!(
             (failure.state.as_str(), failure.message.as_str()),
@@ -392,7 +396,7 @@ mod tests {
         invalid.desired_instances = None;
         let status = report(invalid, Some(&running), &Situation::Invalid(&errors));
         assert_eq!(status.phase, Phase::Invalid);
-        let valid = status.condition("Valid").unwrap();
+        let valid = status.condition(ConditionKind::Valid).unwrap();
         assert!(!valid.status);
         for pointer in ["/cpus", "/colour"] {
             assert!(valid.message.contains(pointer), "{}", valid.message);
@@ -413,7 +417,7 @@ mod tests {
         assert_eq!(status.phase, Phase::Failed);
         assert_eq!(status.instances.running, 0);
         assert_eq!(
-            status.condition("Progressing").unwrap().reason,
+            status.condition(ConditionKind::Progressing).unwrap().reason,
             "AppNotOwned"
         );
         assert_eq!(status.app_id.as_deref(), Some("/web/dev"));
@@ -428,7 +432,7 @@ mod tests {
             &Situation::Locked(vec![DeploymentId::from("other")]),
         );
         assert_eq!(locked.phase, Phase::Deploying);
-        let progressing = locked.condition("Progressing").unwrap();
+        let progressing = locked.condition(ConditionKind::Progressing).unwrap();
         assert_eq!(progressing.reason, "WaitingForDeployment");
         assert!(progressing.message.contains("other"));
 
@@ -439,7 +443,7 @@ mod tests {
         );
         assert_eq!(down.phase, Phase::Pending);
         assert_eq!(
-            down.condition("Progressing").unwrap().reason,
+            down.condition(ConditionKind::Progressing).unwrap().reason,
             "MarathonUnavailable"
         );
     }

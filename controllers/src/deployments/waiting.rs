@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use theseus::api::{Condition, DeploymentSpec, DeploymentStatus, HealthCheckSpec, HealthProtocol};
+use theseus::api::{
+    Condition, ConditionKind, DeploymentSpec, DeploymentStatus, HealthCheckSpec, HealthProtocol,
+};
 use theseus::marathon::queue::{NoMatchReason, QueueEntry};
 use theseus::marathon::{App, Task, TaskState};
 
@@ -233,7 +235,7 @@ pub fn set_progressing(status: &mut DeploymentStatus, condition: Condition) {
     match status
         .conditions
         .iter_mut()
-        .find(|existing| existing.kind == "Progressing")
+        .find(|existing| existing.is_about(ConditionKind::Progressing))
     {
         Some(existing) => *existing = condition,
         None => status.conditions.push(condition),

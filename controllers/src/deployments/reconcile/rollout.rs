@@ -13,8 +13,8 @@
 
 use chrono::Utc;
 use theseus::api::{
-    Condition, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase, Reason,
-    RevisionRecord,
+    Condition, ConditionKind, Decision, DeploymentKey, DeploymentSpec, DeploymentStatus, Phase,
+    Reason, RevisionRecord,
 };
 use theseus::store::Entry;
 
@@ -92,7 +92,7 @@ impl Deployments {
     ) -> Result<Decided, ReconcileError> {
         let now = Utc::now();
         let message = status
-            .condition("Progressing")
+            .condition(ConditionKind::Progressing)
             .map(|condition| condition.message.clone())
             .unwrap_or_default();
         let target = spec
@@ -218,7 +218,7 @@ pub(super) fn report_failure(
         .unwrap_or("no reason recorded");
     let condition = match record.rolled_back_to {
         Some(to) => Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             Reason::RolledBack,
             format!(
                 "revision {} failed ({recorded_reason}: {why}); Marathon app `{}` was rolled \
@@ -230,7 +230,7 @@ pub(super) fn report_failure(
             ),
         ),
         None => Condition::fails(
-            "Progressing",
+            ConditionKind::Progressing,
             recorded_reason,
             format!(
                 "{why}; the app is left as it is until /desired changes (no rollback: no \
@@ -241,7 +241,7 @@ pub(super) fn report_failure(
     match status
         .conditions
         .iter_mut()
-        .find(|condition| condition.kind == "Progressing")
+        .find(|condition| condition.is_about(ConditionKind::Progressing))
     {
         Some(existing) => *existing = condition,
         None => status.conditions.push(condition),
