@@ -103,7 +103,9 @@ impl ControllerProcess {
             .env_remove("THESEUS_PREFIX")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // A group of its own: a wrapper's child is stopped with it.
+            .process_group(0);
         // SAFETY: between fork and exec only the async-signal-safe prctl(2) runs. It makes
         // the kernel kill the controller if the benchmark dies without dropping this.
         unsafe {
@@ -170,18 +172,61 @@ impl ControllerProcess {
         process_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// Stops the controller with SIGTERM, as a service manager would, and waits for it (and
+    /// for a wrapper, which then finishes its own work, such as writing a profile).
     pub fn terminate(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let group = i32::try_from(self.child.id()).unwrap();
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_theseus-controller"));
+        let controllers: Vec<i32> = group_members(group)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary)
+            })
+            .collect();
+        for pid in if controllers.is_empty() {
+            vec![group]
+        } else {
+            controllers
+        } {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` to the controller's process group: the controller, or a wrapper and
+    /// the controller it runs.
+    fn signal_group(&self, signal: nix::sys::signal::Signal) {
+        let group = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::killpg(group, signal);
     }
 }
 
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.signal_group(nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// The processes of process group `group`.
+fn group_members(group: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // /proc/<pid>/stat: pid (comm) state ppid pgrp ...; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok())
+                    == Some(group)
+            })
+        })
+        .collect()
 }
 
 /// Sum of every series of metric `name` whose line contains `labels`.
