@@ -15,23 +15,25 @@ use std::sync::{Mutex, MutexGuard};
 use theseus::api::DeploymentKey;
 use theseus::marathon::{App, DeploymentId};
 
-/// The deployments started by this term, by key.
+/// The deployments started by this term, by key (a key has one or two at a time: a list
+/// holds them in less room than a set).
 #[derive(Debug, Default)]
 pub struct StartedMarathonDeployments {
-    by_key: Mutex<HashMap<DeploymentKey, HashSet<DeploymentId>>>,
+    by_key: Mutex<HashMap<DeploymentKey, Vec<DeploymentId>>>,
 }
 
 impl StartedMarathonDeployments {
-    fn lock(&self) -> MutexGuard<'_, HashMap<DeploymentKey, HashSet<DeploymentId>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<DeploymentKey, Vec<DeploymentId>>> {
         self.by_key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records that this term started `deployment` for `key`.
     pub fn started(&self, key: &DeploymentKey, deployment: DeploymentId) {
-        self.lock()
-            .entry(key.clone())
-            .or_default()
-            .insert(deployment);
+        let mut by_key = self.lock();
+        let mine = by_key.entry(key.clone()).or_default();
+        if !mine.contains(&deployment) {
+            mine.push(deployment);
+        }
     }
 
     /// Whether every one of `deployments` was started by this term for `key`.
@@ -53,6 +55,7 @@ impl StartedMarathonDeployments {
             .map(|a| a.deployment_ids().collect())
             .unwrap_or_default();
         mine.retain(|d| running.contains(d));
+        mine.shrink_to_fit();
         if mine.is_empty() {
             by_key.remove(key);
         }
