@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use theseus::marathon::app::EnvValue;
+use theseus::marathon::app::EnvValueRef;
 use theseus::marathon::deployment::{DeploymentActionKind, DeploymentStep};
 use theseus::marathon::{
     App, AppId, Deployment, DeploymentResult, Event, EventKind, Info, Task, TaskState,
@@ -291,12 +291,10 @@ fn app_fixtures_keep_their_meaning() {
     assert_eq!(app.id.as_str(), "/foo");
     assert_eq!(app.instances, Some(2));
     let env = app.env.as_ref().unwrap();
-    assert_eq!(env["XPS1"], EnvValue::from("Test"));
+    assert_eq!(env.get("XPS1"), Some(EnvValueRef::Value("Test")));
     assert_eq!(
-        env["PASSWORD"],
-        EnvValue::Secret {
-            secret: "/db/password".into()
-        }
+        env.get("PASSWORD"),
+        Some(EnvValueRef::Secret("/db/password"))
     );
     let constraint = &app.constraints.as_ref().unwrap()[0];
     assert_eq!(

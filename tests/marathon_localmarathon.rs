@@ -7,14 +7,14 @@
 //! `shutdown`; a test that panics drops the handle, which kills every task it started.
 //! Nothing sleeps for a fixed time: conditions are polled, and events awaited, with a deadline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
 use localmarathon::{ExecutorKind, Handle, LocalMarathon};
 use reqwest::Url;
-use theseus::marathon::app::UpgradeStrategy;
+use theseus::marathon::app::{Labels, UpgradeStrategy};
 use theseus::marathon::container::{
     Container, ContainerType, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol,
 };
@@ -100,13 +100,8 @@ fn unplaceable_app(id: &str) -> App {
     }
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    )
+fn labels(pairs: &[(&str, &str)]) -> Option<Labels> {
+    Some(pairs.iter().copied().collect())
 }
 
 /// Polls `probe` until it yields a value, panicking with `what` after [`DEADLINE`].
@@ -483,10 +478,10 @@ async fn invalid_definitions_are_refused_with_the_paths_of_the_bad_fields() {
     let negative = App {
         cpus: Some(-1.0),
         mem: Some(-5.0),
-        upgrade_strategy: Some(UpgradeStrategy {
+        upgrade_strategy: Some(Box::new(UpgradeStrategy {
             minimum_health_capacity: Some(2.0),
             ..UpgradeStrategy::default()
-        }),
+        })),
         ..command_app(id.as_str(), "sleep 600", 1)
     };
     let error = marathon.client.create_app(&negative).await.unwrap_err();
@@ -724,10 +719,10 @@ async fn a_docker_app_in_the_controllers_shape_is_normalised_and_placed() {
     };
     let created = client
         .create_app(&App {
-            container: Some(Container {
+            container: Some(Box::new(Container {
                 port_mappings: Some(vec![mapping("api", 5000), mapping("ssh", 22)]),
                 ..Container::docker("registry.local:5000/flask")
-            }),
+            })),
             networks: Some(vec![Network {
                 mode: Some(NetworkMode::ContainerBridge),
                 ..Network::default()

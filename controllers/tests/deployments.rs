@@ -357,7 +357,7 @@ async fn a_lock_held_by_someone_elses_deployment_is_waited_out_and_reported() {
     std::fs::write(&flag, "").unwrap();
     cluster.wait_running(KEY, second).await;
     let env = cluster.app(APP).await.unwrap().env.unwrap();
-    assert_eq!(env["A"], theseus::marathon::app::EnvValue::from("1"));
+    assert_eq!(env.value("A"), Some("1"));
     assert_eq!(writes(&controller, "update"), 1.0);
     controller.shutdown().await;
 }
@@ -412,7 +412,7 @@ async fn a_newer_spec_overrides_the_controllers_own_deployment_in_progress() {
     std::fs::write(&flag, "").unwrap();
     cluster.wait_running(KEY, third).await;
     let env = cluster.app(APP).await.unwrap().env.unwrap();
-    assert_eq!(env["A"], theseus::marathon::app::EnvValue::from("2"));
+    assert_eq!(env.value("A"), Some("2"));
     assert_eq!(
         writes(&controller, "update"),
         2.0,

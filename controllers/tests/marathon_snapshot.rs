@@ -1,13 +1,13 @@
 //! The Marathon snapshot against localmarathon (simulated executor): how it follows
 //! Marathon's event stream at scale.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 
 use localmarathon::{ExecutorKind, TaskState};
+use theseus::marathon::app::Labels;
 use theseus::marathon::{App, AppId, Embed, MarathonClient};
 use theseus_controllers::marathon_snapshot::{
     APPLIED_EVENTS, MarathonSnapshot, RelistReason, SnapshotConfig,
@@ -39,10 +39,7 @@ fn managed_app(id: &AppId, instances: u32) -> App {
     app.instances = Some(instances);
     // No host port: the agents' port ranges would limit how many tasks run.
     app.port_definitions = Some(Vec::new());
-    app.labels = Some(BTreeMap::from([(
-        "THESEUS_MANAGED".to_owned(),
-        "true".to_owned(),
-    )]));
+    app.labels = Some(Labels::from([("THESEUS_MANAGED", "true")]));
     app
 }
 

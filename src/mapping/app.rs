@@ -9,10 +9,10 @@
 //! - Every mapped app carries the ownership labels `THESEUS_MANAGED`, `THESEUS_SERVICE`,
 //!   `THESEUS_DEPLOYMENT` and `THESEUS_SPEC_HASH`.
 
-use std::collections::BTreeMap;
-
 use crate::api::{DeploymentKey, DeploymentSpec, HealthProtocol, environment};
-use crate::marathon::app::{Constraint, ConstraintOperator, EnvValue, UpgradeStrategy};
+use crate::marathon::app::{
+    Constraint, ConstraintOperator, EnvValueRef, Environment, Labels, UpgradeStrategy,
+};
 use crate::marathon::container::{
     Container, Network, NetworkMode, PortDefinition, PortMapping, PortProtocol, Volume, VolumeMode,
 };
@@ -118,11 +118,11 @@ impl Mapping {
         app.mem = Some(spec.mem);
         app.disk = Some(spec.disk);
         app.env = Some(self.environment(key, spec));
-        app.labels = Some(BTreeMap::from([
-            (MANAGED_LABEL.to_owned(), MANAGED_VALUE.to_owned()),
-            (SERVICE_LABEL.to_owned(), key.service.to_string()),
-            (DEPLOYMENT_LABEL.to_owned(), key.name.to_string()),
-            (SPEC_HASH_LABEL.to_owned(), hash.to_string()),
+        app.labels = Some(Labels::from([
+            (MANAGED_LABEL, MANAGED_VALUE),
+            (SERVICE_LABEL, key.service.as_str()),
+            (DEPLOYMENT_LABEL, key.name.as_str()),
+            (SPEC_HASH_LABEL, hash.as_str()),
         ]));
         app.constraints = Some(
             spec.constraints
@@ -163,7 +163,7 @@ impl Mapping {
                     })
                     .collect();
                 container.volumes = (!volumes.is_empty()).then_some(volumes);
-                app.container = Some(container);
+                app.container = Some(Box::new(container));
                 app.networks = Some(vec![network(NetworkMode::ContainerBridge)]);
             }
             None => {
@@ -213,27 +213,19 @@ impl Mapping {
                 .collect(),
         );
         let strategy = spec.upgrade_strategy_or_default();
-        app.upgrade_strategy = Some(UpgradeStrategy {
+        app.upgrade_strategy = Some(Box::new(UpgradeStrategy {
             minimum_health_capacity: Some(strategy.minimum_health_capacity),
             maximum_over_capacity: Some(strategy.maximum_over_capacity),
             ..Default::default()
-        });
+        }));
         app.task_kill_grace_period_seconds = spec.kill_grace_period_seconds;
         DesiredApp { app, hash }
     }
 
     /// The user's environment plus what theseus tells every task.
-    fn environment(
-        &self,
-        key: &DeploymentKey,
-        spec: &DeploymentSpec,
-    ) -> BTreeMap<String, EnvValue> {
-        let mut env: BTreeMap<String, EnvValue> = spec
-            .environment_text()
-            .into_iter()
-            .map(|(name, value)| (name, EnvValue::Value(value)))
-            .collect();
-        for (name, value) in [
+    fn environment(&self, key: &DeploymentKey, spec: &DeploymentSpec) -> Environment {
+        let users = spec.environment_text();
+        let theseus = [
             (environment::SERVICE_NAME, key.service.to_string()),
             (environment::DEPLOYMENT_NAME, key.name.to_string()),
             (environment::LABELS, spec.labels.join(",")),
@@ -242,10 +234,17 @@ impl Mapping {
                 environment::THESEUS_PREFIX,
                 self.installation.prefix().to_owned(),
             ),
-        ] {
-            env.insert(name.to_owned(), EnvValue::Value(value));
-        }
-        env
+        ];
+        // Theseus's variables come last: where a name is in both, theirs is kept.
+        users
+            .iter()
+            .map(|(name, value)| (name.as_str(), EnvValueRef::Value(value)))
+            .chain(
+                theseus
+                    .iter()
+                    .map(|(name, value)| (*name, EnvValueRef::Value(value))),
+            )
+            .collect()
     }
 }
 

@@ -11,7 +11,6 @@
 use std::fmt;
 
 use crate::marathon::App;
-use crate::marathon::app::EnvValue;
 
 use super::app::DesiredApp;
 use super::ownership::SPEC_HASH_LABEL;
@@ -96,7 +95,7 @@ pub fn drift(desired: &DesiredApp, actual: &App) -> Drift {
     if actual.disk.unwrap_or_default() != want.disk.unwrap_or_default() {
         fields.push(DriftedField::Disk);
     }
-    if !env_or_empty(actual).eq(env_or_empty(want)) {
+    if !same_environment(actual, want) {
         fields.push(DriftedField::Environment);
     }
     if !fields.is_empty() {
@@ -110,9 +109,13 @@ pub fn drift(desired: &DesiredApp, actual: &App) -> Drift {
     Drift::InSync
 }
 
-/// The app's environment; no environment and an empty one are the same.
-fn env_or_empty(app: &App) -> impl Iterator<Item = (&String, &EnvValue)> {
-    app.env.iter().flatten()
+/// Whether two apps have the same environment; no environment and an empty one are the same.
+fn same_environment(a: &App, b: &App) -> bool {
+    match (&a.env, &b.env) {
+        (Some(a), Some(b)) => a == b,
+        (Some(env), None) | (None, Some(env)) => env.is_empty(),
+        (None, None) => true,
+    }
 }
 
 fn image(app: &App) -> Option<&str> {
@@ -128,7 +131,6 @@ mod tests {
     use super::*;
     use crate::api::{DeploymentKey, validate_spec};
     use crate::mapping::Mapping;
-    use crate::marathon::app::EnvValue;
     use serde_json::json;
 
     fn desired(spec: serde_json::Value) -> DesiredApp {
@@ -209,10 +211,7 @@ mod tests {
             (|app| app.mem = Some(1.0), DriftedField::Memory),
             (
                 |app| {
-                    app.env
-                        .as_mut()
-                        .unwrap()
-                        .insert("A".into(), EnvValue::Value("2".into()));
+                    app.env.as_mut().unwrap().insert("A", "2");
                 },
                 DriftedField::Environment,
             ),

@@ -9,7 +9,6 @@
 //!   prefix; only then may a controller change or delete it.
 
 use crate::api::{DeploymentKey, DnsLabel, environment};
-use crate::marathon::app::EnvValue;
 use crate::marathon::{App, AppId, AppIdError};
 
 /// Marks an app as managed by theseus; the value is [`MANAGED_VALUE`].
@@ -137,14 +136,10 @@ impl Installation {
                 app.label(DEPLOYMENT_LABEL).unwrap_or("?"),
             ));
         }
-        let prefix = match app
+        let prefix = app
             .env
             .as_ref()
-            .and_then(|env| env.get(environment::THESEUS_PREFIX))
-        {
-            Some(EnvValue::Value(prefix)) => Some(prefix.as_str()),
-            _ => None,
-        };
+            .and_then(|env| env.value(environment::THESEUS_PREFIX));
         if prefix != Some(self.prefix.as_str()) {
             return Ownership::NotOwned(format!(
                 "Marathon app `{id}` belongs to the theseus installation with prefix `{}`, not \
@@ -213,19 +208,19 @@ mod tests {
             .labels
             .as_mut()
             .unwrap()
-            .insert(DEPLOYMENT_LABEL.into(), "prod".into());
+            .insert(DEPLOYMENT_LABEL, "prod");
         let mut other_prefix = owned.clone();
         other_prefix
             .env
             .as_mut()
             .unwrap()
-            .insert("THESEUS_PREFIX".into(), "/other".into());
+            .insert("THESEUS_PREFIX", "/other");
         let mut managed_false = owned.clone();
         managed_false
             .labels
             .as_mut()
             .unwrap()
-            .insert(MANAGED_LABEL.into(), "false".into());
+            .insert(MANAGED_LABEL, "false");
         for app in [unlabelled, other_deployment, other_prefix, managed_false] {
             assert!(
                 matches!(mapping.ownership(&key(), &app), Ownership::NotOwned(_)),

@@ -7,7 +7,6 @@
 //! does not model live in `extra` on each struct and are written back as they came, so an app
 //! read from Marathon and sent back loses nothing.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -17,6 +16,7 @@ use super::AppId;
 use super::container::{Container, Network, PortDefinition};
 use super::deployment::DeploymentId;
 use super::health::{HealthCheck, ReadinessCheck};
+pub use super::names::{EnvValueRef, Environment, Labels};
 use super::task::{Task, TaskFailure};
 
 /// A version of an app definition: the timestamp Marathon gives each change, e.g.
@@ -53,6 +53,9 @@ impl From<&str> for Version {
 }
 
 /// A Marathon app: its definition plus, when read back, the status Marathon adds.
+///
+/// The parts most apps lack or that are large (container, upgrade strategy, version info,
+/// last task failure) are boxed: the controller holds one `App` per app it knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
@@ -81,10 +84,10 @@ pub struct App {
     pub gpus: Option<u32>,
     /// Environment variables: plain values or secret references.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, EnvValue>>,
+    pub env: Option<Environment>,
     /// Marathon labels (the theseus ownership labels live here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub labels: Option<Labels>,
     /// Placement constraints, `[field, OPERATOR(, value)]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints: Option<Vec<Constraint>>,
@@ -93,7 +96,7 @@ pub struct App {
     pub accepted_resource_roles: Option<Vec<String>>,
     /// Container (Docker image, port mappings, volumes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// Host ports of a host-networked app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_definitions: Option<Vec<PortDefinition>>,
@@ -117,7 +120,7 @@ pub struct App {
     pub dependencies: Option<Vec<AppId>>,
     /// How a deployment replaces instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upgrade_strategy: Option<UpgradeStrategy>,
+    pub upgrade_strategy: Option<Box<UpgradeStrategy>>,
     /// Initial delay before relaunching a failed task, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_seconds: Option<u32>,
@@ -147,7 +150,7 @@ pub struct App {
     pub version: Option<Version>,
     /// When the app was last scaled and last changed otherwise (set by Marathon).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_info: Option<VersionInfo>,
+    pub version_info: Option<Box<VersionInfo>>,
 
     /// Read-only: tasks without a status yet or in `TASK_STAGING`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,7 +172,7 @@ pub struct App {
     pub tasks: Option<Vec<Task>>,
     /// Read-only: the last task that failed (with `embed=…lastTaskFailure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_task_failure: Option<TaskFailure>,
+    pub last_task_failure: Option<Box<TaskFailure>>,
 
     /// Fields this client does not model, kept as Marathon sent them.
     #[serde(flatten)]
@@ -246,7 +249,7 @@ impl App {
 
     /// The value of Marathon label `key`, if set.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.as_ref()?.get(key).map(String::as_str)
+        self.labels.as_ref()?.get(key)
     }
 
     /// The ids of the deployments currently changing this app (empty when none are reported).

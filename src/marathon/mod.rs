@@ -129,6 +129,7 @@ pub mod events;
 mod failover;
 pub mod health;
 pub mod info;
+mod names;
 mod observer;
 pub mod queue;
 mod sse;

@@ -151,7 +151,7 @@ fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
     };
     let failed = is_failure(&e.task_status);
     if failed {
-        app.last_task_failure = Some(TaskFailure {
+        app.last_task_failure = Some(Box::new(TaskFailure {
             app_id: e.app_id.clone(),
             task_id: e.task_id.clone(),
             host: e.host.clone(),
@@ -161,7 +161,7 @@ fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
             version: e.version.clone(),
             slave_id: e.slave_id.clone(),
             extra: Default::default(),
-        });
+        }));
         entry.failure_mark = Some(stamp);
     }
     if !changed && !failed {

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use theseus::api::{DeploymentKey, Health, PortBinding, TaskRecord};
-use theseus::marathon::app::{EnvValue, Version};
+use theseus::marathon::app::Version;
 use theseus::marathon::container::{DockerNetwork, NetworkMode, PortProtocol};
 use theseus::marathon::{App, Task, TaskState};
 use tracing::debug;
@@ -148,15 +148,15 @@ impl TaskTemplate {
         let labels = match definition
             .env
             .as_ref()
-            .and_then(|env| env.get(LABELS_VARIABLE))
+            .and_then(|env| env.value(LABELS_VARIABLE))
         {
-            Some(EnvValue::Value(labels)) => labels
+            Some(labels) => labels
                 .split(',')
                 .map(str::trim)
                 .filter(|label| !label.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         TaskTemplate {
             ports,
