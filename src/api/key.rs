@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -50,8 +51,10 @@ pub enum KeyError {
 }
 
 /// A lowercase RFC 1123 DNS label: `[a-z0-9]([a-z0-9-]*[a-z0-9])?`, at most 63 bytes.
+///
+/// Shared when cloned: a deployment's key is held by every map that tracks the deployment.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DnsLabel(String);
+pub struct DnsLabel(Arc<str>);
 
 impl DnsLabel {
     /// Parses `value` as a label; `what` names it in the error (`service`, `name`).
@@ -77,7 +80,7 @@ impl DnsLabel {
                 value: value.to_owned(),
             });
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(Arc::from(value)))
     }
 
     /// The label as a string.
