@@ -165,6 +165,20 @@ pub enum EditError {
         /// The revision.
         revision: Revision,
     },
+    /// The revision's recorded spec does not read back as a JSON tree.
+    #[error(
+        "the spec recorded for revision {revision} of {key} does not read back ({error}), so \
+         it cannot be written back"
+    )]
+    SpecUnreadable {
+        /// The deployment.
+        key: DeploymentKey,
+        /// The revision.
+        revision: Revision,
+        /// Why.
+        #[source]
+        error: serde_json::Error,
+    },
     /// etcd failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -181,6 +195,7 @@ impl EditError {
             EditError::NotRecorded { .. } => "not_recorded",
             EditError::NothingToUndo { .. } => "nothing_to_undo",
             EditError::SpecNotKept { .. } => "spec_not_kept",
+            EditError::SpecUnreadable { .. } => "spec_unreadable",
             EditError::Store(_) => "store",
         }
     }
@@ -372,7 +387,15 @@ async fn edited(
                         path: layout.history(key),
                     })?,
             };
-            let Value::Object(mut spec) = target.spec.clone() else {
+            let kept = target
+                .spec
+                .to_value()
+                .map_err(|error| EditError::SpecUnreadable {
+                    key: key.clone(),
+                    revision: target.revision,
+                    error,
+                })?;
+            let Value::Object(mut spec) = kept else {
                 return Err(EditError::SpecNotKept {
                     key: key.clone(),
                     revision: target.revision,
@@ -397,19 +420,21 @@ pub fn previous<'a>(
     current: Revision,
     current_spec: &Value,
 ) -> Option<&'a RevisionRecord> {
-    let without_cause = |spec: &Value| {
-        let mut spec = spec.clone();
+    let without_cause = |mut spec: Value| {
         if let Some(fields) = spec.as_object_mut() {
             fields.remove("change_cause");
         }
         spec
     };
-    let current_spec = without_cause(current_spec);
+    let current_spec = without_cause(current_spec.clone());
     records.iter().rev().find(|record| {
         record.revision < current
             && record.reached_running()
-            && record.spec.is_object()
-            && without_cause(&record.spec) != current_spec
+            && record.spec.is_kept()
+            && record
+                .spec
+                .to_value()
+                .is_ok_and(|spec| without_cause(spec) != current_spec)
     })
 }
 
@@ -431,12 +456,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::RevisionOutcome;
+    use crate::api::{RevisionOutcome, SpecText};
 
     fn record(revision: i64, cmd: &str, ran: bool) -> RevisionRecord {
         RevisionRecord {
             revision,
-            spec: json!({"cmd": cmd, "change_cause": format!("r{revision}")}),
+            spec: SpecText::from_value(
+                &json!({"cmd": cmd, "change_cause": format!("r{revision}")}),
+            )
+            .unwrap(),
             spec_hash: cmd.into(),
             change_cause: Some(format!("r{revision}")),
             outcome: RevisionOutcome::Superseded,

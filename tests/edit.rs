@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 use serde_json::{Value, json};
-use theseus::api::{DeploymentKey, RevisionOutcome, RevisionRecord};
+use theseus::api::{DeploymentKey, RevisionOutcome, RevisionRecord, SpecText};
 use theseus::edit::{self, Edit, EditError, Edited, Expected};
 use theseus::store::{EtcdConfig, Layout, Store};
 use theseus_testkit::EtcdServer;
@@ -34,7 +34,7 @@ async fn desired(store: &Store) -> Value {
 fn record(revision: i64, spec: Value, ran: bool) -> RevisionRecord {
     RevisionRecord {
         revision,
-        spec,
+        spec: SpecText::from_value(&spec).unwrap(),
         spec_hash: format!("hash-{revision}"),
         change_cause: Some(format!("release {revision}")),
         outcome: RevisionOutcome::Superseded,

@@ -15,8 +15,8 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 use theseus::api::{
-    DeploymentKey, DeploymentSpec, DeploymentStatus, JournalEntry, RevisionRecord, TaskRecord,
-    parse_spec,
+    DeploymentKey, DeploymentSpec, DeploymentStatus, JournalEntry, RevisionRecord, SpecText,
+    TaskRecord, parse_spec,
 };
 use theseus::store::{KeyPath, Revision, Store};
 use theseus_dashboard::mask::mask_spec;
@@ -128,9 +128,19 @@ async fn read(store: &Store, key: &DeploymentKey) -> Result<(Description, Vec<St
     }
     tasks.sort_by(|a, b| (&a.host, &a.task_id).cmp(&(&b.host, &b.task_id)));
     let (mut history, history_problems) = read_history(store, key).await?;
-    for record in &mut history {
-        record.spec = mask_spec(std::mem::take(&mut record.spec));
-    }
+    history.retain_mut(|record| match masked(&record.spec) {
+        Ok(spec) => {
+            record.spec = spec;
+            true
+        }
+        Err(error) => {
+            problems.push(format!(
+                "{}: its spec cannot be read to mask its secrets: {error}",
+                layout.history_record(key, record.revision)
+            ));
+            false
+        }
+    });
     let (journal, journal_problems) = read_journal(store, key).await?;
     problems.extend(history_problems);
     problems.extend(journal_problems);
@@ -143,6 +153,11 @@ async fn read(store: &Store, key: &DeploymentKey) -> Result<(Description, Vec<St
         journal,
     };
     Ok((description, problems))
+}
+
+/// A recorded spec with its secret-looking environment values masked.
+fn masked(spec: &SpecText) -> Result<SpecText, serde_json::Error> {
+    SpecText::from_value(&mask_spec(spec.to_value()?))
 }
 
 /// The description for people, `now` giving the tasks' ages.

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use theseus::api::{
     Condition, ConditionKind, Decision, DeploymentStatus, Health, InstanceCounts, JournalEntry,
-    LastTaskFailure, Phase, PortBinding, Reason, RevisionOutcome, RevisionRecord, TaskRecord,
+    LastTaskFailure, Phase, PortBinding, Reason, RevisionOutcome, RevisionRecord, SpecText,
+    TaskRecord,
 };
 use theseus::marathon::task::TaskState;
 use theseus_testkit::{EtcdServer, expect_success, free_port};
@@ -386,7 +387,7 @@ fn seed_deployment(etcd: &EtcdServer) -> i64 {
     ] {
         let record = RevisionRecord {
             revision,
-            spec: spec.clone(),
+            spec: SpecText::from_value(spec).unwrap(),
             spec_hash: "0f".repeat(32),
             change_cause: spec
                 .get("change_cause")

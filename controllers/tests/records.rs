@@ -13,7 +13,7 @@ use serde_json::json;
 use support::store;
 use theseus::api::{
     Decision, DeploymentKey, DeploymentStatus, InstanceCounts, Phase, RevisionOutcome,
-    RevisionRecord,
+    RevisionRecord, SpecText,
 };
 use theseus::store::{Entry, Store};
 use theseus_controllers::deployments::journal::JOURNAL_LENGTH;
@@ -57,7 +57,8 @@ async fn records(store: &Store, metrics: &Arc<Metrics>) -> Records {
 fn record(revision: i64, spec_bytes: usize) -> RevisionRecord {
     RevisionRecord {
         revision,
-        spec: json!({"cmd": "x".repeat(spec_bytes), "instances": 1}),
+        spec: SpecText::from_value(&json!({"cmd": "x".repeat(spec_bytes), "instances": 1}))
+            .unwrap(),
         spec_hash: format!("hash-{revision}"),
         change_cause: None,
         outcome: RevisionOutcome::Deploying,

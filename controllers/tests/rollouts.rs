@@ -125,7 +125,7 @@ async fn a_crash_looping_revision_is_rolled_back_to_the_last_running_one_and_not
     assert_eq!(failed.outcome, RevisionOutcome::RolledBack);
     assert_eq!(failed.rolled_back_to, Some(good));
     assert_eq!(failed.failure_reason.as_deref(), Some("CrashLooping"));
-    assert_eq!(failed.spec["cmd"], "exit 3");
+    assert_eq!(failed.spec.to_value().unwrap()["cmd"], "exit 3");
 
     // Not tried again: resyncs reconcile the key and leave the good revision running, and
     // read no launch queue (nothing waits).

@@ -16,7 +16,7 @@ mod validate;
 pub use environment::RESERVED_ENVIRONMENT;
 pub use key::{DeploymentKey, DnsLabel, KeyError, MAX_LABEL_LEN};
 pub use reason::Reason;
-pub use rollout::{Decision, JournalEntry, RevisionOutcome, RevisionRecord};
+pub use rollout::{Decision, JournalEntry, RevisionOutcome, RevisionRecord, SpecText};
 pub use schema::{SCHEMA_PATH, deployment_schema, deployment_schema_text};
 pub use spec::*;
 pub use status::{

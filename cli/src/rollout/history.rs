@@ -119,14 +119,14 @@ pub(crate) fn table(records: &[RevisionRecord]) -> Table {
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;
-    use theseus::api::RevisionOutcome;
+    use theseus::api::{RevisionOutcome, SpecText};
 
     use super::*;
 
     fn record(revision: i64, outcome: RevisionOutcome) -> RevisionRecord {
         RevisionRecord {
             revision,
-            spec: serde_json::json!({"cmd": "x"}),
+            spec: SpecText::from_value(&serde_json::json!({"cmd": "x"})).unwrap(),
             spec_hash: "h".into(),
             change_cause: Some("more memory".into()),
             outcome,

@@ -12,14 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use theseus::api::{DeploymentSpec, Reason, RevisionOutcome, RevisionRecord, parse_spec};
+use theseus::api::{DeploymentSpec, Reason, RevisionOutcome, RevisionRecord, SpecText};
 
 /// The largest spec a record keeps (as JSON text): a record holds one spec, and etcd takes at
 /// most 1.5 MiB in one request. A revision with a larger spec is recorded without it, and so
 /// cannot be rolled back to nor undone to.
 pub const MAX_RECORDED_SPEC: usize = 512 * 1024;
 
-/// The record of a revision the controller starts acting on.
+/// The record of a revision the controller starts acting on, `spec_text` being the
+/// `/desired` value `spec` was read from; its text is what the record keeps.
 pub fn started(
     revision: i64,
     spec_text: &[u8],
@@ -30,9 +31,9 @@ pub fn started(
     RevisionRecord {
         revision,
         spec: if spec_text.len() <= MAX_RECORDED_SPEC {
-            serde_json::from_slice(spec_text).unwrap_or_default()
+            SpecText::from_json(spec_text).unwrap_or_default()
         } else {
-            serde_json::Value::Null
+            SpecText::not_kept()
         },
         spec_hash: spec_hash.to_owned(),
         change_cause: spec.change_cause.clone(),
@@ -143,7 +144,7 @@ pub fn rollback_target<'a>(
         {
             return None;
         }
-        let spec = parse_spec(record.spec.to_string().as_bytes()).ok()?;
+        let spec = record.spec.parse().ok()?;
         Some((record.as_ref(), spec))
     })
 }
@@ -151,6 +152,7 @@ pub fn rollback_target<'a>(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use theseus::api::parse_spec;
 
     use super::*;
 
@@ -210,7 +212,7 @@ mod tests {
         let text = json!({"cmd": "x".repeat(MAX_RECORDED_SPEC)}).to_string();
         let spec = parse_spec(text.as_bytes()).unwrap();
         let mut large = started(2, text.as_bytes(), &spec, "a", at(2));
-        assert!(large.spec.is_null());
+        assert!(!large.spec.is_kept());
         large.outcome = RevisionOutcome::Superseded;
         large.running_at = Some(at(3));
         let failed = record(4, "b", RevisionOutcome::Deploying);

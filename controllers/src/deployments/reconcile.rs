@@ -316,7 +316,7 @@ impl Deployments {
                 record
                     .rolled_back_to
                     .and_then(|to| history.get(&u64::try_from(to).ok()?))
-                    .and_then(|target| parse_spec(target.spec.to_string().as_bytes()).ok())
+                    .and_then(|target| target.spec.parse().ok())
                     .map(|target| {
                         // The status counts instances against what runs: the target's.
                         subject.desired_instances = Some(target.instances);
