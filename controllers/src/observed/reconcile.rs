@@ -199,7 +199,7 @@ impl Observed {
             .into_iter()
             .filter(|(id, record)| {
                 have.get(id)
-                    .is_none_or(|have| !have.as_ref().is_some_and(|have| same_record(have, record)))
+                    .is_none_or(|have| !have.is_some_and(|have| have.says(record)))
             })
             .map(|(id, record)| RecordChange::Put(id, Box::new(record)))
             .collect();
@@ -284,8 +284,7 @@ impl Observed {
             for change in chunk {
                 match change {
                     RecordChange::Put(id, record) => {
-                        self.tree
-                            .written(key, id, TaskRecord::clone(record), revision);
+                        self.tree.written(key, id, record, revision);
                         self.metrics.observed_record_written("put");
                     }
                     RecordChange::Delete(id) => {
@@ -299,23 +298,6 @@ impl Observed {
     }
 }
 
-/// Whether the record written says what `wanted` says. A staged or started time, once
-/// written, stands: the one taken from the event that reported the change and the one a later
-/// read of Marathon gives may differ by a few milliseconds, and rewriting every record for
-/// that would double the writes of every task start.
-fn same_record(written: &TaskRecord, wanted: &TaskRecord) -> bool {
-    let settled = |written: &Option<String>, wanted: &Option<String>| match (written, wanted) {
-        (Some(_), Some(_)) => written.clone(),
-        _ => wanted.clone(),
-    };
-    let wanted = TaskRecord {
-        staged_at: settled(&written.staged_at, &wanted.staged_at),
-        started_at: settled(&written.started_at, &wanted.started_at),
-        ..wanted.clone()
-    };
-    *written == wanted
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -324,6 +306,7 @@ mod tests {
     use theseus::marathon::task::TaskState;
 
     use super::*;
+    use crate::observed::tree::HeldRecord;
 
     fn record(started_at: Option<&str>, host: &str) -> TaskRecord {
         TaskRecord {
@@ -345,6 +328,10 @@ mod tests {
         }
     }
 
+    fn same_record(written: &TaskRecord, wanted: &TaskRecord) -> bool {
+        HeldRecord::of(written).says(wanted)
+    }
+
     #[test]
     fn a_written_time_stands_but_a_missing_one_or_any_other_change_is_written() {
         let written = record(Some("2026-01-02T03:04:07.000Z"), "a");
@@ -361,5 +348,54 @@ mod tests {
             "a time learnt is written"
         );
         assert!(!same_record(&written, &record(None, "a")));
+    }
+
+    #[test]
+    fn every_field_but_the_times_is_compared() {
+        let written = record(Some("2026-01-02T03:04:07.000Z"), "a");
+        type Edit = fn(&mut TaskRecord);
+        let edits: [Edit; 14] = [
+            |r| r.service = "api".into(),
+            |r| r.deployment = "prod".into(),
+            |r| r.task_id = "t2".into(),
+            |r| r.app_id = "/web/prod".into(),
+            |r| r.host = "b".into(),
+            |r| r.agent_id = Some("agent".into()),
+            |r| r.ip_addresses = vec!["10.0.0.1".into()],
+            |r| {
+                r.ports.insert(
+                    "http".into(),
+                    theseus::api::PortBinding {
+                        host: 31000,
+                        container: 80,
+                        protocol: "tcp".into(),
+                    },
+                );
+            },
+            |r| r.state = TaskState::Staging,
+            |r| r.health = Health::Healthy,
+            |r| r.health_checked = true,
+            |r| r.version = Some("2026-01-02T03:04:05.000Z".into()),
+            |r| r.labels = vec!["canary".into()],
+            |r| r.staged_at = Some("2026-01-02T03:04:06.000Z".into()),
+        ];
+        for (index, edit) in edits.into_iter().enumerate() {
+            let mut wanted = written.clone();
+            edit(&mut wanted);
+            assert!(!same_record(&written, &wanted), "edit {index} went unseen");
+        }
+        let mut ports = written.clone();
+        ports.ports.insert(
+            "http".into(),
+            theseus::api::PortBinding {
+                host: 31000,
+                container: 80,
+                protocol: "tcp".into(),
+            },
+        );
+        let mut other_port = ports.clone();
+        other_port.ports.get_mut("http").unwrap().container = 8080;
+        assert!(!same_record(&ports, &other_port));
+        assert!(same_record(&ports, &ports.clone()));
     }
 }
