@@ -8,6 +8,7 @@
 //! read from Marathon and sent back loses nothing.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -24,14 +25,15 @@ use super::task::{Task, TaskFailure};
 ///
 /// Kept exactly as Marathon sent it, because it is also an identifier
 /// (`GET /v2/apps/{id}/versions/{version}`); two versions are equal only if their strings are.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Version(String);
+///
+/// Shared when cloned: every task of an app carries the version it was launched from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(Arc<str>);
 
 impl Version {
     /// Wraps a version string as Marathon spells it.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Arc::from(value.into()))
     }
 
     /// The version as Marathon spells it.
@@ -48,7 +50,19 @@ impl fmt::Display for Version {
 
 impl From<&str> for Version {
     fn from(value: &str) -> Self {
-        Self(value.to_owned())
+        Self(Arc::from(value))
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Version::new)
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -36,8 +37,11 @@ pub enum AppIdError {
 }
 
 /// A canonical, absolute Marathon app path such as `/ingestor/dev`.
+///
+/// Shared when cloned: the picture of Marathon, its change sets and every task hold their
+/// app's id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AppId(String);
+pub struct AppId(Arc<str>);
 
 impl AppId {
     /// Parses `value` as Marathon would, canonicalising it.
@@ -46,7 +50,7 @@ impl AppId {
         if let Some(path) = value.strip_prefix('/')
             && path.split('/').all(is_valid_segment)
         {
-            return Ok(Self(value.to_owned()));
+            return Ok(Self(Arc::from(value)));
         }
         Self::from_segments(value.split('/')).map_err(|error| match error {
             AppIdError::Root { .. } => AppIdError::Root {
@@ -101,7 +105,7 @@ impl AppId {
             id.push('/');
             id.push_str(label);
         }
-        Ok(Self(id))
+        Ok(Self(Arc::from(id)))
     }
 
     /// The canonical path, starting with `/`.

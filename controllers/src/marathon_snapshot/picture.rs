@@ -361,6 +361,13 @@ pub(super) fn keep_what_is_read(app: &mut App) {
     }
     for task in app.tasks.iter_mut().flatten() {
         task.extra = Default::default();
+        // One allocation for the id and version every task of the app repeats.
+        if task.app_id == app.id {
+            task.app_id = app.id.clone();
+        }
+        if task.version.is_some() && task.version == app.version {
+            task.version.clone_from(&app.version);
+        }
         fit(&mut task.ip_addresses);
         fit(&mut task.ports);
         fit(&mut task.service_ports);

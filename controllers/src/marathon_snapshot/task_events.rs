@@ -140,6 +140,7 @@ fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
         (Some(i), false) => update(&mut tasks[i], e),
         (None, false) => {
             let mut task = new_task(e);
+            task.app_id = app.id.clone();
             if task.staged_at.is_none() {
                 task.staged_at = take_provisioned(&mut entry.provisioned, &task);
             }
