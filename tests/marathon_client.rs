@@ -739,3 +739,56 @@ async fn a_client_without_urls_or_with_a_bad_ca_file_is_a_clear_error() {
     assert!(matches!(error, Error::CaFile { .. }), "{error:?}");
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
+
+#[tokio::test]
+async fn a_trimmed_list_is_the_list_with_each_app_trimmed() {
+    let router = Router::new().route(
+        "/v2/apps",
+        get(|| async { json(fixture("example-apps-get-response.json")) }),
+    );
+    let marathon = FakeMarathon::start(router).await;
+    let client = client(&[&marathon.url]);
+    let trim = |app: &mut App| {
+        app.cmd = None;
+        app.labels = None;
+    };
+
+    let whole = client.list_apps(&AppQuery::default()).await.unwrap();
+    let trimmed = client
+        .list_apps_trimmed(&AppQuery::default(), trim)
+        .await
+        .unwrap();
+    assert!(
+        whole
+            .iter()
+            .any(|app| app.cmd.is_some() && app.labels.is_some()),
+        "the fixture has what is trimmed"
+    );
+    let expected: Vec<App> = whole
+        .into_iter()
+        .map(|mut app| {
+            trim(&mut app);
+            app
+        })
+        .collect();
+    assert_eq!(trimmed, expected);
+}
+
+#[tokio::test]
+async fn a_list_that_is_not_one_is_a_decode_error_naming_the_url() {
+    for body in [
+        r#"{"app": []}"#,
+        r#"{"apps": {}}"#,
+        r#"{"apps": []} trailing"#,
+    ] {
+        let router = Router::new().route("/v2/apps", get(move || async move { json(body.into()) }));
+        let marathon = FakeMarathon::start(router).await;
+        let error = client(&[&marathon.url])
+            .list_apps(&AppQuery::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{body}: {error:?}");
+        assert!(error.to_string().contains("app list"), "{error}");
+        assert!(error.to_string().contains(marathon.url.as_str()), "{error}");
+    }
+}

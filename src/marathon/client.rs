@@ -14,7 +14,9 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::{Certificate, Method, Url};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::app::{App, Version};
 use super::app_id::AppId;
@@ -198,9 +200,69 @@ impl<'de> Deserialize<'de> for KillOutcome {
     }
 }
 
-#[derive(Deserialize)]
-struct AppList {
-    apps: Vec<App>,
+/// `{"apps": [...]}`, each app passed through `trim` as soon as it is read: a caller that
+/// keeps part of every app never holds every app whole (a full list at 30,000 tasks is
+/// tens of megabytes of apps as Marathon sends them).
+struct TrimmedAppList {
+    trim: fn(&mut App),
+}
+
+impl<'de> DeserializeSeed<'de> for TrimmedAppList {
+    type Value = Vec<App>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<App>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TrimmedAppList {
+    type Value = Vec<App>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with the list of apps")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<App>, A::Error> {
+        let mut apps = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "apps" {
+                apps = Some(map.next_value_seed(TrimmedApps { trim: self.trim })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        apps.ok_or_else(|| serde::de::Error::missing_field("apps"))
+    }
+}
+
+/// The `apps` array of a [`TrimmedAppList`].
+struct TrimmedApps {
+    trim: fn(&mut App),
+}
+
+impl<'de> DeserializeSeed<'de> for TrimmedApps {
+    type Value = Vec<App>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<App>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TrimmedApps {
+    type Value = Vec<App>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of apps")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<App>, S::Error> {
+        let mut apps = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(mut app) = seq.next_element::<App>()? {
+            (self.trim)(&mut app);
+            apps.push(app);
+        }
+        Ok(apps)
+    }
 }
 
 #[derive(Deserialize)]
@@ -349,15 +411,32 @@ impl MarathonClient {
 
     /// `GET /v2/apps`: the apps matching `query`.
     pub async fn list_apps(&self, query: &AppQuery) -> Result<Vec<App>, Error> {
+        self.list_apps_trimmed(query, |_| {}).await
+    }
+
+    /// `GET /v2/apps` as [`MarathonClient::list_apps`], each app passed through `trim` as
+    /// soon as it is read, before the next is: for a caller that keeps only part of each app
+    /// (say, without the fields it does not model), the list is never held whole.
+    pub async fn list_apps_trimmed(
+        &self,
+        query: &AppQuery,
+        trim: fn(&mut App),
+    ) -> Result<Vec<App>, Error> {
         let mut call = Call::new(Method::GET, Route::Apps, path(["v2", "apps"]));
         call.query.extend(query.id.clone().map(|id| ("id", id)));
         call.query
             .extend(query.label.clone().map(|label| ("label", label)));
         embed(&mut call, "apps", &query.embed);
-        let list: AppList = self
-            .json(call, &Target::Other("app list"), "app list")
-            .await?;
-        Ok(list.apps)
+        let (url, _, body) = self.fetch(call, &Target::Other("app list")).await?;
+        let mut text = serde_json::Deserializer::from_slice(&body);
+        TrimmedAppList { trim }
+            .deserialize(&mut text)
+            .and_then(|apps| text.end().map(|()| apps))
+            .map_err(|source| Error::Decode {
+                what: "app list".to_owned(),
+                url: url.to_string(),
+                source,
+            })
     }
 
     /// `GET /v2/apps/{id}`: one app, with the nested resources of `embed`.

@@ -358,7 +358,12 @@ impl MarathonSnapshot {
             label: Some(self.config.selector.clone()),
             embed: self.config.embeds.clone(),
         };
-        let listed = self.client.list_apps(&query).await;
+        // Each app trimmed to what the picture keeps as it is read: at 30,000 tasks the
+        // apps as Marathon sends them are tens of megabytes.
+        let listed = self
+            .client
+            .list_apps_trimmed(&query, picture::keep_what_is_read)
+            .await;
         self.metrics.snapshot_relisted(reason.label());
         let listed = match listed {
             Ok(apps) => apps,
