@@ -3,9 +3,9 @@
 //! `cargo bench -p theseus-controllers --bench controller -- [--deployments N]
 //! [--instances M] [--convergence-only]` (defaults 1,000 × 1)
 //!
-//! It starts a real etcd (testkit), localmarathon in this process with its simulated executor
-//! (on agents large enough that placement never limits), and the `theseus-controller` release
-//! binary as a child process. It first measures the parts without the controller, so that the
+//! It starts a real etcd (testkit), localmarathon in this process (on threads of its own) with
+//! its simulated executor (on agents large enough that placement never limits), and the
+//! `theseus-controller` release binary as a child process. It first measures the parts without the controller, so that the
 //! controller's share of each number can be read off:
 //! - etcd: put → watch event; localmarathon: `POST /v2/apps` → its `api_post_event`, with
 //!   Marathon empty and with 0 → 200 apps accumulating; localmarathon alone taking 1,000 apps
@@ -43,8 +43,9 @@ use theseus_testkit::EtcdServer;
 
 mod support;
 use support::{
-    ControllerProcess, Stack, delta, etcd_cpu_seconds, etcd_put_to_watch, etcd_server_requests,
-    marathon_calls, metric_sum, print_table, process_cpu_seconds, summary,
+    ControllerProcess, MARATHON_THREADS, Stack, delta, etcd_cpu_seconds, etcd_put_to_watch,
+    etcd_server_requests, marathon_calls, metric_sum, print_table, process_cpu_seconds, summary,
+    thread_cpu_seconds,
 };
 
 const LATENCY_PUTS: usize = 200;
@@ -329,7 +330,7 @@ async fn main() {
     print_table(
         &format!(
             "theseus-controller benchmark, {deployments} deployments × {instances} instances: \
-             etcd 3.4, localmarathon (sim executor) in process, controller release binary as \
+             etcd 3.4, localmarathon (sim executor) in process on its own threads, controller release binary as \
              a child process"
         ),
         &rows,
@@ -507,6 +508,7 @@ async fn converge(
     let cpu_before = (
         etcd_cpu_seconds(etcd).await,
         controller.cpu_seconds(),
+        thread_cpu_seconds(MARATHON_THREADS),
         process_cpu_seconds("/proc/self/stat"),
     );
     let spec = json!({"cmd": "sleep 1000", "instances": instances}).to_string();
@@ -561,7 +563,8 @@ async fn converge(
     let cpu = (
         etcd_cpu_seconds(etcd).await - cpu_before.0,
         controller.cpu_seconds() - cpu_before.1,
-        process_cpu_seconds("/proc/self/stat") - cpu_before.2,
+        thread_cpu_seconds(MARATHON_THREADS) - cpu_before.2,
+        process_cpu_seconds("/proc/self/stat") - cpu_before.3,
     );
     let etcd_requests = delta(&etcd_server_requests(etcd).await, &etcd_requests_before);
     let (rss, peak) = controller.memory_mib();
@@ -696,8 +699,14 @@ async fn converge(
         "",
     ));
     rows.push((
-        "CPU seconds: etcd / controller / localmarathon and this benchmark".into(),
-        format!("{:.1} / {:.1} / {:.1}", cpu.0, cpu.1, cpu.2),
+        "CPU seconds: etcd / controller / localmarathon / this benchmark".into(),
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1}",
+            cpu.0,
+            cpu.1,
+            cpu.2,
+            cpu.3 - cpu.2
+        ),
         "",
     ));
     rows.push((

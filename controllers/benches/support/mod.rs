@@ -16,6 +16,9 @@ use theseus_testkit::{EtcdServer, free_port};
 
 /// What every benchmark runs against: a real etcd and localmarathon in this process with its
 /// simulated executor, on four agents large enough that placement never limits.
+/// localmarathon runs on threads of its own ([`MARATHON_THREADS`]), as Marathon runs apart from
+/// its clients: what the benchmark itself does (writing specs, following etcd's watch, reading
+/// the controller's metrics) never keeps localmarathon's scheduler or event streams waiting.
 pub struct Stack {
     /// The etcd server.
     pub etcd: EtcdServer,
@@ -27,21 +30,15 @@ pub struct Stack {
     pub client: MarathonClient,
 }
 
+/// The name of localmarathon's threads (its runtime's workers and blocking threads), by which
+/// [`thread_cpu_seconds`] tells its CPU from the benchmark's.
+pub const MARATHON_THREADS: &str = "localmarathon";
+
 impl Stack {
     /// Starts etcd and localmarathon and connects to both.
     pub async fn start() -> Stack {
         let etcd = EtcdServer::start();
-        let marathon = LocalMarathon::builder()
-            .executor(ExecutorKind::Sim)
-            .agents((11..=14).map(|i| AgentSpec {
-                cpus: 100_000.0,
-                mem: 100_000_000.0,
-                disk: 100_000_000.0,
-                ..AgentSpec::new([127, 0, 0, i].into())
-            }))
-            .start()
-            .await
-            .unwrap();
+        let marathon = start_marathon().await;
         let store = Store::connect(EtcdConfig::new(etcd.endpoints()), Layout::default())
             .await
             .unwrap();
@@ -55,6 +52,55 @@ impl Stack {
             client,
         }
     }
+}
+
+/// localmarathon on a runtime of its own, two workers named [`MARATHON_THREADS`], which
+/// lives as long as this process.
+async fn start_marathon() -> Handle {
+    let (started, handle) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(MARATHON_THREADS.into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(MARATHON_THREADS)
+                .enable_all()
+                .build()
+                .expect("build localmarathon's runtime");
+            runtime.block_on(async move {
+                let marathon = LocalMarathon::builder()
+                    .executor(ExecutorKind::Sim)
+                    .agents((11..=14).map(|i| AgentSpec {
+                        cpus: 100_000.0,
+                        mem: 100_000_000.0,
+                        disk: 100_000_000.0,
+                        ..AgentSpec::new([127, 0, 0, i].into())
+                    }))
+                    .start()
+                    .await
+                    .expect("start localmarathon");
+                let _ = started.send(marathon);
+                // Its tasks run until the handle is shut down; the thread until the end.
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("start localmarathon's thread");
+    handle.await.expect("localmarathon started")
+}
+
+/// CPU seconds (user and system) of this process's threads named `name`.
+pub fn thread_cpu_seconds(name: &str) -> f64 {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    threads
+        .flatten()
+        .filter(|thread| {
+            std::fs::read_to_string(thread.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .map(|thread| process_cpu_seconds(&thread.path().join("stat").to_string_lossy()))
+        .sum()
 }
 
 /// etcd's own delay, the baseline of every latency here: `samples` puts one after another,
