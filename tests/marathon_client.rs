@@ -792,3 +792,74 @@ async fn a_list_that_is_not_one_is_a_decode_error_naming_the_url() {
         assert!(error.to_string().contains(marathon.url.as_str()), "{error}");
     }
 }
+
+/// The fixture list as `parts` byte slices of `size` bytes: parts end inside strings, escapes
+/// and numbers alike.
+fn in_parts(text: &str, size: usize) -> Vec<Result<Vec<u8>, std::io::Error>> {
+    text.as_bytes()
+        .chunks(size)
+        .map(|part| Ok(part.to_vec()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_list_arriving_in_small_parts_reads_as_the_whole() {
+    let text = fixture("example-apps-get-response.json");
+    let whole_router = Router::new().route(
+        "/v2/apps",
+        get({
+            let text = text.clone();
+            move || async move { json(text) }
+        }),
+    );
+    let whole = client(&[&FakeMarathon::start(whole_router).await.url])
+        .list_apps(&AppQuery::default())
+        .await
+        .unwrap();
+    assert!(!whole.is_empty(), "the fixture lists apps");
+    for size in [1, 7, 4096] {
+        let text = text.clone();
+        let router = Router::new().route(
+            "/v2/apps",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    axum::body::Body::from_stream(futures::stream::iter(in_parts(&text, size))),
+                )
+            }),
+        );
+        let marathon = FakeMarathon::start(router).await;
+        let listed = client(&[&marathon.url])
+            .list_apps(&AppQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(listed, whole, "parts of {size} bytes");
+    }
+}
+
+#[tokio::test]
+async fn a_list_cut_short_by_the_connection_is_a_transport_error_not_a_decode_error() {
+    let text = fixture("example-apps-get-response.json");
+    let half = text[..text.len() / 2].to_owned();
+    let router = Router::new().route(
+        "/v2/apps",
+        get(move || async move {
+            let mut parts = in_parts(&half, 512);
+            parts.push(Err(std::io::Error::other("connection reset")));
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(futures::stream::iter(parts)),
+            )
+        }),
+    );
+    let marathon = FakeMarathon::start(router).await;
+    let error = client(&[&marathon.url])
+        .list_apps(&AppQuery::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Transport { .. } | Error::Timeout { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(marathon.url.as_str()), "{error}");
+}
