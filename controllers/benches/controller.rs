@@ -676,10 +676,16 @@ async fn converge(
     bare_reader.abort();
     let bare_cuts = bare_reader_cuts.load(std::sync::atomic::Ordering::Relaxed);
     rows.push((
-        "event stream cut (subscriber 1,024 events behind): controller / a bare reader".into(),
+        "event streams cut (1,024 events behind), all subscribers / ends a bare reader saw / \
+         controller's reconnects"
+            .into(),
         format!(
-            "{} / {bare_cuts}",
-            (traffic.stream_cuts - traffic_before.stream_cuts).saturating_sub(bare_cuts)
+            "{} / {bare_cuts} / {}",
+            traffic.stream_cuts - traffic_before.stream_cuts,
+            counted(
+                "theseus_controller_marathon_snapshot_relists_total",
+                "reason=\"reconnect\""
+            )
         ),
         "0",
     ));
