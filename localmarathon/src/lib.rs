@@ -32,6 +32,7 @@ pub mod app_normalization;
 pub mod app_update;
 pub mod changes;
 pub mod deployment;
+pub mod deployments;
 pub mod environment;
 pub mod events;
 pub mod executor;

@@ -20,7 +20,8 @@ use crate::agent::{Agent, AgentIndex, Resources};
 use crate::app::AppDefinition;
 use crate::app_id::AppId;
 use crate::changes::ChangeError;
-use crate::deployment::{Deployment, DeploymentId};
+use crate::deployment::DeploymentId;
+use crate::deployments::Deployments;
 use crate::events::EventBus;
 use crate::executor::{ExecutorKind, LaunchSpec};
 use crate::group::GroupSnapshot;
@@ -187,8 +188,8 @@ pub struct Settings {
 pub struct State {
     /// Apps by id.
     pub apps: BTreeMap<AppId, AppRecord>,
-    /// Running deployments, oldest first.
-    pub deployments: Vec<Deployment>,
+    /// Running deployments, oldest first, by id.
+    pub deployments: Deployments,
     /// Agents.
     pub agents: Vec<Agent>,
     /// Task id → owner.
@@ -231,7 +232,7 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 apps: BTreeMap::new(),
-                deployments: Vec::new(),
+                deployments: Deployments::default(),
                 agents,
                 task_index: HashMap::new(),
                 service_ports: BTreeSet::new(),

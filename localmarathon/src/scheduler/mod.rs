@@ -31,8 +31,9 @@ use tokio_util::task::TaskTracker;
 use crate::app::KillSelection;
 use crate::app_id::AppId;
 use crate::deployment::{
-    ActionKind, Deployment, Progress, RestartBounds, RollingView, rolling_step,
+    ActionKind, Deployment, DeploymentId, RestartBounds, RollingView, rolling_step,
 };
+use crate::deployments::Advanced;
 use crate::events::{self, MarathonEvent};
 use crate::executor::{Executor, ExecutorUpdate};
 use crate::health::{self, ProbeResult};
@@ -233,15 +234,9 @@ impl State {
         }
     }
 
+    /// Announces the deployments whose plan had no step (finished the moment they were made).
     fn finish_empty_deployments(&mut self, shared: &Shared) {
-        let finished: Vec<Deployment> = {
-            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deployments)
-                .into_iter()
-                .partition(|d| !d.is_running());
-            self.deployments = running;
-            done
-        };
-        for d in finished {
+        for d in self.deployments.take_finished() {
             announce_success(shared, &d);
         }
     }
@@ -249,25 +244,29 @@ impl State {
     fn reconcile_app(&mut self, shared: &Shared, app: &AppId, now: Instant) {
         // Drive the deployment until its current step cannot complete yet.
         while let Some(dep_id) = self.apps.get(app).and_then(|a| a.deployment.clone()) {
-            let Some(pos) = self.deployments.iter().position(|d| d.plan.id == dep_id) else {
-                break;
-            };
-            let Some(action) = self.deployments[pos].current_action().map(|a| a.action) else {
+            let Some(action) = self
+                .deployments
+                .get(&dep_id)
+                .and_then(|d| d.current_action())
+                .map(|a| a.action)
+            else {
                 break;
             };
             let complete = match action {
                 ActionKind::StartApplication => true,
                 ActionKind::ScaleApplication => self.drive_scale(app),
-                ActionKind::RestartApplication => self.drive_restart(app, pos),
+                ActionKind::RestartApplication => self.drive_restart(app, &dep_id),
                 ActionKind::StopApplication => self.drive_stop(app),
             };
             if !complete {
                 break;
             }
-            let d = &mut self.deployments[pos];
-            match d.advance() {
-                Some(Progress::NextStep { finished, started }) => {
-                    let d = &self.deployments[pos];
+            match self.deployments.advance(&dep_id) {
+                Some(Advanced::NextStep {
+                    finished,
+                    started,
+                    deployment: d,
+                }) => {
                     shared.bus.publish(|| events::DeploymentStepSuccess {
                         plan: d.plan.event_json(),
                         current_step: d.step_json(finished),
@@ -281,8 +280,10 @@ impl State {
                         timestamp: now_ts(),
                     });
                 }
-                Some(Progress::Done { finished }) => {
-                    let d = self.deployments.remove(pos);
+                Some(Advanced::Done {
+                    finished,
+                    deployment: d,
+                }) => {
                     shared.bus.publish(|| events::DeploymentStepSuccess {
                         plan: d.plan.event_json(),
                         current_step: d.step_json(finished),
@@ -337,7 +338,7 @@ impl State {
     }
 
     /// Restart step: rolling replacement within the upgrade strategy.
-    fn drive_restart(&mut self, app: &AppId, pos: usize) -> bool {
+    fn drive_restart(&mut self, app: &AppId, deployment: &DeploymentId) -> bool {
         let Some(record) = self.apps.get(app) else {
             return true;
         };
@@ -365,9 +366,11 @@ impl State {
                 .filter(|i| i.goal == Goal::Decommissioned)
                 .count(),
         };
-        let bounds = *self.deployments[pos].restart.get_or_insert_with(|| {
+        let Some(bounds) = self.deployments.restart_bounds(deployment, || {
             RestartBounds::compute(def.instances, def.upgrade_strategy, view.old_ready)
-        });
+        }) else {
+            return true;
+        };
         let decision = rolling_step(bounds, def.instances as usize, view);
         if decision.done {
             return true;
