@@ -26,7 +26,7 @@ use crate::events::EventBus;
 use crate::executor::{ExecutorKind, LaunchSpec};
 use crate::group::GroupSnapshot;
 use crate::health::{HealthRecord, ProbeTarget};
-use crate::launch_delay::LaunchDelay;
+use crate::launch_delay::{DelayEnds, LaunchDelay};
 use crate::offers::OfferStatistics;
 use crate::task::{InstanceId, TaskId, TaskState};
 use crate::timestamp::{Timestamp, VersionClock};
@@ -202,6 +202,8 @@ pub struct State {
     pub dirty: BTreeSet<AppId>,
     /// Apps with instances that found no agent.
     pub waiting: BTreeSet<AppId>,
+    /// When apps' launch delays end.
+    pub delay_ends: DelayEnds,
     /// Queued side effects.
     pub effects: Vec<Effect>,
     /// Instance creation counter.
@@ -239,6 +241,7 @@ impl Shared {
                 root_version: Timestamp::now(),
                 dirty: BTreeSet::new(),
                 waiting: BTreeSet::new(),
+                delay_ends: DelayEnds::default(),
                 effects: Vec::new(),
                 seq: 0,
                 unsaved: false,

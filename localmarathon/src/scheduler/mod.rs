@@ -98,7 +98,7 @@ pub async fn run(
             st.reconcile(&shared, Instant::now());
             (
                 std::mem::take(&mut st.effects),
-                st.next_deadline(Instant::now()),
+                st.next_deadline(),
                 st.unsaved,
             )
         };
@@ -191,34 +191,15 @@ fn now_ts() -> Timestamp {
 }
 
 impl State {
-    /// The earliest launch delay expiry among apps waiting on one.
-    fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        self.apps
-            .values()
-            .filter(|a| {
-                a.instances
-                    .values()
-                    .any(|i| i.goal == Goal::Running && i.task.is_none())
-            })
-            .filter_map(|a| a.delay.blocked_until(now))
-            .min()
+    /// When the next launch delay ends.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.delay_ends.next()
     }
 
-    /// One pass over the dirty apps (and apps whose launch delay expired).
+    /// One pass over the dirty apps (and apps whose launch delay ended).
     pub fn reconcile(&mut self, shared: &Shared, now: Instant) {
-        let expired: Vec<AppId> = self
-            .apps
-            .iter()
-            .filter(|(_, a)| {
-                a.delay.current().is_some()
-                    && a.delay.blocked_until(now).is_none()
-                    && a.instances
-                        .values()
-                        .any(|i| i.goal == Goal::Running && i.task.is_none())
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.dirty.extend(expired);
+        let ended = self.delay_ends.take_ended(now);
+        self.dirty.extend(ended);
         self.finish_empty_deployments(shared);
         // A pass may settle what the previous one started (an instance removed without a task
         // to wait for); a few passes finish that. Apps still dirty after them are waiting on
