@@ -74,8 +74,8 @@ pub struct TaskRecord {
     pub pid: Option<u32>,
     /// Sandbox directory.
     pub sandbox: PathBuf,
-    /// Environment (kept for COMMAND health checks).
-    pub env: Vec<(String, String)>,
+    /// Environment (kept for COMMAND health checks; shared with the launch).
+    pub env: Arc<[(String, String)]>,
     /// One record per health check.
     pub health: Vec<Option<HealthRecord>>,
     /// Stops the probes.
