@@ -34,6 +34,7 @@ pub mod changes;
 pub mod deployment;
 pub mod deployments;
 pub mod environment;
+pub mod event_bus;
 pub mod events;
 pub mod executor;
 pub mod group;
