@@ -14,6 +14,11 @@
 //!
 //! Ready means running, and healthy on every health check when the app has some.
 //!
+//! A pass costs time in proportion to the apps it looks at and the reports it applies, not to
+//! everything localmarathon runs: an app's deployment is found by id (`deployments.rs`), and
+//! the loop wakes for launch delays from a queue of their ends (`launch_delay.rs`) instead of
+//! scanning apps for them.
+//!
 //! Executor and health reports are applied at most [`REPORTS_PER_PASS`] at a time, and the
 //! loop yields between such batches: Marathon handles status updates one by one while its event
 //! streams are written, so a burst of reports never reaches a subscriber all at once.
