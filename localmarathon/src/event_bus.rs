@@ -13,16 +13,15 @@
 //!   From then on, what is published is owed to it and does not count, however long
 //!   localmarathon's own work (a long scheduler pass, handlers waiting on the state lock)
 //!   keeps its writer from running.
-//! * Handed frames, it writes them and asks again at once if its socket takes them. Only a
-//!   connection whose socket is full, because its reader does not read, stays without asking;
-//!   every event published meanwhile counts, and the [`BUS_CAPACITY`]+1st cuts it off. Every
-//!   event counts, also those its `event_type` filter leaves out.
+//! * Handed frames, it writes them and asks again at once if its socket takes them. An event
+//!   published while it has not asked again counts only if its socket is full (the kernel
+//!   takes no more bytes; see [`crate::api::connection`]): its reader is not reading. If the
+//!   socket has room, the writer has simply not run yet. The [`BUS_CAPACITY`]+1st event that
+//!   counts cuts it off. Every event counts, also those its `event_type` filter leaves out.
 //!
 //! So a reader that keeps reading is not cut off, and one that stops is, [`BUS_CAPACITY`]
 //! events after its connection's buffers filled. Not bounded: what is owed to a connection
-//! whose writer does not run, which is what localmarathon publishes meanwhile. Not covered: a
-//! reader whose socket filled and that then read it empty, while localmarathon did not run the
-//! writer that would ask again.
+//! whose writer does not run, which is what localmarathon publishes meanwhile.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -59,11 +58,24 @@ struct Queue {
     waker: Option<Waker>,
 }
 
-#[derive(Debug)]
+/// Whether a subscriber's connection would take more bytes now (its socket has room).
+pub type RoomCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
 struct Subscriber {
     /// Event types it wants (all when empty).
     filter: Vec<String>,
+    /// Asks its connection's socket; without one, a connection handed frames has no room.
+    room: Option<RoomCheck>,
     queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("filter", &self.filter)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscriber {
@@ -82,7 +94,9 @@ impl Subscriber {
             if q.cut.is_some() {
                 return false;
             }
-            if !q.asking {
+            // Not asking, yet its socket has room: its writer has not run since it was handed
+            // frames, which is localmarathon's doing, not the reader's.
+            if !q.asking && !self.room.as_ref().is_some_and(|room| room()) {
                 q.behind += 1;
                 if q.behind > BUS_CAPACITY {
                     q.cut = Some(q.behind as u64);
@@ -160,14 +174,15 @@ impl EventBus {
 
     /// A new subscription to every event, starting with the next one.
     pub fn subscribe(&self) -> Subscription {
-        self.subscribe_to(Vec::new())
+        self.subscribe_to(Vec::new(), None)
     }
 
     /// A new subscription to the events of the types in `filter` (all when empty), starting
-    /// with the next one.
-    pub fn subscribe_to(&self, filter: Vec<String>) -> Subscription {
+    /// with the next one, for a connection whose socket `room` asks.
+    pub fn subscribe_to(&self, filter: Vec<String>, room: Option<RoomCheck>) -> Subscription {
         let subscriber = Arc::new(Subscriber {
             filter,
+            room,
             queue: Mutex::new(Queue {
                 frames: VecDeque::new(),
                 // Nothing handed yet: what comes before the connection first asks is owed.
@@ -366,6 +381,28 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_handed_frames_whose_socket_has_room_is_not_behind() {
+        let room = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let bus = EventBus::new();
+        let check = Arc::clone(&room);
+        let mut sub = bus.subscribe_to(
+            Vec::new(),
+            Some(Box::new(move || check.load(Ordering::SeqCst))),
+        );
+        publish(&bus, 1);
+        assert!(take(&mut sub.rx, 64 * 1024).is_some(), "handed a frame");
+        // Its socket takes more: the writer has not run, which is no fault of the reader.
+        publish(&bus, 10 * BUS_CAPACITY);
+        assert!(bus.has_subscribers());
+        // Its socket fills: from now on events count.
+        room.store(false, Ordering::SeqCst);
+        publish(&bus, BUS_CAPACITY);
+        assert!(bus.has_subscribers());
+        publish(&bus, 1);
+        assert!(!bus.has_subscribers());
+    }
+
+    #[test]
     fn asking_again_starts_the_count_afresh() {
         let bus = EventBus::new();
         let mut sub = bus.subscribe();
@@ -381,7 +418,7 @@ mod tests {
     #[test]
     fn a_heartbeat_hands_the_connection_something_and_events_filtered_out_count() {
         let bus = EventBus::new();
-        let mut sub = bus.subscribe_to(vec!["deployment_info".to_string()]);
+        let mut sub = bus.subscribe_to(vec!["deployment_info".to_string()], None);
         assert!(take(&mut sub.rx, 64 * 1024).is_none());
         // Events it does not want are not queued while it asks...
         publish(&bus, 2 * BUS_CAPACITY);

@@ -365,7 +365,7 @@ impl Handle {
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
             let make = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
+                api::Connection,
             >(service);
             if let Err(e) = axum::serve(listener, make)
                 .with_graceful_shutdown(shutdown.cancelled_owned())

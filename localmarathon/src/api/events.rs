@@ -12,7 +12,6 @@
 //! Detaching publishes `event_stream_detached`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::{ApiError, ApiState, QueryParams};
+use super::{ApiError, ApiState, Connection, QueryParams};
 use crate::events::{self, EventBus, MarathonEvent, RecvError, SSE_HEARTBEAT};
 use crate::state::Shared;
 use crate::timestamp::Timestamp;
@@ -52,7 +51,7 @@ impl Drop for Detach {
 /// `GET /v2/events`.
 pub async fn stream(
     State(api): State<ApiState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(client): ConnectInfo<Connection>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -67,8 +66,8 @@ pub async fn stream(
     let q = QueryParams::parse(q.as_deref());
     let filter: Vec<String> = q.all("event_type");
     let bus = api.shared.bus.clone();
-    let sub = bus.subscribe_to(filter);
-    let remote = client.ip().to_string();
+    let remote = client.remote.ip().to_string();
+    let sub = bus.subscribe_to(filter, Some(Box::new(move || client.has_room())));
     bus.publish(|| events::EventStreamAttached {
         remote_address: remote.clone(),
         event_type: events::EventStreamAttached::TYPE,
