@@ -6,6 +6,7 @@
 //! Group ids ([`GroupId`]) may be the root (`/`).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What is wrong with an id, in the words Marathon's validation uses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,9 +24,10 @@ pub enum AppIdError {
     Root,
 }
 
-/// A canonical, absolute, non-root Marathon app id such as `/prod/web`.
+/// A canonical, absolute, non-root Marathon app id such as `/prod/web`. Clones share the
+/// string: the scheduler, the task index and every event hold the same id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AppId(String);
+pub struct AppId(Arc<str>);
 
 /// A canonical group id; `/` is the root group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,7 +84,7 @@ impl AppId {
         if segments.is_empty() {
             return Err(AppIdError::Root);
         }
-        Ok(AppId(format!("/{}", segments.join("/"))))
+        Ok(AppId(format!("/{}", segments.join("/")).into()))
     }
 
     /// The canonical form, e.g. `/prod/web`.

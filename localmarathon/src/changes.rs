@@ -98,9 +98,7 @@ impl State {
         id: &DeploymentId,
         reason: &str,
     ) -> Option<Deployment> {
-        let pos = self.deployments.iter().position(|d| &d.plan.id == id)?;
-        let mut d = self.deployments.remove(pos);
-        d.cancel();
+        let d = self.deployments.cancel(id)?;
         if let Some(app) = self.apps.get_mut(&d.plan.app)
             && app.deployment.as_ref() == Some(id)
         {
@@ -177,7 +175,7 @@ impl State {
         }
         // A plan without steps is finished the moment it exists; the loop announces it.
         crate::scheduler::announce_start(shared, &deployment);
-        self.deployments.push(deployment);
+        self.deployments.insert(deployment);
         self.dirty.insert(app);
         id
     }

@@ -20,24 +20,31 @@ use crate::app::{AppDefinition, UpgradeStrategy};
 use crate::app_id::AppId;
 use crate::timestamp::Timestamp;
 
-/// A deployment id (a UUID).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct DeploymentId(String);
+/// A deployment id (a UUID). Clones share the string: an app's record, the deployment index
+/// and every lookup the scheduler makes hold the same id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeploymentId(Arc<str>);
 
 impl DeploymentId {
     /// A fresh id.
     pub fn new() -> Self {
-        DeploymentId(uuid::Uuid::new_v4().to_string())
+        DeploymentId(uuid::Uuid::new_v4().to_string().into())
     }
 
     /// Wraps an id from a request.
     pub fn from_raw(raw: &str) -> Self {
-        DeploymentId(raw.to_string())
+        DeploymentId(raw.into())
     }
 
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for DeploymentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

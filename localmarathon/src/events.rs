@@ -1,9 +1,10 @@
-//! Marathon's event bus and the wire form of its events.
+//! Marathon's events and their wire form.
 //!
-//! Every event is serialised once, as the one-line JSON Marathon sends in an SSE `data:` line,
-//! and fanned out to subscribers through a bounded broadcast channel. Nothing is built when no
-//! one listens (events are passed as closures). A subscriber that falls [`BUS_CAPACITY`] events
-//! behind loses its stream, as Marathon cuts off slow SSE clients.
+//! Every event is serialised once, when it is published, as the SSE frame Marathon sends: the
+//! `event:` line and the one-line JSON of its `data:` line. Subscribers share that frame (see
+//! [`crate::event_bus`], which also says when a subscriber is cut off for falling
+//! [`BUS_CAPACITY`] events behind). Nothing is built when no one listens (events are passed as
+//! closures).
 //!
 //! Deployment events carry the plan as `{id, steps, version}`, the only form Marathon 1.8+ sends
 //! (the root groups before and after, `original` and `target`, were dropped with the
@@ -15,37 +16,42 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::broadcast;
 
 use crate::app_id::AppId;
 use crate::timestamp::Timestamp;
 
-/// How many events a subscriber may lag before it is cut off.
-pub const BUS_CAPACITY: usize = 1024;
+pub use crate::event_bus::{BUS_CAPACITY, EventBus, Inbox, RecvError, Subscription};
 
-/// One event ready to be sent.
+/// One event ready to be sent: its type and its SSE frame, built once for every subscriber.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BusEvent {
     /// `eventType`, also the SSE `event:` name.
     pub event_type: &'static str,
-    /// One-line JSON.
-    pub data: String,
+    frame: Bytes,
 }
 
 impl BusEvent {
-    /// The SSE bytes for this event.
-    pub fn sse_frame(&self) -> String {
-        format!("event: {}\r\ndata: {}\r\n\r\n", self.event_type, self.data)
+    /// Frames `event`: `event: <type>` CRLF `data: <one-line JSON>` CRLF CRLF.
+    pub fn framed<E: MarathonEvent>(event: &E) -> serde_json::Result<Self> {
+        let mut frame = Vec::with_capacity(512);
+        frame.extend_from_slice(b"event: ");
+        frame.extend_from_slice(E::TYPE.as_bytes());
+        frame.extend_from_slice(b"\r\ndata: ");
+        serde_json::to_writer(&mut frame, event)?;
+        frame.extend_from_slice(b"\r\n\r\n");
+        Ok(BusEvent {
+            event_type: E::TYPE,
+            frame: Bytes::from(frame),
+        })
     }
-}
 
-/// A subscription to the bus.
-#[derive(Debug)]
-pub struct Subscription {
-    /// The events.
-    pub rx: broadcast::Receiver<Arc<BusEvent>>,
+    /// The SSE bytes for this event.
+    pub fn sse_frame(&self) -> &Bytes {
+        &self.frame
+    }
 }
 
 /// Pre-serialised JSON embedded as is (deployment plans, shared by all events of a deployment).
@@ -76,56 +82,6 @@ pub const SSE_HEARTBEAT: &str = "\r\n";
 pub trait MarathonEvent: Serialize {
     /// The `eventType`.
     const TYPE: &'static str;
-}
-
-/// Fan-out of events to SSE subscribers.
-#[derive(Debug, Clone)]
-pub struct EventBus {
-    tx: broadcast::Sender<Arc<BusEvent>>,
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl EventBus {
-    /// A bus with no subscribers.
-    pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(BUS_CAPACITY);
-        EventBus { tx }
-    }
-
-    /// Whether anyone listens (events are only built then).
-    pub fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
-    }
-
-    /// Publishes the event `make` builds, if anyone listens.
-    pub fn publish<E: MarathonEvent>(&self, make: impl FnOnce() -> E) {
-        if !self.has_subscribers() {
-            return;
-        }
-        let data = match serde_json::to_string(&make()) {
-            Ok(data) => data,
-            Err(e) => {
-                tracing::error!(event_type = E::TYPE, error = %e, "event could not be serialised");
-                return;
-            }
-        };
-        let _ = self.tx.send(Arc::new(BusEvent {
-            event_type: E::TYPE,
-            data,
-        }));
-    }
-
-    /// A new subscription, starting with the next event.
-    pub fn subscribe(&self) -> Subscription {
-        Subscription {
-            rx: self.tx.subscribe(),
-        }
-    }
 }
 
 macro_rules! event {

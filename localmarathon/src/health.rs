@@ -13,6 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -134,7 +135,7 @@ pub struct ProbeTarget {
     /// Its host ports.
     pub ports: Vec<u16>,
     /// Its environment (for COMMAND checks).
-    pub env: Vec<(String, String)>,
+    pub env: Arc<[(String, String)]>,
     /// Its sandbox (for COMMAND checks).
     pub sandbox: PathBuf,
     /// The checks.

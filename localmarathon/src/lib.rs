@@ -32,7 +32,9 @@ pub mod app_normalization;
 pub mod app_update;
 pub mod changes;
 pub mod deployment;
+pub mod deployments;
 pub mod environment;
+pub mod event_bus;
 pub mod events;
 pub mod executor;
 pub mod group;
@@ -363,7 +365,7 @@ impl Handle {
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
             let make = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
+                api::Connection,
             >(service);
             if let Err(e) = axum::serve(listener, make)
                 .with_graceful_shutdown(shutdown.cancelled_owned())

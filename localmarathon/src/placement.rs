@@ -290,13 +290,19 @@ fn reasons(
 pub fn place(agents: &[Agent], demand: &Demand<'_>, placed: &[AgentIndex]) -> Matching {
     let mut best: Option<(usize, Placement)> = None;
     let mut declined = Vec::new();
+    let mut loads = vec![0usize; agents.len()];
+    for a in placed {
+        if let Some(load) = loads.get_mut(a.0) {
+            *load += 1;
+        }
+    }
     for (i, agent) in agents.iter().enumerate() {
         let (why, ports) = reasons(agents, agent, demand, placed);
         let Some(ports) = ports else {
             declined.push((AgentIndex(i), why));
             continue;
         };
-        let load = placed.iter().filter(|a| a.0 == i).count();
+        let load = loads[i];
         if best.as_ref().is_none_or(|(l, _)| load < *l) {
             best = Some((
                 load,

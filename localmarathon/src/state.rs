@@ -20,12 +20,13 @@ use crate::agent::{Agent, AgentIndex, Resources};
 use crate::app::AppDefinition;
 use crate::app_id::AppId;
 use crate::changes::ChangeError;
-use crate::deployment::{Deployment, DeploymentId};
+use crate::deployment::DeploymentId;
+use crate::deployments::Deployments;
 use crate::events::EventBus;
 use crate::executor::{ExecutorKind, LaunchSpec};
 use crate::group::GroupSnapshot;
 use crate::health::{HealthRecord, ProbeTarget};
-use crate::launch_delay::LaunchDelay;
+use crate::launch_delay::{DelayEnds, LaunchDelay};
 use crate::offers::OfferStatistics;
 use crate::task::{InstanceId, TaskId, TaskState};
 use crate::timestamp::{Timestamp, VersionClock};
@@ -73,8 +74,8 @@ pub struct TaskRecord {
     pub pid: Option<u32>,
     /// Sandbox directory.
     pub sandbox: PathBuf,
-    /// Environment (kept for COMMAND health checks).
-    pub env: Vec<(String, String)>,
+    /// Environment (kept for COMMAND health checks; shared with the launch).
+    pub env: Arc<[(String, String)]>,
     /// One record per health check.
     pub health: Vec<Option<HealthRecord>>,
     /// Stops the probes.
@@ -187,8 +188,8 @@ pub struct Settings {
 pub struct State {
     /// Apps by id.
     pub apps: BTreeMap<AppId, AppRecord>,
-    /// Running deployments, oldest first.
-    pub deployments: Vec<Deployment>,
+    /// Running deployments, oldest first, by id.
+    pub deployments: Deployments,
     /// Agents.
     pub agents: Vec<Agent>,
     /// Task id → owner.
@@ -201,6 +202,8 @@ pub struct State {
     pub dirty: BTreeSet<AppId>,
     /// Apps with instances that found no agent.
     pub waiting: BTreeSet<AppId>,
+    /// When apps' launch delays end.
+    pub delay_ends: DelayEnds,
     /// Queued side effects.
     pub effects: Vec<Effect>,
     /// Instance creation counter.
@@ -231,13 +234,14 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 apps: BTreeMap::new(),
-                deployments: Vec::new(),
+                deployments: Deployments::default(),
                 agents,
                 task_index: HashMap::new(),
                 service_ports: BTreeSet::new(),
                 root_version: Timestamp::now(),
                 dirty: BTreeSet::new(),
                 waiting: BTreeSet::new(),
+                delay_ends: DelayEnds::default(),
                 effects: Vec::new(),
                 seq: 0,
                 unsaved: false,

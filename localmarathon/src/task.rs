@@ -12,6 +12,7 @@
 //! confirms the end (also for a task whose process never started), which makes it TASK_KILLED.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -193,27 +194,36 @@ impl TaskState {
     }
 }
 
-/// `<app>.instance-<uuid>`: one slot of an app, relaunched under new task ids.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct InstanceId(String);
+/// `<app>.instance-<uuid>`: one slot of an app, relaunched under new task ids. Clones share
+/// the string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(Arc<str>);
 
-/// `<instance>._app.<incarnation>`: one run of an instance.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct TaskId(String);
+/// `<instance>._app.<incarnation>`: one run of an instance. Clones share the string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(Arc<str>);
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl InstanceId {
     /// A fresh instance id for `app`.
     pub fn new(app: &AppId) -> Self {
-        InstanceId(format!(
-            "{}.instance-{}",
-            app.safe_path(),
-            uuid::Uuid::new_v4()
-        ))
+        InstanceId(format!("{}.instance-{}", app.safe_path(), uuid::Uuid::new_v4()).into())
     }
 
     /// The id of this instance's `incarnation`-th task.
     pub fn task(&self, incarnation: u32) -> TaskId {
-        TaskId(format!("{}._app.{incarnation}", self.0))
+        TaskId(format!("{}._app.{incarnation}", self.0).into())
     }
 
     /// The id as a string.
@@ -225,7 +235,7 @@ impl InstanceId {
 impl TaskId {
     /// Wraps a task id from a request; ids are opaque.
     pub fn from_raw(raw: &str) -> Self {
-        TaskId(raw.to_string())
+        TaskId(raw.into())
     }
 
     /// The id as a string.
@@ -237,7 +247,7 @@ impl TaskId {
     pub fn instance(&self) -> Option<InstanceId> {
         self.0
             .rsplit_once("._app.")
-            .map(|(instance, _)| InstanceId(instance.to_string()))
+            .map(|(instance, _)| InstanceId(instance.into()))
     }
 }
 

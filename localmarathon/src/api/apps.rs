@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::views::{self, Embed};
-use super::{ApiError, ApiState, QueryParams};
+use super::{ApiError, ApiState, Connection, QueryParams};
 use crate::app_id::{AppId, GroupId};
 use crate::app_update::{AppUpdate, create_id};
 use crate::changes::Accepted;
@@ -196,7 +196,7 @@ pub async fn list(
 /// `POST /v2/apps`.
 pub async fn create(
     State(api): State<ApiState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(client): ConnectInfo<Connection>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
     body: Bytes,
@@ -223,7 +223,7 @@ pub async fn create(
         (accepted, body)
     };
     if let Some(app) = &accepted.app {
-        publish_api_post(&api, client, "/v2/apps", app);
+        publish_api_post(&api, client.remote, "/v2/apps", app);
     }
     api.shared.wake.notify_one();
     let mut response = json_response(StatusCode::CREATED, body);
@@ -244,7 +244,7 @@ pub async fn create(
 /// Everything under `/v2/apps/`.
 pub async fn dispatch(
     State(api): State<ApiState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(client): ConnectInfo<Connection>,
     method: Method,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
@@ -300,7 +300,7 @@ pub async fn dispatch(
             )?
         };
         if let Some(app) = &accepted.app {
-            publish_api_post(&api, client, &uri, app);
+            publish_api_post(&api, client.remote, &uri, app);
         }
         api.shared.wake.notify_one();
         let status = if created {

@@ -7,21 +7,24 @@
 //! as in Marathon); `event_type` parameters filter what it gets; a CRLF heartbeat follows every
 //! heartbeat period. `plan-format=light` is accepted and changes nothing: plans are always light,
 //! as in Marathon 1.8+ (see [`crate::events`]). A client that falls too far behind is
-//! disconnected, and streams end when the API stops.
+//! disconnected (how far is measured against what its connection asks for, see
+//! [`crate::event_bus`]), and streams end when the API stops.
 //! Detaching publishes `event_stream_detached`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use futures::Stream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::{ApiError, ApiState, QueryParams};
-use crate::events::{self, EventBus, MarathonEvent, SSE_HEARTBEAT};
+use super::{ApiError, ApiState, Connection, QueryParams};
+use crate::events::{self, EventBus, MarathonEvent, RecvError, SSE_HEARTBEAT};
 use crate::state::Shared;
 use crate::timestamp::Timestamp;
 
@@ -48,7 +51,7 @@ impl Drop for Detach {
 /// `GET /v2/events`.
 pub async fn stream(
     State(api): State<ApiState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(client): ConnectInfo<Connection>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -63,97 +66,78 @@ pub async fn stream(
     let q = QueryParams::parse(q.as_deref());
     let filter: Vec<String> = q.all("event_type");
     let bus = api.shared.bus.clone();
-    let sub = bus.subscribe();
-    let remote = client.ip().to_string();
+    let remote = client.remote.ip().to_string();
+    let sub = bus.subscribe_to(filter, Some(Box::new(move || client.has_room())));
     bus.publish(|| events::EventStreamAttached {
         remote_address: remote.clone(),
         event_type: events::EventStreamAttached::TYPE,
         timestamp: Timestamp::now(),
     });
-    let stop = api.stop.clone();
     let heartbeat = api.heartbeat;
-    let detach = Detach {
-        bus: bus.clone(),
-        remote,
-    };
-    struct Feed {
-        sub: events::Subscription,
-        beat: tokio::time::Interval,
-        stop: tokio_util::sync::CancellationToken,
-        filter: Vec<String>,
-        shared: Arc<Shared>,
-        _detach: Detach,
-    }
-    impl Feed {
-        /// Whether the client's `event_type` filter lets `event` through.
-        fn wants(&self, event: &events::BusEvent) -> bool {
-            self.filter.is_empty() || self.filter.iter().any(|f| f == event.event_type)
-        }
-
-        /// Ends the stream of a client `missed` events behind.
-        fn cut<T>(&self, missed: u64) -> Option<T> {
-            self.shared.traffic.stream_cut();
-            tracing::warn!(
-                remote = %self._detach.remote,
-                missed,
-                "event stream subscriber fell too far behind; disconnecting it"
-            );
-            None
-        }
-    }
     let feed = Feed {
-        sub,
+        inbox: sub.rx,
         beat: tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat),
-        stop,
-        filter,
+        stopped: Box::pin(api.stop.clone().cancelled_owned()),
         shared: Arc::clone(&api.shared),
-        _detach: detach,
+        detach: Detach {
+            bus: bus.clone(),
+            remote,
+        },
     };
-    // Pull-driven: nothing is spawned, and dropping the response drops the subscription.
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        loop {
-            let chunk = tokio::select! {
-                () = feed.stop.cancelled() => return None,
-                _ = feed.beat.tick() => Bytes::from_static(SSE_HEARTBEAT.as_bytes()),
-                received = feed.sub.rx.recv() => match received {
-                    Ok(event) => {
-                        // What else is already published goes in the same write, as Jetty
-                        // buffers a servlet's output: the stream is not one write per event.
-                        let mut frames = String::new();
-                        let mut next = Some(event);
-                        while let Some(event) = next.take() {
-                            if feed.wants(&event) {
-                                frames.push_str(&event.sse_frame());
-                            }
-                            if frames.len() >= WRITE_BYTES {
-                                break;
-                            }
-                            match feed.sub.rx.try_recv() {
-                                Ok(event) => next = Some(event),
-                                Err(TryRecvError::Lagged(missed)) => return feed.cut(missed),
-                                Err(TryRecvError::Empty | TryRecvError::Closed) => {}
-                            }
-                        }
-                        if frames.is_empty() {
-                            continue;
-                        }
-                        Bytes::from(frames)
-                    }
-                    // Marathon drops subscribers that cannot keep up; so do we.
-                    Err(RecvError::Lagged(missed)) => return feed.cut(missed),
-                    Err(RecvError::Closed) => return None,
-                },
-            };
-            return Some((Ok::<Bytes, Infallible>(chunk), feed));
-        }
-    });
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/event-stream;charset=UTF-8"),
             (header::CONNECTION, "close"),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(feed),
     )
         .into_response())
+}
+
+/// One client's stream. Pull-driven: nothing is spawned, the connection polls it whenever it
+/// has room for more, and dropping the response drops the subscription.
+struct Feed {
+    inbox: events::Inbox,
+    beat: tokio::time::Interval,
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    shared: Arc<Shared>,
+    detach: Detach,
+}
+
+impl Feed {
+    /// Ends the stream of a client `missed` events behind.
+    fn cut(&self, missed: u64) -> Poll<Option<Result<Bytes, Infallible>>> {
+        self.shared.traffic.stream_cut();
+        tracing::warn!(
+            remote = %self.detach.remote,
+            missed,
+            "event stream subscriber fell too far behind; disconnecting it"
+        );
+        Poll::Ready(None)
+    }
+}
+
+impl Stream for Feed {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let feed = &mut *self;
+        if feed.stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        // What is already published goes in the same write, as Jetty buffers a servlet's
+        // output: the stream is not one write per event.
+        match feed.inbox.poll_frames(cx, WRITE_BYTES) {
+            Poll::Ready(Ok(frames)) => return Poll::Ready(Some(Ok(frames))),
+            // Marathon drops subscribers that cannot keep up; so do we.
+            Poll::Ready(Err(RecvError::Lagged(missed))) => return feed.cut(missed),
+            Poll::Pending => {}
+        }
+        if feed.beat.poll_tick(cx).is_ready() {
+            feed.inbox.handed_other();
+            return Poll::Ready(Some(Ok(Bytes::from_static(SSE_HEARTBEAT.as_bytes()))));
+        }
+        Poll::Pending
+    }
 }

@@ -6,6 +6,7 @@
 //! status codes (see [`ApiError`]).
 
 pub mod apps;
+pub mod connection;
 pub mod deployments;
 pub mod error;
 pub mod events;
@@ -25,6 +26,7 @@ use axum::http::Uri;
 use axum::routing::{any, delete, get, post};
 use tokio_util::sync::CancellationToken;
 
+pub use connection::Connection;
 pub use error::ApiError;
 
 use crate::state::Shared;

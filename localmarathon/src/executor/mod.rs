@@ -13,6 +13,7 @@ pub mod sim;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -51,7 +52,7 @@ pub struct LaunchSpec {
     /// What to run.
     pub command: TaskCommand,
     /// The full environment Marathon and Mesos give the task.
-    pub env: Vec<(String, String)>,
+    pub env: Arc<[(String, String)]>,
     /// The sandbox directory (created by the executor).
     pub sandbox: PathBuf,
     /// The agent's address.

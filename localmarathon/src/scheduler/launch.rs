@@ -1,9 +1,11 @@
 //! Launching: placing an instance's next task on an agent and handing it to the executor.
 //!
-//! A launch books the agent's resources and host ports, builds the task's environment and
-//! command, records the task in TASK_STAGING and queues the executor call; it reports `false`
-//! when no agent can take the task, which leaves the app waiting for resources. Every agent
-//! weighed is an offer in the app's launch attempt statistics (see [`crate::offers`]).
+//! A launch books the agent's resources and host ports, builds the task's environment (shared
+//! by the task record and the executor call; none for simulated tasks) and command, records
+//! the task in TASK_STAGING and queues the executor call; it reports `false` when no agent can
+//! take the task, which leaves the app waiting for resources. Every agent weighed is an offer
+//! in the app's launch attempt statistics (see [`crate::offers`]). The agents of an app's tasks
+//! are gathered once per round of launches, not once per task.
 
 use std::sync::Arc;
 
@@ -63,9 +65,15 @@ impl State {
             return;
         }
         self.waiting.remove(app);
+        // The agents of the app's tasks, for constraints and spreading; each launch adds one.
+        let mut placed: Vec<AgentIndex> = record
+            .instances
+            .values()
+            .filter_map(|i| i.task.as_ref().map(|t| t.agent))
+            .collect();
         let mut launched = 0;
         for instance in &pending {
-            if !self.launch(shared, app, instance) {
+            if !self.launch(shared, app, instance, &mut placed) {
                 self.waiting.insert(app.clone());
                 break;
             }
@@ -78,17 +86,19 @@ impl State {
         }
     }
 
-    /// Places and launches one task; false if no agent can take it.
-    fn launch(&mut self, shared: &Shared, app: &AppId, instance: &InstanceId) -> bool {
+    /// Places and launches one task, adding its agent to `placed` (the agents of the app's
+    /// tasks); false if no agent can take it.
+    fn launch(
+        &mut self,
+        shared: &Shared,
+        app: &AppId,
+        instance: &InstanceId,
+        placed: &mut Vec<AgentIndex>,
+    ) -> bool {
         let Some(record) = self.apps.get(app) else {
             return true;
         };
         let def = record.def.clone();
-        let placed: Vec<AgentIndex> = record
-            .instances
-            .values()
-            .filter_map(|i| i.task.as_ref().map(|t| t.agent))
-            .collect();
         let resources = Resources {
             cpus: def.cpus,
             mem: def.mem,
@@ -115,7 +125,7 @@ impl State {
             constraints: &def.constraints,
             probe_ports: shared.settings.executor == ExecutorKind::Process,
         };
-        let matching = place(&self.agents, &demand, &placed);
+        let matching = place(&self.agents, &demand, placed);
         if let Some(offers) = self
             .apps
             .get_mut(app)
@@ -132,6 +142,7 @@ impl State {
         let Some(placement) = matching.placement else {
             return false;
         };
+        placed.push(placement.agent);
         let agent = &mut self.agents[placement.agent.0];
         agent.allocate(resources, &placement.ports);
         let host = agent.hostname.clone();
@@ -152,7 +163,14 @@ impl State {
             .sandbox_root
             .join(&agent_id)
             .join(task_id.as_str());
-        let env = task_env(&def, &task_id, &host, &placement.ports, &sandbox);
+        // A simulated task runs nothing and its health checks pass unprobed: nothing would
+        // read its environment.
+        let env: Arc<[(String, String)]> = match shared.settings.executor {
+            ExecutorKind::Sim => Arc::new([]),
+            ExecutorKind::Process => {
+                task_env(&def, &task_id, &host, &placement.ports, &sandbox).into()
+            }
+        };
         let command = task_command(&def, &placement.ports);
         let staged_at = Timestamp::now();
         inst.task = Some(TaskRecord {

@@ -14,6 +14,11 @@
 //!
 //! Ready means running, and healthy on every health check when the app has some.
 //!
+//! A pass costs time in proportion to the apps it looks at and the reports it applies, not to
+//! everything localmarathon runs: an app's deployment is found by id (`deployments.rs`), and
+//! the loop wakes for launch delays from a queue of their ends (`launch_delay.rs`) instead of
+//! scanning apps for them.
+//!
 //! Executor and health reports are applied at most [`REPORTS_PER_PASS`] at a time, and the
 //! loop yields between such batches: Marathon handles status updates one by one while its event
 //! streams are written, so a burst of reports never reaches a subscriber all at once.
@@ -31,8 +36,9 @@ use tokio_util::task::TaskTracker;
 use crate::app::KillSelection;
 use crate::app_id::AppId;
 use crate::deployment::{
-    ActionKind, Deployment, Progress, RestartBounds, RollingView, rolling_step,
+    ActionKind, Deployment, DeploymentId, RestartBounds, RollingView, rolling_step,
 };
+use crate::deployments::Advanced;
 use crate::events::{self, MarathonEvent};
 use crate::executor::{Executor, ExecutorUpdate};
 use crate::health::{self, ProbeResult};
@@ -97,7 +103,7 @@ pub async fn run(
             st.reconcile(&shared, Instant::now());
             (
                 std::mem::take(&mut st.effects),
-                st.next_deadline(Instant::now()),
+                st.next_deadline(),
                 st.unsaved,
             )
         };
@@ -190,34 +196,15 @@ fn now_ts() -> Timestamp {
 }
 
 impl State {
-    /// The earliest launch delay expiry among apps waiting on one.
-    fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        self.apps
-            .values()
-            .filter(|a| {
-                a.instances
-                    .values()
-                    .any(|i| i.goal == Goal::Running && i.task.is_none())
-            })
-            .filter_map(|a| a.delay.blocked_until(now))
-            .min()
+    /// When the next launch delay ends.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.delay_ends.next()
     }
 
-    /// One pass over the dirty apps (and apps whose launch delay expired).
+    /// One pass over the dirty apps (and apps whose launch delay ended).
     pub fn reconcile(&mut self, shared: &Shared, now: Instant) {
-        let expired: Vec<AppId> = self
-            .apps
-            .iter()
-            .filter(|(_, a)| {
-                a.delay.current().is_some()
-                    && a.delay.blocked_until(now).is_none()
-                    && a.instances
-                        .values()
-                        .any(|i| i.goal == Goal::Running && i.task.is_none())
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.dirty.extend(expired);
+        let ended = self.delay_ends.take_ended(now);
+        self.dirty.extend(ended);
         self.finish_empty_deployments(shared);
         // A pass may settle what the previous one started (an instance removed without a task
         // to wait for); a few passes finish that. Apps still dirty after them are waiting on
@@ -233,15 +220,9 @@ impl State {
         }
     }
 
+    /// Announces the deployments whose plan had no step (finished the moment they were made).
     fn finish_empty_deployments(&mut self, shared: &Shared) {
-        let finished: Vec<Deployment> = {
-            let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deployments)
-                .into_iter()
-                .partition(|d| !d.is_running());
-            self.deployments = running;
-            done
-        };
-        for d in finished {
+        for d in self.deployments.take_finished() {
             announce_success(shared, &d);
         }
     }
@@ -249,25 +230,29 @@ impl State {
     fn reconcile_app(&mut self, shared: &Shared, app: &AppId, now: Instant) {
         // Drive the deployment until its current step cannot complete yet.
         while let Some(dep_id) = self.apps.get(app).and_then(|a| a.deployment.clone()) {
-            let Some(pos) = self.deployments.iter().position(|d| d.plan.id == dep_id) else {
-                break;
-            };
-            let Some(action) = self.deployments[pos].current_action().map(|a| a.action) else {
+            let Some(action) = self
+                .deployments
+                .get(&dep_id)
+                .and_then(|d| d.current_action())
+                .map(|a| a.action)
+            else {
                 break;
             };
             let complete = match action {
                 ActionKind::StartApplication => true,
                 ActionKind::ScaleApplication => self.drive_scale(app),
-                ActionKind::RestartApplication => self.drive_restart(app, pos),
+                ActionKind::RestartApplication => self.drive_restart(app, &dep_id),
                 ActionKind::StopApplication => self.drive_stop(app),
             };
             if !complete {
                 break;
             }
-            let d = &mut self.deployments[pos];
-            match d.advance() {
-                Some(Progress::NextStep { finished, started }) => {
-                    let d = &self.deployments[pos];
+            match self.deployments.advance(&dep_id) {
+                Some(Advanced::NextStep {
+                    finished,
+                    started,
+                    deployment: d,
+                }) => {
                     shared.bus.publish(|| events::DeploymentStepSuccess {
                         plan: d.plan.event_json(),
                         current_step: d.step_json(finished),
@@ -281,8 +266,10 @@ impl State {
                         timestamp: now_ts(),
                     });
                 }
-                Some(Progress::Done { finished }) => {
-                    let d = self.deployments.remove(pos);
+                Some(Advanced::Done {
+                    finished,
+                    deployment: d,
+                }) => {
                     shared.bus.publish(|| events::DeploymentStepSuccess {
                         plan: d.plan.event_json(),
                         current_step: d.step_json(finished),
@@ -337,7 +324,7 @@ impl State {
     }
 
     /// Restart step: rolling replacement within the upgrade strategy.
-    fn drive_restart(&mut self, app: &AppId, pos: usize) -> bool {
+    fn drive_restart(&mut self, app: &AppId, deployment: &DeploymentId) -> bool {
         let Some(record) = self.apps.get(app) else {
             return true;
         };
@@ -365,9 +352,11 @@ impl State {
                 .filter(|i| i.goal == Goal::Decommissioned)
                 .count(),
         };
-        let bounds = *self.deployments[pos].restart.get_or_insert_with(|| {
+        let Some(bounds) = self.deployments.restart_bounds(deployment, || {
             RestartBounds::compute(def.instances, def.upgrade_strategy, view.old_ready)
-        });
+        }) else {
+            return true;
+        };
         let decision = rolling_step(bounds, def.instances as usize, view);
         if decision.done {
             return true;

@@ -148,7 +148,9 @@ impl State {
                 if ran > Duration::from_secs(u64::from(def.max_launch_delay_seconds)) {
                     record.delay.reset();
                 }
-                let wait = record.delay.on_failure(&def, Instant::now());
+                let now = Instant::now();
+                let wait = record.delay.on_failure(&def, now);
+                self.delay_ends.schedule(app.clone(), now + wait);
                 tracing::info!(app = %app, task = %task_id, state = %next, delay = ?wait, "task ended; relaunch delayed");
             }
             if inst.goal == Goal::Decommissioned {
