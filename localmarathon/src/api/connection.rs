@@ -5,6 +5,7 @@
 //! from one localmarathon has not got round to writing to (its socket has room). For that the
 //! connection keeps a duplicate of the socket's descriptor, taken when it is accepted: it is
 //! only ever polled, never read, written or shut down, and it is closed with the connection.
+//! Each accepted connection also sends what is written at once (`TCP_NODELAY`).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,6 +41,11 @@ impl Connection {
 
 impl Connected<IncomingStream<'_, TcpListener>> for Connection {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        // Sent at once (`TCP_NODELAY`), as Jetty's connectors do for Marathon: a small write
+        // (an event, an answer) never waits for the peer to acknowledge the one before it.
+        if let Err(e) = stream.io().set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
         let socket = match stream.io().as_fd().try_clone_to_owned() {
             Ok(fd) => Some(Arc::new(fd)),
             Err(e) => {
