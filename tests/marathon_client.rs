@@ -863,3 +863,30 @@ async fn a_list_cut_short_by_the_connection_is_a_transport_error_not_a_decode_er
     );
     assert!(error.to_string().contains(marathon.url.as_str()), "{error}");
 }
+
+#[tokio::test]
+async fn a_long_list_is_handed_out_in_parts_that_make_up_the_whole() {
+    let apps: Vec<serde_json::Value> = (0..150)
+        .map(|i| serde_json::json!({"id": format!("/many/app{i}"), "cmd": "sleep 1", "instances": 1}))
+        .collect();
+    let text = serde_json::json!({ "apps": apps }).to_string();
+    let router = Router::new().route(
+        "/v2/apps",
+        get(move || {
+            let text = text.clone();
+            async move { json(text) }
+        }),
+    );
+    let marathon = FakeMarathon::start(router).await;
+    let client = client(&[&marathon.url]);
+    let whole = client.list_apps(&AppQuery::default()).await.unwrap();
+    assert_eq!(whole.len(), 150);
+    let mut parts: Vec<Vec<App>> = Vec::new();
+    client
+        .list_apps_in_parts(&AppQuery::default(), |_| {}, |part| parts.push(part))
+        .await
+        .unwrap();
+    assert!(parts.len() > 1, "150 apps come in more than one part");
+    assert!(parts.iter().all(|part| !part.is_empty()));
+    assert_eq!(parts.concat(), whole, "in the list's order");
+}

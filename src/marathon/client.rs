@@ -200,68 +200,77 @@ impl<'de> Deserialize<'de> for KillOutcome {
     }
 }
 
-/// `{"apps": [...]}`, each app passed through `trim` as soon as it is read: a caller that
-/// keeps part of every app never holds every app whole (a full list at 30,000 tasks is
-/// tens of megabytes of apps as Marathon sends them).
-struct TrimmedAppList {
+/// `{"apps": [...]}`, each app passed through `trim` and handed to `each` as soon as it is
+/// read: a caller that keeps part of every app never holds every app whole (a full list at
+/// 30,000 tasks is tens of megabytes of apps as Marathon sends them).
+struct TrimmedAppList<F> {
     trim: fn(&mut App),
+    each: F,
 }
 
-impl<'de> DeserializeSeed<'de> for TrimmedAppList {
-    type Value = Vec<App>;
+impl<'de, F: FnMut(App)> DeserializeSeed<'de> for TrimmedAppList<F> {
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<App>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for TrimmedAppList {
-    type Value = Vec<App>;
+impl<'de, F: FnMut(App)> Visitor<'de> for TrimmedAppList<F> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with the list of apps")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<App>, A::Error> {
-        let mut apps = None;
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut listed = false;
         while let Some(key) = map.next_key::<String>()? {
-            if key == "apps" {
-                apps = Some(map.next_value_seed(TrimmedApps { trim: self.trim })?);
+            if key == "apps" && !listed {
+                map.next_value_seed(TrimmedApps {
+                    trim: self.trim,
+                    each: &mut self.each,
+                })?;
+                listed = true;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        apps.ok_or_else(|| serde::de::Error::missing_field("apps"))
+        if listed {
+            Ok(())
+        } else {
+            Err(serde::de::Error::missing_field("apps"))
+        }
     }
 }
 
 /// The `apps` array of a [`TrimmedAppList`].
-struct TrimmedApps {
+struct TrimmedApps<'a, F> {
     trim: fn(&mut App),
+    each: &'a mut F,
 }
 
-impl<'de> DeserializeSeed<'de> for TrimmedApps {
-    type Value = Vec<App>;
+impl<'de, F: FnMut(App)> DeserializeSeed<'de> for TrimmedApps<'_, F> {
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<App>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for TrimmedApps {
-    type Value = Vec<App>;
+impl<'de, F: FnMut(App)> Visitor<'de> for TrimmedApps<'_, F> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of apps")
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<App>, S::Error> {
-        let mut apps = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
         while let Some(mut app) = seq.next_element::<App>()? {
             (self.trim)(&mut app);
-            apps.push(app);
+            (self.each)(app);
         }
-        Ok(apps)
+        Ok(())
     }
 }
 
@@ -424,15 +433,33 @@ impl MarathonClient {
         query: &AppQuery,
         trim: fn(&mut App),
     ) -> Result<Vec<App>, Error> {
+        let mut apps = Vec::new();
+        self.list_apps_in_parts(query, trim, |part| apps.extend(part))
+            .await?;
+        Ok(apps)
+    }
+
+    /// `GET /v2/apps` as [`MarathonClient::list_apps_trimmed`], the apps handed to `part` a
+    /// few at a time, in the list's order, as they are read: a caller that folds them into
+    /// what it holds never holds the list beside it. On an error, `part` has seen the apps
+    /// read before it.
+    pub async fn list_apps_in_parts(
+        &self,
+        query: &AppQuery,
+        trim: fn(&mut App),
+        mut part: impl FnMut(Vec<App>),
+    ) -> Result<(), Error> {
         let mut call = Call::new(Method::GET, Route::Apps, path(["v2", "apps"]));
         call.query.extend(query.id.clone().map(|id| ("id", id)));
         call.query
             .extend(query.label.clone().map(|label| ("label", label)));
         embed(&mut call, "apps", &query.embed);
         let (url, mut response) = self.answer(call, &Target::Other("app list")).await?;
-        // The list is decoded on a blocking thread while it arrives: only the parts not yet
-        // read are held, never the whole text (15 MB at 30,000 tasks).
+        // The list is decoded on a blocking thread while it arrives: only the parts of the
+        // text not yet read are held, never the whole (15 MB at 30,000 tasks), and the apps
+        // come back a few at a time.
         let (parts, arriving) = tokio::sync::mpsc::channel(PARTS_IN_FLIGHT);
+        let (decoded_apps, mut apps) = tokio::sync::mpsc::channel::<Vec<App>>(APP_PARTS_IN_FLIGHT);
         let decoding = tokio::task::spawn_blocking(move || {
             let body = std::io::BufReader::with_capacity(
                 DECODE_BUFFER,
@@ -443,27 +470,49 @@ impl MarathonClient {
                 },
             );
             let mut text = serde_json::Deserializer::from_reader(body);
-            TrimmedAppList { trim }
-                .deserialize(&mut text)
-                .and_then(|apps| text.end().map(|()| apps))
+            let mut read = Vec::with_capacity(APPS_PER_PART);
+            let decoded = TrimmedAppList {
+                trim,
+                each: |app| {
+                    read.push(app);
+                    if read.len() == APPS_PER_PART {
+                        let full = std::mem::replace(&mut read, Vec::with_capacity(APPS_PER_PART));
+                        // A caller gone takes no more; the text is still read to its end.
+                        let _ = decoded_apps.blocking_send(full);
+                    }
+                },
+            }
+            .deserialize(&mut text)
+            .and_then(|()| text.end());
+            if decoded.is_ok() && !read.is_empty() {
+                let _ = decoded_apps.blocking_send(read);
+            }
+            decoded
         });
-        let mut received = Ok(());
-        loop {
-            match next_part(&mut response, &url).await {
-                // A decoder that stopped (the text is not a list) takes no more.
-                Ok(Some(part)) => {
-                    if parts.send(part).await.is_err() {
-                        break;
+        let receive = {
+            let url = url.clone();
+            async move {
+                loop {
+                    match next_part(&mut response, &url).await {
+                        // A decoder that stopped (the text is not a list) takes no more.
+                        Ok(Some(text)) => {
+                            if parts.send(text).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        // Dropping `parts` ends the text: the decoder reads to there.
+                        Ok(None) => return Ok(()),
+                        Err(error) => return Err(error),
                     }
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    received = Err(error);
-                    break;
-                }
             }
-        }
-        drop(parts);
+        };
+        let hand_out = async {
+            while let Some(read) = apps.recv().await {
+                part(read);
+            }
+        };
+        let (received, ()) = futures::join!(receive, hand_out);
         let decoded = match decoding.await {
             Ok(decoded) => decoded,
             Err(failed) => std::panic::resume_unwind(failed.into_panic()),
@@ -787,6 +836,10 @@ impl MarathonClient {
 const PARTS_IN_FLIGHT: usize = 8;
 /// The decoder's read buffer.
 const DECODE_BUFFER: usize = 64 * 1024;
+/// Apps decoded from a list handed out together.
+const APPS_PER_PART: usize = 64;
+/// Parts of decoded apps waiting to be handed out, at most.
+const APP_PARTS_IN_FLIGHT: usize = 2;
 
 /// A body as it arrives, read on a blocking thread: each part is dropped once read.
 struct Arriving<P> {
@@ -839,7 +892,7 @@ async fn read_body(mut response: reqwest::Response, url: &Url) -> Result<Vec<u8>
 async fn next_part(
     response: &mut reqwest::Response,
     url: &Url,
-) -> Result<Option<impl AsRef<[u8]> + Send + 'static>, Error> {
+) -> Result<Option<impl AsRef<[u8]> + Send + 'static + use<>>, Error> {
     response.chunk().await.map_err(|source| {
         if source.is_timeout() {
             Error::Timeout {

@@ -358,25 +358,29 @@ impl MarathonSnapshot {
             label: Some(self.config.selector.clone()),
             embed: self.config.embeds.clone(),
         };
-        // Each app trimmed to what the picture keeps as it is read: at 30,000 tasks the
-        // apps as Marathon sends them are tens of megabytes.
+        // Each app trimmed to what the picture keeps as it is read, and applied a part at a
+        // time: at 30,000 tasks the apps as Marathon sends them are tens of megabytes, and
+        // even trimmed the list is as large as the picture it replaces.
+        let in_scope = &self.config.in_scope;
+        let mut list = picture::ListApplied::began(began);
         let listed = self
             .client
-            .list_apps_trimmed(&query, picture::keep_what_is_read)
+            .list_apps_in_parts(&query, picture::keep_what_is_read, |apps| {
+                let mut state = self.state();
+                for app in apps.into_iter().filter(|app| in_scope(&app.id)) {
+                    list.apply(&mut state, app);
+                }
+            })
             .await;
         self.metrics.snapshot_relisted(reason.label());
-        let listed = match listed {
-            Ok(apps) => apps,
-            Err(error) => {
-                let error = Arc::new(error);
-                self.set_reachability(Reachability::Unreachable(Arc::clone(&error)));
-                return Err(error);
-            }
-        };
-        let in_scope = &self.config.in_scope;
-        let changed = self
-            .state()
-            .apply_list(began, listed.into_iter().filter(|app| in_scope(&app.id)));
+        if let Err(error) = listed {
+            let error = Arc::new(error);
+            self.set_reachability(Reachability::Unreachable(Arc::clone(&error)));
+            // What the list showed before it broke off is in the picture.
+            self.publish(SnapshotChange::Apps(list.abandon()));
+            return Err(error);
+        }
+        let changed = list.finish(&mut self.state());
         debug!(
             reason = reason.label(),
             changed = changed.len(),

@@ -201,36 +201,17 @@ impl MarathonPicture {
     /// Applies a list that began at `began` and showed `listed` (the apps in scope): each
     /// replaces its entry if the entry accepts it, and an app not listed is gone unless it
     /// was learnt after the list began or is foreign. The apps whose picture changed.
+    #[cfg(test)]
     pub(super) fn apply_list(
         &mut self,
         began: u64,
         listed: impl IntoIterator<Item = App>,
     ) -> Vec<AppId> {
-        let mut changed = Vec::new();
-        let mut seen = HashSet::new();
+        let mut list = ListApplied::began(began);
         for app in listed {
-            seen.insert(app.id.clone());
-            if let Some(id) = self.replace(began, app, false) {
-                changed.push(id);
-            }
+            list.apply(self, app);
         }
-        // Not listed: gone, unless learnt after the list began (or someone else's).
-        let gone: Vec<AppId> = self
-            .entries
-            .iter()
-            .filter(|(id, entry)| !seen.contains(*id) && !entry.foreign && entry.stamp < began)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            if self.entries.remove(&id).is_some_and(|e| e.app.is_some()) {
-                changed.push(id);
-            }
-        }
-        // A stale app marked before the list began is now known from the list.
-        let entries = &self.entries;
-        self.stale
-            .retain(|id| entries.get(id).is_some_and(|e| e.stamp > began));
-        changed
+        list.finish(self)
     }
 
     /// Applies a read of app `id` that began at `began` and found `read` (with whether it
@@ -340,6 +321,70 @@ impl MarathonPicture {
             },
         );
         true
+    }
+}
+
+/// A list of apps being applied as it is read, a part at a time: each app replaces its
+/// entry as [`MarathonPicture::replace`] decides (the entry's stamps, not when the app
+/// arrives, say whether the list is news), and [`ListApplied::finish`] removes what the list
+/// did not show. Applying a list in parts, with events applied between them, leaves the
+/// picture as applying it whole at the end would: a read that began at `began` is judged by
+/// that moment in both.
+pub(super) struct ListApplied {
+    began: u64,
+    seen: HashSet<AppId>,
+    changed: Vec<AppId>,
+}
+
+impl ListApplied {
+    /// A list that began at `began`, nothing applied yet.
+    pub(super) fn began(began: u64) -> Self {
+        Self {
+            began,
+            seen: HashSet::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// Applies one listed app (in scope).
+    pub(super) fn apply(&mut self, picture: &mut MarathonPicture, app: App) {
+        self.seen.insert(app.id.clone());
+        if let Some(id) = picture.replace(self.began, app, false) {
+            self.changed.push(id);
+        }
+    }
+
+    /// The apps changed so far, for a list that could not be read to its end: what it
+    /// showed stays (each app as read), nothing is removed.
+    pub(super) fn abandon(self) -> Vec<AppId> {
+        self.changed
+    }
+
+    /// Ends the list: an app not listed is gone, unless learnt after the list began (or
+    /// someone else's). The apps whose picture changed.
+    pub(super) fn finish(self, picture: &mut MarathonPicture) -> Vec<AppId> {
+        let Self {
+            began,
+            seen,
+            mut changed,
+        } = self;
+        let gone: Vec<AppId> = picture
+            .entries
+            .iter()
+            .filter(|(id, entry)| !seen.contains(*id) && !entry.foreign && entry.stamp < began)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            if picture.entries.remove(&id).is_some_and(|e| e.app.is_some()) {
+                changed.push(id);
+            }
+        }
+        // A stale app marked before the list began is now known from the list.
+        let entries = &picture.entries;
+        picture
+            .stale
+            .retain(|id| entries.get(id).is_some_and(|e| e.stamp > began));
+        changed
     }
 }
 
@@ -532,5 +577,47 @@ mod tests {
         picture.record_write(id("/a/x"), None, |_| Some(None));
         picture.apply_read(began, &id("/a/x"), Some((app("/a/x", "h", None), false)));
         assert!(picture.entries.get(&id("/a/x")).unwrap().app.is_none());
+    }
+
+    #[test]
+    fn a_list_applied_in_parts_ends_as_the_list_applied_whole() {
+        let mut whole = MarathonPicture::default();
+        let mut parts = MarathonPicture::default();
+        for picture in [&mut whole, &mut parts] {
+            let first = picture.tick();
+            picture.apply_list(
+                first,
+                [
+                    app("/a/x", "old", None),
+                    app("/a/y", "old", None),
+                    app("/a/gone", "old", None),
+                ],
+            );
+        }
+        let listed = || [app("/a/x", "listed", None), app("/a/y", "listed", None)];
+        // Whole: the list began, a write came, then the list was applied at its end.
+        let began = whole.tick();
+        written(&mut whole, "/a/y", "written", "2026-01-01T00:00:03.000Z");
+        let changed_whole = whole.apply_list(began, listed());
+        // In parts: the same write comes between the list's first app and its second.
+        let began = parts.tick();
+        let [x, y] = listed();
+        let mut list = ListApplied::began(began);
+        list.apply(&mut parts, x);
+        written(&mut parts, "/a/y", "written", "2026-01-01T00:00:03.000Z");
+        list.apply(&mut parts, y);
+        let changed_parts = list.finish(&mut parts);
+
+        assert_eq!(changed_parts, changed_whole);
+        for app in ["/a/x", "/a/y", "/a/gone"] {
+            assert_eq!(hash_of(&parts, app), hash_of(&whole, app), "{app}");
+        }
+        assert_eq!(hash_of(&parts, "/a/x").as_deref(), Some("listed"));
+        assert_eq!(
+            hash_of(&parts, "/a/y").as_deref(),
+            Some("written"),
+            "the write came after the list began"
+        );
+        assert_eq!(hash_of(&parts, "/a/gone"), None);
     }
 }
