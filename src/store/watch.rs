@@ -162,6 +162,9 @@ enum WatchPhase {
     Backoff { relist: bool },
 }
 
+/// The most room for queued changes kept once they are all handed out.
+const PENDING_ROOM_KEPT: usize = 1024;
+
 /// The state machine behind [`WatchStream`] and [`Cache::follow`].
 pub(crate) struct PrefixWatch<C: Contents> {
     store: Store,
@@ -207,6 +210,11 @@ impl<C: Contents> PrefixWatch<C> {
     pub(crate) async fn next_item(&mut self) -> Result<ChangeOf<C>, Error> {
         loop {
             if let Some(item) = self.pending.pop_front() {
+                // A list's changes, queued at once, leave room for all of them behind (11 MB
+                // for a list of 45,000 keys): given back once they are handed out.
+                if self.pending.is_empty() && self.pending.capacity() > PENDING_ROOM_KEPT {
+                    self.pending = VecDeque::new();
+                }
                 // Handed out: the consumer has seen every change of the list before it.
                 if let Ok(CacheChange::Synced { revision }) = item {
                     self.cache.mark_synced(revision);
