@@ -22,7 +22,7 @@ use super::app::{App, Version};
 use super::app_id::AppId;
 use super::deployment::{Deployment, DeploymentId, DeploymentResult};
 use super::error::{self, Error, Target};
-use super::event_stream::EventStream;
+use super::event_stream::{EventBody, EventStream};
 use super::events::EventKind;
 use super::failover::{Answer, Call, MarathonEndpoints};
 use super::info::{Info, Leader};
@@ -768,6 +768,25 @@ impl MarathonClient {
     /// no idle timeout (Marathon may be silent for long); bound the wait for the next event
     /// yourself if a silent stream must be told from a dead one.
     pub async fn events_with(&self, query: &EventQuery) -> Result<EventStream, Error> {
+        let (url, response) = self.open_events(query).await?;
+        Ok(EventStream::new(url, response.bytes_stream()))
+    }
+
+    /// `GET /v2/events` limited to `kinds`, with light plans, as [`MarathonClient::events`],
+    /// but undecoded: the body's parts as they arrive, for an [`EventDecoder`] elsewhere.
+    ///
+    /// [`EventDecoder`]: super::EventDecoder
+    pub async fn event_body(&self, kinds: &[EventKind]) -> Result<EventBody, Error> {
+        let query = EventQuery {
+            kinds: kinds.to_vec(),
+            plan_format: PlanFormat::Light,
+        };
+        let (url, response) = self.open_events(&query).await?;
+        Ok(EventBody::new(url, response))
+    }
+
+    /// Asks for the event stream; the answer once its headers arrived, if it succeeded.
+    async fn open_events(&self, query: &EventQuery) -> Result<(Url, reqwest::Response), Error> {
         let mut call = Call::new(Method::GET, Route::Events, path(["v2", "events"]));
         // Marathon's Jetty answers 405 unless Accept is exactly this.
         call.accept = "text/event-stream";
@@ -792,7 +811,7 @@ impl MarathonClient {
                 &body,
             ));
         }
-        Ok(EventStream::new(url, response.bytes_stream()))
+        Ok((url, response))
     }
 
     /// Sends `call` and decodes a successful JSON answer.

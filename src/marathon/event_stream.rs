@@ -1,4 +1,5 @@
-//! The body of `GET /v2/events` as a stream of typed [`Event`]s.
+//! The body of `GET /v2/events` as a stream of typed [`Event`]s ([`EventStream`]), or as its
+//! parts ([`EventBody`]) for a caller that decodes them elsewhere ([`EventDecoder`]).
 //!
 //! What it promises: the SSE framing is decoded as [`sse`](super::sse) describes (LF, CR and
 //! CRLF line ends, as Marathon's Jetty sends, also when a line end is split across reads, at
@@ -35,25 +36,16 @@ impl EventStream {
         B: AsRef<[u8]> + Send + 'static,
     {
         let source = url.clone();
-        let reading = Some((Box::pin(bytes), SseDecoder::default()));
+        let reading = Some((Box::pin(bytes), EventDecoder::new(url.clone())));
         let inner = stream::unfold(reading, move |reading| {
             let source = source.clone();
             async move {
                 let (mut bytes, mut decoder) = reading?;
                 loop {
                     match decoder.next_event() {
-                        Ok(Some(sse)) => {
-                            let event = Event::from_sse(&sse.event, &sse.data);
-                            return Some((Ok(event), Some((bytes, decoder))));
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            let error = Error::EventStream {
-                                url: source.to_string(),
-                                message: error.to_string(),
-                            };
-                            return Some((Err(error), None));
-                        }
+                        Some(Ok(event)) => return Some((Ok(event), Some((bytes, decoder)))),
+                        Some(Err(error)) => return Some((Err(error), None)),
+                        None => {}
                     }
                     match bytes.next().await? {
                         Ok(chunk) => decoder.push(chunk.as_ref()),
@@ -71,6 +63,89 @@ impl EventStream {
     /// The URL that serves the stream (the leader's, after a redirect).
     pub fn url(&self) -> &Url {
         &self.url
+    }
+}
+
+/// The body of `GET /v2/events` read a part at a time ([`MarathonClient::event_body`]), for
+/// a caller that reads on one thread and decodes on another ([`EventDecoder`]): reading
+/// then costs no more than copying bytes, however slowly the events are decoded.
+///
+/// [`MarathonClient::event_body`]: super::MarathonClient::event_body
+pub struct EventBody {
+    url: Url,
+    response: reqwest::Response,
+}
+
+impl EventBody {
+    pub(crate) fn new(url: Url, response: reqwest::Response) -> Self {
+        Self { url, response }
+    }
+
+    /// The URL that serves the stream (the leader's, after a redirect).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The next part of the body as it arrived; `None` when the stream ended.
+    pub async fn next_part(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match self.response.chunk().await {
+            Ok(part) => Ok(part.map(|part| part.to_vec())),
+            Err(error) => Err(transport_error(&self.url, error)),
+        }
+    }
+}
+
+impl fmt::Debug for EventBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBody")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes the bytes of an event stream, pushed as they arrive in parts of any size, into
+/// [`Event`]s, as [`EventStream`] does.
+#[derive(Debug)]
+pub struct EventDecoder {
+    url: Url,
+    sse: SseDecoder,
+    broken: bool,
+}
+
+impl EventDecoder {
+    /// A decoder of the stream `url` serves, at its start.
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            sse: SseDecoder::default(),
+            broken: false,
+        }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if !self.broken {
+            self.sse.push(bytes);
+        }
+    }
+
+    /// The next complete event of what was pushed; `None` until more is pushed. A framing
+    /// error is returned once, and nothing after it: the stream cannot be read further.
+    pub fn next_event(&mut self) -> Option<Result<Event, Error>> {
+        if self.broken {
+            return None;
+        }
+        match self.sse.next_event() {
+            Ok(Some(sse)) => Some(Ok(Event::from_sse(&sse.event, &sse.data))),
+            Ok(None) => None,
+            Err(error) => {
+                self.broken = true;
+                Some(Err(Error::EventStream {
+                    url: self.url.to_string(),
+                    message: error.to_string(),
+                }))
+            }
+        }
     }
 }
 

@@ -143,7 +143,7 @@ pub use client::{
 };
 pub use deployment::{Deployment, DeploymentId, DeploymentResult};
 pub use error::{Error, ErrorDetail};
-pub use event_stream::EventStream;
+pub use event_stream::{EventBody, EventDecoder, EventStream};
 pub use events::{Event, EventKind};
 pub use info::{Info, Leader};
 pub use observer::{ObservedRequest, RequestObserver, Route};

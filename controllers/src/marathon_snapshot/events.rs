@@ -1,10 +1,11 @@
 //! Keeping the snapshot fresh from Marathon's event stream: events name the apps to re-read,
 //! and every (re)connection relists, since Marathon does not replay what was missed.
 //!
-//! What it promises: the stream is read on a task of its own that only queues events in a
-//! [`Backlog`](super::backlog::Backlog) bounded by app, so reading never waits on applying
-//! (nor on a relist, a re-read or a subscriber) and Marathon never cuts the stream for
-//! falling behind because the picture was slow. An app's events are applied in the order
+//! What it promises: the stream is read on a thread of its own that only hands the parts it
+//! reads to a second thread, which decodes them and queues the events in a
+//! [`Backlog`](super::backlog::Backlog) bounded by app, so reading never waits on decoding
+//! or applying (nor on a relist, a re-read or a subscriber) and Marathon never cuts the
+//! stream for falling behind because the controller was slow. An app's events are applied in the order
 //! they came. A task or health event is applied in place when the snapshot embeds
 //! tasks (see [`task_events`](super::task_events)); any other event about an app in scope
 //! marks it dirty, as does a task event the picture cannot take, unless it tells nothing new
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{StreamExt, stream};
-use theseus::marathon::{AppId, Embed, Event, EventKind};
+use theseus::marathon::{AppId, Embed, Event, EventDecoder, EventKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -65,15 +66,31 @@ const EVENT_KINDS: &[EventKind] = &[
     EventKind::AppTerminated,
 ];
 
+/// Parts of the stream read and not decoded yet, at most: past it, the reader waits. A part
+/// is what one read of the socket returned, a few events to tens of kilobytes of them.
+const PARTS_UNDECODED: usize = 256;
+
+/// What the reader hands the decoder, in the order it happened.
+enum Undecoded {
+    /// A new connection: what follows is decoded from its start. `broken` ends it.
+    Connected {
+        url: reqwest::Url,
+        broken: CancellationToken,
+    },
+    /// A part of the body, with the snapshot's clock when it was read.
+    Part { read: u64, part: Vec<u8> },
+}
+
 impl MarathonSnapshot {
     /// Follows Marathon's event stream until `stop`: relists on every (re)connect, applies
     /// task events in place, marks the apps other events name as dirty, and re-reads dirty
     /// apps. Reconnects with backoff; marks Marathon unreachable while it cannot connect.
     ///
     /// The stream is read on a thread of its own, with a runtime of its own, that only hands
-    /// events to the [`Backlog`]: applying them (and every Marathon request) happens
-    /// elsewhere, and however busy the workers are, the reader is not queued behind them, so
-    /// a slow picture never makes Marathon cut the stream.
+    /// what it reads to a thread that decodes it into the [`Backlog`]: decoding, applying
+    /// (and every Marathon request) happen elsewhere, and however busy the workers are, the
+    /// reader is not queued behind them, so a slow controller never makes Marathon cut the
+    /// stream.
     pub async fn follow_events(self: Arc<Self>, stop: CancellationToken) {
         // The reader stops with `stop`, and also when this future is dropped (a term lost).
         let reader_stop = stop.child_token();
@@ -85,7 +102,7 @@ impl MarathonSnapshot {
                 .thread_name("marathon-events")
                 .build()
             {
-                Ok(runtime) => runtime.block_on(snapshot.read_events(reader_stop)),
+                Ok(runtime) => runtime.block_on(Arc::clone(&snapshot).read_events(reader_stop)),
                 // No thread to spare: read on the shared runtime rather than not at all.
                 Err(error) => {
                     warn!(%error, "cannot start the event stream's own runtime");
@@ -143,63 +160,86 @@ impl MarathonSnapshot {
         }
     }
 
-    /// Reads the stream into the backlog, and nothing else: no lock of the picture, no
-    /// Marathon request, no subscriber runs here.
-    async fn read_events(&self, stop: CancellationToken) {
+    /// Reads the stream and hands its parts, as they arrive, to a thread that decodes them
+    /// into the backlog ([`MarathonSnapshot::decode_events`]): no decoding, no lock of the
+    /// picture, no Marathon request, no subscriber runs here, so reading keeps up with
+    /// Marathon however little CPU is left to decode and apply. Each part is stamped as read:
+    /// the events it completes are stamped with it.
+    async fn read_events(self: Arc<Self>, stop: CancellationToken) {
         // Connections of its own, made and driven on the reader's runtime.
         let client = self.client.with_own_connections().unwrap_or_else(|error| {
             warn!(%error, "cannot build a client of its own for the event stream");
             self.client.clone()
+        });
+        let (parts, read) = tokio::sync::mpsc::channel(PARTS_UNDECODED);
+        let decoder = tokio::task::spawn_blocking({
+            let snapshot = Arc::clone(&self);
+            move || snapshot.decode_events(read)
         });
         let backoff_policy = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(PROBE_MAX_DELAY)
             .without_max_times();
         let mut backoff = backoff_policy.build();
-        loop {
+        'connecting: loop {
             let connected = tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 // Light plans (the client's default): full ones carry every app twice, in
                 // every deployment event.
-                connected = client.events(EVENT_KINDS) => connected,
+                connected = client.event_body(EVENT_KINDS) => connected,
             };
-            let mut events = match connected {
-                Ok(events) => events,
+            let mut body = match connected {
+                Ok(body) => body,
                 Err(error) => {
                     let error = Arc::new(error);
                     self.set_reachability(Reachability::Unreachable(Arc::clone(&error)));
                     let delay = backoff.next().unwrap_or(PROBE_MAX_DELAY);
                     debug!(%error, ?delay, "cannot connect to Marathon's event stream");
                     tokio::select! {
-                        () = stop.cancelled() => return,
+                        () = stop.cancelled() => break,
                         () = tokio::time::sleep(delay) => continue,
                     }
                 }
             };
-            info!(url = %events.url(), "following Marathon's event stream");
+            info!(url = %body.url(), "following Marathon's event stream");
             self.stream_connected
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             // Events before this point are lost for good: only a fresh list tells the truth.
-            self.backlog.relist();
+            // The decoder marks it in its turn, after what the last connection brought.
+            let broken = CancellationToken::new();
+            if parts
+                .send(Undecoded::Connected {
+                    url: body.url().clone(),
+                    broken: broken.clone(),
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
             let mut delivered = false;
             loop {
                 let next = tokio::select! {
-                    () = stop.cancelled() => return,
-                    next = events.next() => next,
+                    () = stop.cancelled() => break 'connecting,
+                    () = broken.cancelled() => break,
+                    next = body.next_part() => next,
                 };
                 match next {
-                    Some(Ok(event)) => {
+                    Ok(Some(part)) => {
                         if !delivered {
                             delivered = true;
                             backoff = backoff_policy.build();
                         }
-                        self.queue_event(event);
+                        let read = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        if parts.send(Undecoded::Part { read, part }).await.is_err() {
+                            break 'connecting;
+                        }
                     }
-                    Some(Err(error)) => {
+                    Err(error) => {
                         warn!(%error, "Marathon's event stream failed; reconnecting");
                         break;
                     }
-                    None => {
+                    Ok(None) => {
                         info!("Marathon's event stream ended; reconnecting");
                         break;
                     }
@@ -209,17 +249,60 @@ impl MarathonSnapshot {
                 .store(false, std::sync::atomic::Ordering::SeqCst);
             let delay = backoff.next().unwrap_or(PROBE_MAX_DELAY);
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
+            }
+        }
+        drop(parts);
+        if let Err(error) = decoder.await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+
+    /// Decodes what [`MarathonSnapshot::read_events`] read, in the order it was read, into
+    /// the backlog, until the reader stops. A part that does not decode (the stream's framing
+    /// broke) ends its connection: the reader reconnects.
+    fn decode_events(&self, mut read: tokio::sync::mpsc::Receiver<Undecoded>) {
+        let mut decoder: Option<(EventDecoder, CancellationToken)> = None;
+        while let Some(undecoded) = read.blocking_recv() {
+            match undecoded {
+                Undecoded::Connected { url, broken } => {
+                    decoder = Some((EventDecoder::new(url), broken));
+                    self.backlog.relist();
+                }
+                Undecoded::Part { read, part } => {
+                    let Some((decoder, broken)) = decoder.as_mut() else {
+                        continue;
+                    };
+                    decoder.push(&part);
+                    while let Some(decoded) = decoder.next_event() {
+                        match decoded {
+                            Ok(event) => self.queue_read_event(read, event),
+                            Err(error) => {
+                                warn!(%error, "Marathon's event stream failed; reconnecting");
+                                broken.cancel();
+                            }
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Hands an event to the backlog, by the apps in scope it is about.
+    /// Hands an event to the backlog, by the apps in scope it is about, stamped now.
+    #[cfg(test)]
     pub(super) fn queue_event(&self, event: Event) {
-        self.metrics.marathon_event();
-        // Stamped as read: a read of the app that begins after this shows what it says.
         let received = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.queue_read_event(received, event);
+    }
+
+    /// Hands an event to the backlog, by the apps in scope it is about, stamped `received`:
+    /// when it was read from the stream, so that a read of the app that begins after it
+    /// shows what it says.
+    fn queue_read_event(&self, received: u64, event: Event) {
+        self.metrics.marathon_event();
         let apps: Vec<AppId> = event
             .affected_apps()
             .into_iter()
