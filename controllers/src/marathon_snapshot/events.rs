@@ -66,9 +66,10 @@ const EVENT_KINDS: &[EventKind] = &[
     EventKind::AppTerminated,
 ];
 
-/// Parts of the stream read and not decoded yet, at most: past it, the reader waits. A part
-/// is what one read of the socket returned, a few events to tens of kilobytes of them.
-const PARTS_UNDECODED: usize = 256;
+/// Bytes of the stream read and not decoded yet, at most: past it, the reader waits. About
+/// 40,000 events, more than a rollout of 10,000 tasks sends; held only while the decoder is
+/// behind.
+const UNDECODED_BYTES: usize = 16 << 20;
 
 /// What the reader hands the decoder, in the order it happened.
 enum Undecoded {
@@ -171,10 +172,13 @@ impl MarathonSnapshot {
             warn!(%error, "cannot build a client of its own for the event stream");
             self.client.clone()
         });
-        let (parts, read) = tokio::sync::mpsc::channel(PARTS_UNDECODED);
+        let (parts, read) = tokio::sync::mpsc::unbounded_channel();
+        // One permit per byte read and not decoded yet.
+        let room = Arc::new(tokio::sync::Semaphore::new(UNDECODED_BYTES));
         let decoder = tokio::task::spawn_blocking({
             let snapshot = Arc::clone(&self);
-            move || snapshot.decode_events(read)
+            let room = Arc::clone(&room);
+            move || snapshot.decode_events(read, &room)
         });
         let backoff_policy = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
@@ -212,7 +216,6 @@ impl MarathonSnapshot {
                     url: body.url().clone(),
                     broken: broken.clone(),
                 })
-                .await
                 .is_err()
             {
                 break;
@@ -231,7 +234,16 @@ impl MarathonSnapshot {
                             backoff = backoff_policy.build();
                         }
                         let read = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                        if parts.send(Undecoded::Part { read, part }).await.is_err() {
+                        let bytes = part.len().min(UNDECODED_BYTES);
+                        match room
+                            .acquire_many(u32::try_from(bytes).unwrap_or(u32::MAX))
+                            .await
+                        {
+                            // Given back by the decoder once it decoded the part.
+                            Ok(permits) => permits.forget(),
+                            Err(_) => break 'connecting,
+                        }
+                        if parts.send(Undecoded::Part { read, part }).is_err() {
                             break 'connecting;
                         }
                     }
@@ -262,9 +274,22 @@ impl MarathonSnapshot {
     }
 
     /// Decodes what [`MarathonSnapshot::read_events`] read, in the order it was read, into
-    /// the backlog, until the reader stops. A part that does not decode (the stream's framing
-    /// broke) ends its connection: the reader reconnects.
-    fn decode_events(&self, mut read: tokio::sync::mpsc::Receiver<Undecoded>) {
+    /// the backlog, until the reader stops; gives back `room` for each part taken, and
+    /// closes it when it stops (so a reader never waits on a decoder that is gone). A part
+    /// that does not decode (the stream's framing broke) ends its connection: the reader
+    /// reconnects.
+    fn decode_events(
+        &self,
+        mut read: tokio::sync::mpsc::UnboundedReceiver<Undecoded>,
+        room: &tokio::sync::Semaphore,
+    ) {
+        struct Close<'a>(&'a tokio::sync::Semaphore);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        let _close = Close(room);
         let mut decoder: Option<(EventDecoder, CancellationToken)> = None;
         while let Some(undecoded) = read.blocking_recv() {
             match undecoded {
@@ -273,6 +298,7 @@ impl MarathonSnapshot {
                     self.backlog.relist();
                 }
                 Undecoded::Part { read, part } => {
+                    room.add_permits(part.len().min(UNDECODED_BYTES));
                     let Some((decoder, broken)) = decoder.as_mut() else {
                         continue;
                     };
