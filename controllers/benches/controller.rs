@@ -512,6 +512,21 @@ async fn converge(
     eprintln!("2/4: {deployments} × {instances} new deployments");
     let controller = ControllerProcess::spawn(etcd, &marathon.url(), "3600s");
     controller.wait_leading().await;
+    // Its event stream connected and the first list made: a relist counted from here on is
+    // a reconnection's.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric_sum(
+        &controller.metrics().await,
+        "theseus_controller_marathon_snapshot_relists_total",
+        "reason=\"reconnect\"",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the controller never followed Marathon's events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // A second subscriber that only reads the stream's bytes: how often localmarathon itself
     // cuts a reader that never falls behind on its own account.
     let bare_reader_cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
