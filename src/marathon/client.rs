@@ -22,7 +22,7 @@ use super::app::{App, Version};
 use super::app_id::AppId;
 use super::deployment::{Deployment, DeploymentId, DeploymentResult};
 use super::error::{self, Error, Target};
-use super::event_stream::{EventBody, EventStream};
+use super::event_stream::{EventBody, EventStream, transport_error};
 use super::events::EventKind;
 use super::failover::{Answer, Call, MarathonEndpoints};
 use super::info::{Info, Leader};
@@ -908,22 +908,14 @@ async fn read_body(mut response: reqwest::Response, url: &Url) -> Result<Vec<u8>
 }
 
 /// The next part of `response`'s body; `None` at its end.
-async fn next_part(
+pub(super) async fn next_part(
     response: &mut reqwest::Response,
     url: &Url,
 ) -> Result<Option<impl AsRef<[u8]> + Send + 'static + use<>>, Error> {
-    response.chunk().await.map_err(|source| {
-        if source.is_timeout() {
-            Error::Timeout {
-                url: url.to_string(),
-            }
-        } else {
-            Error::Transport {
-                url: url.to_string(),
-                source,
-            }
-        }
-    })
+    response
+        .chunk()
+        .await
+        .map_err(|source| transport_error(url, source))
 }
 
 fn decode<T: DeserializeOwned>(url: &Url, body: &[u8], what: &str) -> Result<T, Error> {

@@ -88,10 +88,8 @@ impl EventBody {
 
     /// The next part of the body as it arrived; `None` when the stream ended.
     pub async fn next_part(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        match self.response.chunk().await {
-            Ok(part) => Ok(part.map(|part| part.to_vec())),
-            Err(error) => Err(transport_error(&self.url, error)),
-        }
+        let part = super::client::next_part(&mut self.response, &self.url).await?;
+        Ok(part.map(|part| part.as_ref().to_vec()))
     }
 }
 
@@ -149,7 +147,8 @@ impl EventDecoder {
     }
 }
 
-fn transport_error(url: &Url, source: reqwest::Error) -> Error {
+/// A failed read of a body from `url`: a timeout, or the transport's error.
+pub(super) fn transport_error(url: &Url, source: reqwest::Error) -> Error {
     let url = url.to_string();
     if source.is_timeout() {
         Error::Timeout { url }
