@@ -8,9 +8,9 @@
 //!   lists for the app change nothing: what the deployment does to tasks comes as task
 //!   events.
 //! - `deployment_success` removes the deployment from the app's deployments (nothing else in
-//!   the app changes when one ends). The end is marked with the snapshot's clock: a read that
-//!   began earlier, and a write recorded later, do not bring the deployment back
-//!   ([`drop_ended`]).
+//!   the app changes when one ends). The end is marked with the snapshot's clock when the
+//!   event was read from the stream: a read that began earlier, and a write recorded later,
+//!   do not bring the deployment back ([`drop_ended`]).
 //! - Anything else (an app the picture does not hold, a deployment it does not know, a
 //!   failed step or deployment, another client's change) asks for the app to be re-read.
 
@@ -22,9 +22,14 @@ use super::MarathonPicture;
 use super::task_events::Applied;
 use crate::small_map::SmallMap;
 
-/// What `event` does to `app`'s picture; `None` if the event is not a deployment or API
-/// event.
-pub(super) fn apply(state: &mut MarathonPicture, app: &AppId, event: &Event) -> Option<Applied> {
+/// What `event`, read from the stream at clock `received`, does to `app`'s picture; `None`
+/// if the event is not a deployment or API event.
+pub(super) fn apply(
+    state: &mut MarathonPicture,
+    app: &AppId,
+    event: &Event,
+    received: u64,
+) -> Option<Applied> {
     Some(match event {
         Event::ApiPost(e) => {
             let version = e.app_definition.as_ref().and_then(|d| d.version.as_ref());
@@ -39,7 +44,7 @@ pub(super) fn apply(state: &mut MarathonPicture, app: &AppId, event: &Event) -> 
             Some(held) if held.deployment_ids().any(|d| *d == e.plan.id) => Applied::Unchanged,
             _ => Applied::Reread(app.clone()),
         },
-        Event::DeploymentSuccess(e) => deployment_ended(state, app, &e.id),
+        Event::DeploymentSuccess(e) => deployment_ended(state, app, &e.id, received),
         Event::DeploymentStepFailure(_) | Event::DeploymentFailed(_) | Event::AppTerminated(_) => {
             Applied::Reread(app.clone())
         }
@@ -56,12 +61,12 @@ fn deployment_ended(
     state: &mut MarathonPicture,
     app: &AppId,
     deployment: &DeploymentId,
+    received: u64,
 ) -> Applied {
-    let stamp = state.tick();
     let Some(entry) = state.entries.get_mut(app) else {
         return Applied::Reread(app.clone());
     };
-    entry.ended.insert(deployment.clone(), stamp);
+    entry.ended.insert(deployment.clone(), received);
     let Some(held) = entry.app.as_mut() else {
         // Deleted as far as the picture knows: the deletion's deployment ended.
         return Applied::Unchanged;
@@ -94,6 +99,12 @@ mod tests {
 
     use super::super::KnownApp;
     use super::*;
+
+    /// Applies `event` as if read from the stream now.
+    fn apply_now(state: &mut MarathonPicture, app: &AppId, event: &Event) -> Option<Applied> {
+        let received = state.tick();
+        apply(state, app, event, received)
+    }
 
     fn id(text: &str) -> AppId {
         AppId::parse(text).unwrap()
@@ -129,12 +140,12 @@ mod tests {
         let mut state = state_with(deploying());
         for kind in ["deployment_info", "deployment_step_success"] {
             assert_eq!(
-                apply(&mut state, &id("/a/x"), &deployment_event(kind, "d1")),
+                apply_now(&mut state, &id("/a/x"), &deployment_event(kind, "d1")),
                 Some(Applied::Unchanged),
                 "{kind}"
             );
             assert_eq!(
-                apply(&mut state, &id("/a/x"), &deployment_event(kind, "d2")),
+                apply_now(&mut state, &id("/a/x"), &deployment_event(kind, "d2")),
                 Some(Applied::Reread(id("/a/x"))),
                 "{kind} of an unknown deployment"
             );
@@ -145,7 +156,7 @@ mod tests {
     fn a_deployments_success_removes_it_and_a_later_record_does_not_bring_it_back() {
         let mut state = state_with(deploying());
         assert_eq!(
-            apply(
+            apply_now(
                 &mut state,
                 &id("/a/x"),
                 &deployment_event("deployment_success", "d1")
@@ -169,7 +180,7 @@ mod tests {
     fn failures_and_unknown_apps_are_re_read() {
         let mut state = state_with(deploying());
         assert_eq!(
-            apply(
+            apply_now(
                 &mut state,
                 &id("/a/x"),
                 &deployment_event("deployment_failed", "d1")
@@ -178,7 +189,7 @@ mod tests {
         );
         let mut empty = MarathonPicture::default();
         assert_eq!(
-            apply(
+            apply_now(
                 &mut empty,
                 &id("/a/x"),
                 &deployment_event("deployment_success", "d1")
@@ -197,11 +208,11 @@ mod tests {
             )
         };
         assert_eq!(
-            apply(&mut state, &id("/a/x"), &post("2026-01-01T00:00:01.000Z")),
+            apply_now(&mut state, &id("/a/x"), &post("2026-01-01T00:00:01.000Z")),
             Some(Applied::Unchanged)
         );
         assert_eq!(
-            apply(&mut state, &id("/a/x"), &post("2026-01-01T00:00:02.000Z")),
+            apply_now(&mut state, &id("/a/x"), &post("2026-01-01T00:00:02.000Z")),
             Some(Applied::Reread(id("/a/x")))
         );
     }

@@ -462,7 +462,7 @@ impl MarathonSnapshot {
                 self.metrics.snapshot_task_event("overtaken");
                 continue;
             }
-            match self.apply_event(state, app, &event) {
+            match self.apply_event(state, app, &event, received) {
                 Applied::Changed(_) => changed = true,
                 Applied::Unchanged => {}
                 Applied::Reread(_) => {
@@ -474,19 +474,26 @@ impl MarathonSnapshot {
         (changed, None)
     }
 
-    /// What one event does to `app`'s picture: task events change it in place when the
-    /// snapshot embeds tasks, deployment and API events when it embeds deployments (see
-    /// [`deployment_events`]); any other event asks for the app to be re-read.
-    fn apply_event(&self, state: &mut MarathonPicture, app: &AppId, event: &Event) -> Applied {
+    /// What one event, read from the stream at clock `received`, does to `app`'s picture:
+    /// task events change it in place when the snapshot embeds tasks, deployment and API
+    /// events when it embeds deployments (see [`deployment_events`]); any other event asks
+    /// for the app to be re-read.
+    fn apply_event(
+        &self,
+        state: &mut MarathonPicture,
+        app: &AppId,
+        event: &Event,
+        received: u64,
+    ) -> Applied {
         if self.tracks_tasks()
             && task_events::task_event_app(event).is_some()
-            && let Some(applied) = task_events::apply(state, event)
+            && let Some(applied) = task_events::apply(state, event, received)
         {
             self.metrics.snapshot_task_event(applied.label());
             return applied;
         }
         if self.config.embeds.contains(&Embed::Deployments)
-            && let Some(applied) = deployment_events::apply(state, app, event)
+            && let Some(applied) = deployment_events::apply(state, app, event, received)
         {
             self.metrics.snapshot_deployment_event(applied.label());
             return applied;

@@ -1012,6 +1012,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_applied_while_a_later_list_is_in_flight_does_not_turn_the_list_back() {
+        let marathon = Arc::new(Scripted::default());
+        let mut app = managed("/a/x", "h");
+        app["tasks"] = json!([]);
+        app["tasksRunning"] = json!(0);
+        app["tasksStaged"] = json!(0);
+        *marathon.listed.lock().unwrap() = vec![app.clone()];
+        let client = start(Arc::clone(&marathon)).await;
+        let snapshot = tasks_snapshot(client);
+        marathon.gate.add_permits(1);
+        snapshot.relist(RelistReason::Initial).await.unwrap();
+
+        // The task's start is read from the stream; its applier is behind...
+        snapshot.queue_event(theseus::marathon::Event::from_json(json!({
+            "eventType": "status_update_event", "appId": "/a/x", "taskId": "a_x.1",
+            "taskStatus": "TASK_STARTING", "host": "10.0.0.1", "ports": [31000]
+        })));
+        // ...a list begins after it was read, and will show the task already running...
+        app["tasks"] = json!([{
+            "id": "a_x.1", "appId": "/a/x", "host": "10.0.0.1", "ports": [31000],
+            "state": "TASK_RUNNING", "startedAt": "2026-01-01T00:00:01.000Z"
+        }]);
+        app["tasksRunning"] = json!(1);
+        *marathon.listed.lock().unwrap() = vec![app];
+        let listing = tokio::spawn({
+            let snapshot = Arc::clone(&snapshot);
+            async move { snapshot.relist(RelistReason::Resync).await }
+        });
+        while marathon.lists.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // ...and the event is applied while that list is in flight.
+        snapshot.apply_batch(snapshot.backlog.take());
+        assert_eq!(
+            snapshot.app(&id("/a/x")).unwrap().tasks_running,
+            Some(0),
+            "the task is starting as far as the events go"
+        );
+        marathon.gate.add_permits(1);
+        listing.await.unwrap().unwrap();
+        let x = snapshot.app(&id("/a/x")).unwrap();
+        let task = &x.tasks.as_ref().unwrap()[0];
+        assert_eq!(
+            task.state,
+            theseus::marathon::TaskState::Running,
+            "the list began after the event was read: it shows what followed"
+        );
+        assert_eq!(x.tasks_running, Some(1));
+    }
+
+    #[tokio::test]
     async fn an_unanswered_list_makes_marathon_unreachable() {
         // A port nothing listens on: bound, then released.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -38,17 +38,19 @@ pub(super) struct KnownApp {
     pub(super) written: Option<Option<Version>>,
     /// Read individually although the selector does not match it (someone else's app).
     pub(super) foreign: bool,
-    /// Tasks changed in place by events, with the clock when each was: a read that began
-    /// earlier shows them as they were before.
+    /// Tasks changed in place by events, each with the clock when the latest such event was
+    /// read from the stream: a read that began earlier may show them as they were before; one
+    /// that began later shows what the event said, or newer.
     pub(super) task_marks: SmallMap<TaskId, u64>,
-    /// When an event last set the app's last task failure.
+    /// When the event that last set the app's last task failure was read from the stream.
     pub(super) failure_mark: Option<u64>,
-    /// Deployments events said ended, with the clock when each did: a read that began
-    /// earlier, or a write recorded later, does not list them.
+    /// Deployments events said ended, with the clock when each such event was read from the
+    /// stream: a read that began earlier, or a write recorded later, does not list them.
     pub(super) ended: SmallMap<DeploymentId, u64>,
     /// Instances Marathon said it launched (`Provisioned`) whose task the picture does not
-    /// hold yet: when, and the clock when the event was applied. Their first status update
-    /// takes that time as the task's `stagedAt`, as Marathon's own list shows it.
+    /// hold yet: when, and the clock when the event was read from the stream. Their first
+    /// status update takes that time as the task's `stagedAt`, as Marathon's own list shows
+    /// it.
     pub(super) provisioned: SmallMap<InstanceId, (chrono::DateTime<chrono::Utc>, u64)>,
 }
 

@@ -20,8 +20,10 @@
 //!   unhealthy kills change nothing until the status or verdict they lead to arrives.
 //! - An event the picture cannot take (an app it does not hold, or holds without tasks) asks
 //!   for the app to be re-read: nothing is dropped.
-//! - Every task changed is marked with the snapshot's clock, so a list or read that began
-//!   before the event does not turn that task back (see [`merge_marked`]).
+//! - Every task changed is marked with the snapshot's clock when its event was read from the
+//!   stream, so a list or read that began before that does not turn the task back (see
+//!   [`merge_marked`]), and one that began after it, which already shows the event or what
+//!   followed it, is taken as it is, however late the event is applied.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,13 +75,14 @@ pub(super) fn task_event_app(event: &Event) -> Option<&AppId> {
     }
 }
 
-/// Applies a task or health event to `state`; `None` if the event is of another kind.
-pub(super) fn apply(state: &mut MarathonPicture, event: &Event) -> Option<Applied> {
+/// Applies a task or health event, read from the stream at clock `received`, to `state`;
+/// `None` if the event is of another kind.
+pub(super) fn apply(state: &mut MarathonPicture, event: &Event, received: u64) -> Option<Applied> {
     Some(match event {
-        Event::StatusUpdate(e) => status_update(state, e),
-        Event::InstanceChanged(e) => instance_changed(state, e),
-        Event::InstanceHealthChanged(e) => instance_health(state, e),
-        Event::HealthStatusChanged(e) => health_status(state, e),
+        Event::StatusUpdate(e) => status_update(state, e, received),
+        Event::InstanceChanged(e) => instance_changed(state, e, received),
+        Event::InstanceHealthChanged(e) => instance_health(state, e, received),
+        Event::HealthStatusChanged(e) => health_status(state, e, received),
         Event::FailedHealthCheck(_)
         | Event::UnhealthyTaskKill(_)
         | Event::UnhealthyInstanceKill(_) => Applied::Unchanged,
@@ -101,14 +104,13 @@ fn is_failure(state: &TaskState) -> bool {
     )
 }
 
-/// The app `id` with its tasks, ready to change, and its entry; `Err` with what to do when
-/// the picture cannot take a change to it.
+/// The entry of app `id`, held with its tasks and ready to change; `Err` with what to do
+/// when the picture cannot take a change to it.
 fn tasks_of<'a>(
     state: &'a mut MarathonPicture,
     id: &AppId,
     terminal: bool,
-) -> Result<(&'a mut KnownApp, u64), Applied> {
-    let stamp = state.tick();
+) -> Result<&'a mut KnownApp, Applied> {
     let Some(entry) = state.entries.get_mut(id) else {
         return Err(Applied::Reread(id.clone()));
     };
@@ -118,13 +120,13 @@ fn tasks_of<'a>(
         None if terminal => Err(Applied::Unchanged),
         None => Err(Applied::Reread(id.clone())),
         Some(app) if app.tasks.is_none() => Err(Applied::Reread(id.clone())),
-        Some(_) => Ok((entry, stamp)),
+        Some(_) => Ok(entry),
     }
 }
 
-fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
+fn status_update(state: &mut MarathonPicture, e: &StatusUpdate, received: u64) -> Applied {
     let terminal = e.task_status.is_terminal();
-    let (entry, stamp) = match tasks_of(state, &e.app_id, terminal) {
+    let entry = match tasks_of(state, &e.app_id, terminal) {
         Ok(found) => found,
         Err(applied) => return applied,
     };
@@ -163,13 +165,13 @@ fn status_update(state: &mut MarathonPicture, e: &StatusUpdate) -> Applied {
             slave_id: e.slave_id.clone(),
             extra: Default::default(),
         }));
-        entry.failure_mark = Some(stamp);
+        entry.failure_mark = Some(received);
     }
     if !changed && !failed {
         return Applied::Unchanged;
     }
     recount(app);
-    entry.task_marks.insert(e.task_id.clone(), stamp);
+    entry.task_marks.insert(e.task_id.clone(), received);
     Applied::Changed(e.app_id.clone())
 }
 
@@ -266,7 +268,7 @@ fn take_provisioned(
     provisioned.remove(&instance).map(|(time, _)| time)
 }
 
-fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged) -> Applied {
+fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged, received: u64) -> Applied {
     // Marathon launched the instance: its task's first status update comes next, and
     // Marathon's list shows this moment as the task's `stagedAt` (no status update of
     // TASK_STAGING is sent; Mesos reports from TASK_STARTING on).
@@ -275,10 +277,10 @@ fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged) -> Applied
             return Applied::Unchanged;
         };
         return match tasks_of(state, &e.run_spec_id, false) {
-            Ok((entry, stamp)) => {
+            Ok(entry) => {
                 entry
                     .provisioned
-                    .insert(e.instance_id.clone(), (time, stamp));
+                    .insert(e.instance_id.clone(), (time, received));
                 Applied::Unchanged
             }
             Err(applied) => applied,
@@ -288,7 +290,7 @@ fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged) -> Applied
     if terminal_condition(&e.condition).is_none() {
         return Applied::Unchanged;
     }
-    let (entry, stamp) = match tasks_of(state, &e.run_spec_id, true) {
+    let entry = match tasks_of(state, &e.run_spec_id, true) {
         Ok(found) => found,
         Err(applied) => return applied,
     };
@@ -307,16 +309,21 @@ fn instance_changed(state: &mut MarathonPicture, e: &InstanceChanged) -> Applied
         .iter()
         .filter(|task| of_instance(task, &e.instance_id))
     {
-        entry.task_marks.insert(task.id.clone(), stamp);
+        entry.task_marks.insert(task.id.clone(), received);
     }
     tasks.retain(|task| !of_instance(task, &e.instance_id));
     recount(app);
     Applied::Changed(e.run_spec_id.clone())
 }
 
-fn instance_health(state: &mut MarathonPicture, e: &InstanceHealthChanged) -> Applied {
+fn instance_health(
+    state: &mut MarathonPicture,
+    e: &InstanceHealthChanged,
+    received: u64,
+) -> Applied {
     set_health(
         state,
+        received,
         &e.run_spec_id,
         |task| of_instance(task, &e.instance_id),
         e.healthy,
@@ -324,7 +331,7 @@ fn instance_health(state: &mut MarathonPicture, e: &InstanceHealthChanged) -> Ap
     )
 }
 
-fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged) -> Applied {
+fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged, received: u64) -> Applied {
     // One check's verdict is the task's only when it is the app's only check; with more,
     // `instance_health_changed_event` brings the task's verdict.
     let single_check = state
@@ -339,6 +346,7 @@ fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged) -> Applie
     match (&e.instance_id, &e.task_id) {
         (Some(instance), _) => set_health(
             state,
+            received,
             &e.app_id,
             |task| of_instance(task, instance),
             Some(e.alive),
@@ -346,6 +354,7 @@ fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged) -> Applie
         ),
         (None, Some(task_id)) => set_health(
             state,
+            received,
             &e.app_id,
             |task| &task.id == task_id,
             Some(e.alive),
@@ -355,15 +364,17 @@ fn health_status(state: &mut MarathonPicture, e: &HealthStatusChanged) -> Applie
     }
 }
 
-/// Sets the health verdict of the tasks of `app` that `chosen` picks.
+/// Sets the health verdict of the tasks of `app` that `chosen` picks, as an event read at
+/// clock `received` said.
 fn set_health(
     state: &mut MarathonPicture,
+    received: u64,
     app_id: &AppId,
     chosen: impl Fn(&Task) -> bool,
     healthy: Option<bool>,
     instance: Option<&InstanceId>,
 ) -> Applied {
-    let (entry, stamp) = match tasks_of(state, app_id, false) {
+    let entry = match tasks_of(state, app_id, false) {
         Ok(found) => found,
         Err(applied) => return applied,
     };
@@ -392,7 +403,7 @@ fn set_health(
                 extra: Default::default(),
             }]
         });
-        entry.task_marks.insert(task.id.clone(), stamp);
+        entry.task_marks.insert(task.id.clone(), received);
     }
     recount(app);
     Applied::Changed(app_id.clone())
@@ -470,6 +481,12 @@ mod tests {
 
     use super::*;
 
+    /// Applies `event` as if read from the stream now.
+    fn apply_now(state: &mut MarathonPicture, event: &Event) -> Option<Applied> {
+        let received = state.tick();
+        apply(state, event, received)
+    }
+
     fn event(fixture: &str, changes: Value) -> Event {
         let path = format!(
             "{}/../tests/fixtures/marathon/{fixture}",
@@ -516,7 +533,7 @@ mod tests {
                    [{"ipAddress": "10.0.0.5", "protocol": "IPv4"}]}),
         );
         assert_eq!(
-            apply(&mut state, &staging),
+            apply_now(&mut state, &staging),
             Some(Applied::Changed(AppId::parse("/my-app").unwrap()))
         );
         let app = app_of(&state, "/my-app");
@@ -535,11 +552,11 @@ mod tests {
             json!({"taskId": TASK, "taskStatus": "TASK_RUNNING"}),
         );
         assert!(matches!(
-            apply(&mut state, &running),
+            apply_now(&mut state, &running),
             Some(Applied::Changed(_))
         ));
         assert_eq!(
-            apply(&mut state, &running),
+            apply_now(&mut state, &running),
             Some(Applied::Unchanged),
             "the same update twice"
         );
@@ -560,7 +577,7 @@ mod tests {
             json!({"taskId": TASK, "appId": "/my-app"}),
         );
         assert!(matches!(
-            apply(&mut state, &failed),
+            apply_now(&mut state, &failed),
             Some(Applied::Changed(_))
         ));
         let app = app_of(&state, "/my-app");
@@ -586,19 +603,19 @@ mod tests {
             json!({"taskId": TASK, "taskStatus": "TASK_STAGING",
                    "timestamp": "2026-01-02T03:04:05.000Z"}),
         );
-        apply(&mut state, &staging);
+        apply_now(&mut state, &staging);
         let running = event(
             "event-status_update_event.json",
             json!({"taskId": TASK, "taskStatus": "TASK_RUNNING",
                    "timestamp": "2026-01-02T03:04:07.000Z"}),
         );
-        apply(&mut state, &running);
+        apply_now(&mut state, &running);
         let again = event(
             "event-status_update_event.json",
             json!({"taskId": TASK, "taskStatus": "TASK_RUNNING",
                    "timestamp": "2026-01-02T03:09:00.000Z"}),
         );
-        apply(&mut state, &again);
+        apply_now(&mut state, &again);
         let task = &app_of(&state, "/my-app").tasks.as_ref().unwrap()[0];
         let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
         assert_eq!(task.staged_at, time("2026-01-02T03:04:05Z"));
@@ -617,13 +634,16 @@ mod tests {
             json!({"condition": "Provisioned", "runSpecId": "/my-app",
                    "timestamp": "2026-01-02T03:04:05.000Z"}),
         );
-        assert_eq!(apply(&mut state, &provisioned), Some(Applied::Unchanged));
+        assert_eq!(
+            apply_now(&mut state, &provisioned),
+            Some(Applied::Unchanged)
+        );
         let starting = event(
             "event-status_update_event.json",
             json!({"taskId": TASK, "taskStatus": "TASK_STARTING",
                    "timestamp": "2026-01-02T03:04:06.000Z"}),
         );
-        apply(&mut state, &starting);
+        apply_now(&mut state, &starting);
         let task = &app_of(&state, "/my-app").tasks.as_ref().unwrap()[0];
         let time = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
         assert_eq!(task.staged_at, time("2026-01-02T03:04:05Z"));
@@ -644,16 +664,16 @@ mod tests {
             json!({"appId": "/no-tasks", "taskId": TASK}),
         );
         assert_eq!(
-            apply(&mut state, &running),
+            apply_now(&mut state, &running),
             Some(Applied::Reread(AppId::parse("/no-tasks").unwrap()))
         );
         let unknown = event("event-status_update_event.json", json!({"taskId": TASK}));
         assert_eq!(
-            apply(&mut state, &unknown),
+            apply_now(&mut state, &unknown),
             Some(Applied::Reread(AppId::parse("/my-app").unwrap()))
         );
         let other = event("event-deployment_success.json", json!({}));
-        assert_eq!(apply(&mut state, &other), None);
+        assert_eq!(apply_now(&mut state, &other), None);
     }
 
     #[test]
@@ -671,15 +691,15 @@ mod tests {
             "event-status_update_event.json",
             json!({"taskId": TASK, "taskStatus": "TASK_KILLED"}),
         );
-        assert_eq!(apply(&mut state, &killed), Some(Applied::Unchanged));
+        assert_eq!(apply_now(&mut state, &killed), Some(Applied::Unchanged));
         let running = event("event-status_update_event.json", json!({"taskId": TASK}));
-        assert_eq!(apply(&mut state, &running), Some(Applied::Reread(id)));
+        assert_eq!(apply_now(&mut state, &running), Some(Applied::Reread(id)));
     }
 
     #[test]
     fn health_events_set_the_verdict_of_the_instances_task() {
         let mut state = state_with(running_app());
-        apply(
+        apply_now(
             &mut state,
             &event("event-status_update_event.json", json!({"taskId": TASK})),
         );
@@ -688,13 +708,13 @@ mod tests {
             json!({"runSpecId": "/my-app"}),
         );
         assert!(matches!(
-            apply(&mut state, &healthy),
+            apply_now(&mut state, &healthy),
             Some(Applied::Changed(_))
         ));
         let app = app_of(&state, "/my-app");
         assert_eq!(app.tasks.as_ref().unwrap()[0].healthy(), Some(true));
         assert_eq!(app.tasks_healthy, Some(1));
-        assert_eq!(apply(&mut state, &healthy), Some(Applied::Unchanged));
+        assert_eq!(apply_now(&mut state, &healthy), Some(Applied::Unchanged));
 
         // The app's only check: that check's verdict is the task's.
         let dead = event(
@@ -702,7 +722,7 @@ mod tests {
             json!({"alive": false}),
         );
         assert!(matches!(
-            apply(&mut state, &dead),
+            apply_now(&mut state, &dead),
             Some(Applied::Changed(_))
         ));
         let app = app_of(&state, "/my-app");
@@ -710,13 +730,16 @@ mod tests {
         assert_eq!((app.tasks_healthy, app.tasks_unhealthy), (Some(0), Some(1)));
 
         let failed_check = event("event-failed_health_check_event.json", json!({}));
-        assert_eq!(apply(&mut state, &failed_check), Some(Applied::Unchanged));
+        assert_eq!(
+            apply_now(&mut state, &failed_check),
+            Some(Applied::Unchanged)
+        );
     }
 
     #[test]
     fn a_terminal_instance_condition_removes_its_tasks() {
         let mut state = state_with(running_app());
-        apply(
+        apply_now(
             &mut state,
             &event("event-status_update_event.json", json!({"taskId": TASK})),
         );
@@ -724,24 +747,24 @@ mod tests {
             "event-instance_changed_event.json",
             json!({"runSpecId": "/my-app"}),
         );
-        assert_eq!(apply(&mut state, &running), Some(Applied::Unchanged));
+        assert_eq!(apply_now(&mut state, &running), Some(Applied::Unchanged));
         let killed = event(
             "event-instance_changed_event.json",
             json!({"runSpecId": "/my-app", "condition": "Killed"}),
         );
         assert!(matches!(
-            apply(&mut state, &killed),
+            apply_now(&mut state, &killed),
             Some(Applied::Changed(_))
         ));
         assert!(app_of(&state, "/my-app").tasks.as_ref().unwrap().is_empty());
-        assert_eq!(apply(&mut state, &killed), Some(Applied::Unchanged));
+        assert_eq!(apply_now(&mut state, &killed), Some(Applied::Unchanged));
     }
 
     #[test]
     fn a_read_that_began_before_an_event_keeps_the_events_tasks() {
         let mut state = state_with(running_app());
         let began = state.tick();
-        apply(
+        apply_now(
             &mut state,
             &event("event-status_update_event.json", json!({"taskId": TASK})),
         );
@@ -793,7 +816,7 @@ mod tests {
         // added has no staged time; a read begun before that update shows it.
         let mut state = state_with(running_app());
         let began = state.tick();
-        apply(
+        apply_now(
             &mut state,
             &event(
                 "event-status_update_event.json",
