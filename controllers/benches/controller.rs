@@ -111,6 +111,21 @@ async fn wait_empty(client: &MarathonClient) {
     }
 }
 
+/// Waits until Marathon has no app, no task and no deployment left: the kills that follow a
+/// deletion send their events after the app is gone from the list, and a controller that
+/// connects later must not have them to read while it is measured.
+async fn wait_quiet(marathon: &Handle, client: &MarathonClient) {
+    wait_empty(client).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !marathon.tasks().is_empty() || !client.deployments().await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Marathon did not finish its kills"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until Marathon no longer has `app`.
 async fn wait_gone(client: &MarathonClient, app: &AppId) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -256,7 +271,7 @@ async fn marathon_alone(
             }
         })
         .await;
-    wait_empty(client).await;
+    wait_quiet(marathon, client).await;
     took
 }
 
