@@ -935,18 +935,25 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_list_that_began_before_a_task_event_keeps_what_the_event_said() {
+    /// A snapshot that embeds tasks, listed once from a Marathon holding `/a/x` with no task
+    /// yet; that Marathon, and the app as it lists it.
+    async fn listed_without_tasks() -> (Arc<Scripted>, Arc<MarathonSnapshot>, Value) {
         let marathon = Arc::new(Scripted::default());
         let mut app = managed("/a/x", "h");
         app["tasks"] = json!([]);
         app["tasksRunning"] = json!(0);
         app["tasksStaged"] = json!(0);
-        *marathon.listed.lock().unwrap() = vec![app];
+        *marathon.listed.lock().unwrap() = vec![app.clone()];
         let client = start(Arc::clone(&marathon)).await;
         let snapshot = tasks_snapshot(client);
         marathon.gate.add_permits(1);
         snapshot.relist(RelistReason::Initial).await.unwrap();
+        (marathon, snapshot, app)
+    }
+
+    #[tokio::test]
+    async fn a_list_that_began_before_a_task_event_keeps_what_the_event_said() {
+        let (marathon, snapshot, _) = listed_without_tasks().await;
         let mut changes = Box::pin(snapshot.changes());
 
         let listing = tokio::spawn({
@@ -1013,16 +1020,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_applied_while_a_later_list_is_in_flight_does_not_turn_the_list_back() {
-        let marathon = Arc::new(Scripted::default());
-        let mut app = managed("/a/x", "h");
-        app["tasks"] = json!([]);
-        app["tasksRunning"] = json!(0);
-        app["tasksStaged"] = json!(0);
-        *marathon.listed.lock().unwrap() = vec![app.clone()];
-        let client = start(Arc::clone(&marathon)).await;
-        let snapshot = tasks_snapshot(client);
-        marathon.gate.add_permits(1);
-        snapshot.relist(RelistReason::Initial).await.unwrap();
+        let (marathon, snapshot, mut app) = listed_without_tasks().await;
 
         // The task's start is read from the stream; its applier is behind...
         snapshot.queue_event(theseus::marathon::Event::from_json(json!({
