@@ -30,8 +30,12 @@ use super::metrics::Metrics;
 /// The most bytes of keys and values one transaction carries (etcd refuses requests over
 /// 1.5 MiB); a single write larger than this still goes, alone.
 pub const BATCH_BYTES: usize = 1024 * 1024;
-/// Transactions in flight at once.
-pub const IN_FLIGHT: usize = 4;
+/// Transactions in flight at once: two, so that etcd applies one while the next gathers what
+/// arrives meanwhile. More in flight makes more, smaller transactions, and etcd's cost is
+/// mostly per transaction (a Raft entry, a WAL sync, and on etcd 3.4 a copy of its write
+/// buffer): at 10,000 new deployments, four in flight sent about 3,600 transactions where two
+/// send about 2,100, and etcd spent about a sixth more CPU.
+pub const IN_FLIGHT: usize = 2;
 
 /// What became of the transaction that carried a write.
 pub type WriteOutcome = Result<TxnOutcome, Arc<StoreError>>;
