@@ -550,7 +550,7 @@ async fn converge(
         let cuts = std::sync::Arc::clone(&bare_reader_cuts);
         async move {
             loop {
-                let Ok(response) = reqwest::Client::new()
+                let Ok(response) = support::http()
                     .get(&url)
                     .header("Accept", "text/event-stream")
                     .send()

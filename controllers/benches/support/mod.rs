@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -52,6 +53,15 @@ impl Stack {
             client,
         }
     }
+}
+
+/// The one HTTP client of the benchmark's reads of `/metrics` and `/readyz`. Building a client
+/// loads and parses every root certificate of the system, which costs more CPU than the read
+/// itself; the controller's queue is sampled every 50 ms during the measured run, and a client
+/// per sample would take that CPU from what is measured.
+pub fn http() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
 }
 
 /// localmarathon on a runtime of its own, two workers named [`MARATHON_THREADS`], which
@@ -170,7 +180,7 @@ impl ControllerProcess {
     }
 
     pub async fn metrics(&self) -> String {
-        match reqwest::get(format!("{}/metrics", self.http)).await {
+        match http().get(format!("{}/metrics", self.http)).send().await {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         }
@@ -180,7 +190,7 @@ impl ControllerProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             // What /readyz said last, for the message if the controller never leads.
-            let said = match reqwest::get(format!("{}/readyz", self.http)).await {
+            let said = match http().get(format!("{}/readyz", self.http)).send().await {
                 Ok(response) => {
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
@@ -329,7 +339,9 @@ pub fn process_cpu_seconds(path: &str) -> f64 {
 
 /// etcd's CPU seconds, from its own `/metrics`.
 pub async fn etcd_cpu_seconds(etcd: &EtcdServer) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", etcd.endpoint()))
+    let text = http()
+        .get(format!("{}/metrics", etcd.endpoint()))
+        .send()
         .await
         .unwrap()
         .text()
@@ -339,7 +351,9 @@ pub async fn etcd_cpu_seconds(etcd: &EtcdServer) -> f64 {
 }
 
 pub async fn etcd_server_requests(etcd: &EtcdServer) -> BTreeMap<String, f64> {
-    let text = reqwest::get(format!("{}/metrics", etcd.endpoint()))
+    let text = http()
+        .get(format!("{}/metrics", etcd.endpoint()))
+        .send()
         .await
         .unwrap()
         .text()
