@@ -27,7 +27,7 @@
 //! States: `Listing` (before the first list is handed out) → `Synced { revision }`, updated
 //! at each later list; `Listing` → `Stopped` when the watch goes away before its first list.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque, btree_map};
 use std::fmt;
 use std::ops::RangeBounds;
 use std::pin::Pin;
@@ -503,25 +503,31 @@ impl<C: Contents> Cache<C> {
             }
             state.removed.remove(&key);
         }
-        let value = match state.held.get(&key) {
-            Some(slot) if slot.revision >= revision => return None,
-            _ => self.shared.contents.value(&key, &entry),
+        // One walk of the map per put: the controller's copy of /observed/ sees every write
+        // it makes come back, and its keys compare by their strings.
+        let slot = match state.held.entry(key) {
+            btree_map::Entry::Occupied(slot) if slot.get().revision >= revision => return None,
+            slot => slot,
         };
-        match state.held.get_mut(&key) {
-            Some(slot) => {
-                let same = self.shared.contents.same(&key, &slot.value, &value);
-                slot.revision = revision;
-                let old = std::mem::replace(&mut slot.value, value);
-                (!same).then_some(CacheChange::Put {
-                    key,
+        let value = self.shared.contents.value(slot.key(), &entry);
+        match slot {
+            btree_map::Entry::Occupied(mut slot) => {
+                let same = self
+                    .shared
+                    .contents
+                    .same(slot.key(), &slot.get().value, &value);
+                let held = slot.get_mut();
+                held.revision = revision;
+                let old = std::mem::replace(&mut held.value, value);
+                (!same).then(|| CacheChange::Put {
+                    key: slot.key().clone(),
                     entry,
                     old: Some(old),
                 })
             }
-            None => {
-                state
-                    .held
-                    .insert(key.clone(), HeldValue { revision, value });
+            btree_map::Entry::Vacant(slot) => {
+                let key = slot.key().clone();
+                slot.insert(HeldValue { revision, value });
                 Some(CacheChange::Put {
                     key,
                     entry,
