@@ -39,6 +39,7 @@ use serde_json::json;
 use theseus::api::{DeploymentKey, Phase};
 use theseus::marathon::{App, AppId, AppQuery, EventKind, EventStream, MarathonClient};
 use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent};
+use theseus_controllers::controller::DEFAULT_WORKERS;
 use theseus_testkit::EtcdServer;
 
 mod support;
@@ -50,7 +51,7 @@ use support::{
 
 const LATENCY_PUTS: usize = 200;
 /// Concurrent creates of the floor's "Marathon alone", as the controller's workers.
-const CREATE_CONCURRENCY: usize = 32;
+const CREATE_CONCURRENCY: usize = DEFAULT_WORKERS as usize;
 /// Concurrent puts of specs (and of the floor's "etcd alone").
 const PUT_CONCURRENCY: usize = 64;
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use reqwest::Url;
 use theseus::marathon::MarathonConfig;
-use theseus_controllers::controller::{Controller, ControllerConfig};
+use theseus_controllers::controller::{Controller, ControllerConfig, DEFAULT_WORKERS};
 use theseus_controllers::runtime::queue::Backoff;
 use theseus_dashboard::Actions;
 use theseus_etcd_flags::EtcdArgs;
@@ -88,7 +88,7 @@ struct Args {
     dashboard_idle_timeout: Duration,
 
     /// Reconciles that may run at once.
-    #[arg(help_heading = "Controller", long, env = "THESEUS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(help_heading = "Controller", long, env = "THESEUS_WORKERS", default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
 
     /// How often every deployment is reconciled and Marathon relisted, events or not.

@@ -154,7 +154,7 @@ impl ControllerProcess {
         command
             .args(["--etcd-endpoints", &etcd.endpoint(), "--marathon", marathon])
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--resync", resync, "--workers", "32", "--lease-ttl", "10s"])
+            .args(["--resync", resync, "--lease-ttl", "10s"])
             .env("RUST_LOG", "warn")
             .env_remove("THESEUS_PREFIX")
             .stdin(Stdio::null())
