@@ -38,7 +38,7 @@ use localmarathon::Handle;
 use serde_json::json;
 use theseus::api::{DeploymentKey, Phase};
 use theseus::marathon::{App, AppId, AppQuery, EventKind, EventStream, MarathonClient};
-use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent};
+use theseus::store::{EtcdConfig, KeyPath, Layout, Store, WatchEvent, WatchStream};
 use theseus_controllers::controller::DEFAULT_WORKERS;
 use theseus_testkit::EtcdServer;
 
@@ -158,41 +158,65 @@ struct StatusProgress {
     phase: Phase,
 }
 
-/// Waits until every status of `revisions` says Running at its revision and `tasks` task
-/// records exist; what the watch saw on the way, and when it was done.
+/// Follows `watch` (of `/observed/`, already synced) until every deployment of `keys` says
+/// Running at the revision its spec was written at (known from `revisions` once every spec
+/// is written) and `tasks` task records exist; what the watch saw on the way, and when it
+/// was done. It reads from before the first spec is written, so that it sees every write of
+/// the controller and never has to list what was written before it began.
 async fn wait_converged(
-    store: &Store,
-    revisions: &HashMap<String, i64>,
+    mut watch: WatchStream,
+    layout: &Layout,
+    keys: &[DeploymentKey],
+    mut revisions_known: tokio::sync::watch::Receiver<Option<HashMap<String, i64>>>,
     tasks: usize,
 ) -> (Instant, Convergence) {
-    let layout = store.layout().clone();
-    let mut watch = store.watch(&layout.observed_root());
-    // Whether each deployment runs its revision, by its status key.
-    let mut running: HashMap<String, bool> = revisions
-        .keys()
-        .map(|key| (layout.status(&key.parse().unwrap()), false))
-        .collect();
-    let revisions: HashMap<String, i64> = revisions
-        .iter()
-        .map(|(key, revision)| (layout.status(&key.parse().unwrap()), *revision))
-        .collect();
+    // What each deployment's status last said (its revision, and whether it ran), by
+    // status key.
+    let mut said: HashMap<String, Option<(i64, bool)>> =
+        keys.iter().map(|key| (layout.status(key), None)).collect();
+    // The revision each spec was written at, by status key, once every spec is written.
+    let mut revisions: Option<HashMap<String, i64>> = None;
+    let runs = |revisions: &HashMap<String, i64>, key: &str, said: Option<(i64, bool)>| {
+        said.is_some_and(|(revision, running)| running && revisions.get(key) == Some(&revision))
+    };
     let mut phases: HashMap<Phase, u64> = HashMap::new();
     let mut records: HashSet<String> = HashSet::new();
     let mut seen = Convergence::default();
     let mut all_running = 0;
-    while let Some(event) = watch.next().await {
+    loop {
+        let event = tokio::select! {
+            event = watch.next() => event.expect("the watch does not end"),
+            changed = revisions_known.changed(), if revisions.is_none() => {
+                changed.expect("the benchmark writes the revisions");
+                let known: HashMap<String, i64> = revisions_known
+                    .borrow()
+                    .clone()
+                    .expect("sent once every spec is written")
+                    .into_iter()
+                    .map(|(key, revision)| (layout.status(&key.parse().unwrap()), revision))
+                    .collect();
+                all_running = said
+                    .iter()
+                    .filter(|(key, said)| runs(&known, key, **said))
+                    .count();
+                revisions = Some(known);
+                if all_running == said.len() && records.len() == tasks {
+                    break;
+                }
+                continue;
+            }
+        };
         match event {
             Ok(WatchEvent::Put { entry, .. }) => {
-                if let Some(revision) = revisions.get(&entry.key) {
+                if let Some(said) = said.get_mut(&entry.key) {
                     let status: StatusProgress = entry.json().unwrap();
                     *phases.entry(status.phase).or_default() += 1;
-                    let now =
-                        status.observed_revision == *revision && status.phase == Phase::Running;
-                    let before = running
-                        .get_mut(&entry.key)
-                        .map(|running| std::mem::replace(running, now))
-                        .unwrap_or(false);
-                    all_running = all_running + usize::from(now) - usize::from(before);
+                    let now = Some((status.observed_revision, status.phase == Phase::Running));
+                    let before = std::mem::replace(said, now);
+                    if let Some(revisions) = &revisions {
+                        all_running = all_running + usize::from(runs(revisions, &entry.key, now))
+                            - usize::from(runs(revisions, &entry.key, before));
+                    }
                 } else if entry.key.contains("/history/") {
                     seen.history_puts += 1;
                     continue;
@@ -221,15 +245,15 @@ async fn wait_converged(
             }
             _ => continue,
         }
-        if all_running == revisions.len() && records.len() == tasks {
-            seen.status_puts = phases
-                .into_iter()
-                .map(|(phase, puts)| (format!("{phase:?}"), puts))
-                .collect();
-            return (Instant::now(), seen);
+        if revisions.is_some() && all_running == said.len() && records.len() == tasks {
+            break;
         }
     }
-    unreachable!("the watch does not end")
+    seen.status_puts = phases
+        .into_iter()
+        .map(|(phase, puts)| (format!("{phase:?}"), puts))
+        .collect();
+    (Instant::now(), seen)
 }
 
 /// localmarathon alone: `n` apps of `instances` created (as many at once as the
@@ -575,20 +599,22 @@ async fn converge(
         process_cpu_seconds("/proc/self/stat"),
     );
     let spec = json!({"cmd": "sleep 1000", "instances": instances}).to_string();
-    // The watch starts before the first put, so that it sees every write of the controller.
+    // The watch of /observed/ has made its first list before the first put, so that it sees
+    // every write of the controller as it happens.
+    let mut watch = store.watch(&layout.observed_root());
+    loop {
+        match watch.next().await.expect("the watch does not end") {
+            Ok(WatchEvent::Synced { .. }) => break,
+            Ok(_) => {}
+            Err(error) => panic!("cannot watch /observed/: {error}"),
+        }
+    }
     let revisions_known = tokio::sync::watch::Sender::new(None::<HashMap<String, i64>>);
     let watching = {
-        let store = store.clone();
-        let mut known = revisions_known.subscribe();
-        tokio::spawn(async move {
-            let revisions = known
-                .wait_for(Option::is_some)
-                .await
-                .unwrap()
-                .clone()
-                .unwrap();
-            wait_converged(&store, &revisions, tasks).await
-        })
+        let layout = layout.clone();
+        let keys: Vec<DeploymentKey> = (0..deployments).map(deployment_key).collect();
+        let known = revisions_known.subscribe();
+        tokio::spawn(async move { wait_converged(watch, &layout, &keys, known, tasks).await })
     };
     let started = Instant::now();
     let puts: Vec<(String, i64)> = stream::iter(0..deployments)
@@ -721,13 +747,15 @@ async fn converge(
         "0",
     ));
     rows.push((
-        "deployments reconciles / queue peak (sampled) / event backlog peak".into(),
+        "deployments reconciles / queue peak (sampled) / Marathon events read / event backlog peak"
+            .into(),
         format!(
-            "{} / {queue_peak} / {}",
+            "{} / {queue_peak} / {} / {}",
             counted(
                 "theseus_controller_reconciles_total",
                 "controller=\"deployments\""
             ),
+            counted("theseus_controller_marathon_events_total", ""),
             metric_sum(&after, "theseus_controller_marathon_event_backlog_peak", "")
         ),
         "",
