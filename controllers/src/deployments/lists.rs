@@ -175,16 +175,6 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
     /// Applies one change the watch delivered (of this kind of list).
     pub fn observe(&self, change: ListChange) {
         debug_assert_eq!(change.list, self.kind);
-        let held = match change.entry {
-            Some(entry) => match entry.json::<T>() {
-                Ok(value) => self.held(value),
-                Err(error) => {
-                    warn!(key = %change.key, %error, "an entry under /observed does not decode");
-                    Held::Unreadable
-                }
-            },
-            None => Held::Deleted,
-        };
         let mut copy = self.copy();
         let list = copy.entry(change.key.clone()).or_default();
         // The watch delivers in revision order: deletions it has passed are settled.
@@ -192,8 +182,19 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
             !matches!(slot.held, Held::Deleted) || slot.revision >= change.revision
         });
         match list.get(&change.index) {
+            // The echo of a write this replica has settled: not decoded again.
             Some(slot) if slot.revision >= change.revision => {}
             _ => {
+                let held = match change.entry {
+                    Some(entry) => match entry.json::<T>() {
+                        Ok(value) => self.held(value),
+                        Err(error) => {
+                            warn!(key = %change.key, %error, "an entry under /observed does not decode");
+                            Held::Unreadable
+                        }
+                    },
+                    None => Held::Deleted,
+                };
                 list.insert(
                     change.index,
                     Slot {
