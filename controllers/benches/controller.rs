@@ -5,7 +5,8 @@
 //!
 //! It starts a real etcd (testkit), localmarathon in this process (on threads of its own) with
 //! its simulated executor (on agents large enough that placement never limits), and the
-//! `theseus-controller` release binary as a child process. It first measures the parts without the controller, so that the
+//! `theseus-controller` release binary as a child process, with its default settings but for
+//! the resync period. It first measures the parts without the controller, so that the
 //! controller's share of each number can be read off:
 //! - etcd: put → watch event; localmarathon: `POST /v2/apps` → its `api_post_event`, with
 //!   Marathon empty and with 0 → 200 apps accumulating; localmarathon alone taking 1,000 apps
@@ -22,7 +23,8 @@
 //!    minimum keys (each spec, one status, one record per task). With it: the controller's
 //!    peak and steady memory (VmHWM, VmRSS), puts per kind as etcd's watch saw them,
 //!    localmarathon's full lists, single reads and cut event streams, relists by reason,
-//!    reconciles, the work queue's peak (sampled) and the event backlog's peak;
+//!    reconciles, the work queue's peak (sampled), the Marathon events the controller read
+//!    and the event backlog's peak;
 //! 3. one idle resync of the 1,000 converged keys (a fresh controller with a short resync):
 //!    Marathon calls by route, and etcd requests as the controller counts them and as etcd's
 //!    own `/metrics` counts them;
