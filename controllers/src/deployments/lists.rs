@@ -175,26 +175,32 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
     /// Applies one change the watch delivered (of this kind of list).
     pub fn observe(&self, change: ListChange) {
         debug_assert_eq!(change.list, self.kind);
+        // The echo of a write this replica has settled changes nothing: it is not decoded
+        // again. Anything else is decoded before the copy is locked again.
+        let settled = self
+            .copy()
+            .get(&change.key)
+            .and_then(|list| list.get(&change.index))
+            .is_some_and(|slot| slot.revision >= change.revision);
+        let held = (!settled).then(|| match &change.entry {
+            Some(entry) => match entry.json::<T>() {
+                Ok(value) => self.held(value),
+                Err(error) => {
+                    warn!(key = %change.key, %error, "an entry under /observed does not decode");
+                    Held::Unreadable
+                }
+            },
+            None => Held::Deleted,
+        });
         let mut copy = self.copy();
         let list = copy.entry(change.key.clone()).or_default();
         // The watch delivers in revision order: deletions it has passed are settled.
         list.retain(|_, slot| {
             !matches!(slot.held, Held::Deleted) || slot.revision >= change.revision
         });
-        match list.get(&change.index) {
-            // The echo of a write this replica has settled: not decoded again.
-            Some(slot) if slot.revision >= change.revision => {}
-            _ => {
-                let held = match change.entry {
-                    Some(entry) => match entry.json::<T>() {
-                        Ok(value) => self.held(value),
-                        Err(error) => {
-                            warn!(key = %change.key, %error, "an entry under /observed does not decode");
-                            Held::Unreadable
-                        }
-                    },
-                    None => Held::Deleted,
-                };
+        match (list.get(&change.index), held) {
+            (Some(slot), _) if slot.revision >= change.revision => {}
+            (_, Some(held)) => {
                 list.insert(
                     change.index,
                     Slot {
@@ -203,6 +209,9 @@ impl<T: Clone + PartialEq + Serialize + DeserializeOwned> KeptList<T> {
                     },
                 );
             }
+            // Settled, then the list went (the deployment's removal): the echo brings
+            // nothing back.
+            (_, None) => {}
         }
         if list.is_empty() {
             copy.remove(&change.key);
