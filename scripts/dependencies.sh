@@ -12,6 +12,22 @@
 #                      syntax (each with a package from PyPI in a venv)
 #   chromium, chromium-driver  the headless browser and its WebDriver server, for the
 #                      dashboard's browser test (driven by Selenium from PyPI in a venv)
+#   gcc, libc6-dev, make  the C compiler, headers and make with which crates' build scripts
+#                      build their C code (jemalloc, the controller's allocator, runs its
+#                      configure script and make)
+
+# Succeeds when cc can compile and link a C program that includes a libc header, as the
+# build scripts of crates with C code do.
+cc_builds_c() {
+    command -v cc >/dev/null 2>&1 || return 1
+    local dir
+    dir="$(mktemp -d)"
+    printf '#include <stdlib.h>\nint main(void) { return EXIT_SUCCESS; }\n' >"$dir/probe.c"
+    cc -o "$dir/probe" "$dir/probe.c" >/dev/null 2>&1
+    local status=$?
+    rm -rf "$dir"
+    return $status
+}
 
 # Succeeds when protoc can compile a file importing a well-known type, as etcd-client's
 # build script does.
@@ -33,6 +49,11 @@ missing_packages() {
     if ! protoc_reads_well_known_types; then
         echo libprotobuf-dev
     fi
+    if ! cc_builds_c; then
+        echo gcc
+        echo libc6-dev
+    fi
+    command -v make >/dev/null 2>&1 || echo make
     command -v python3 >/dev/null 2>&1 || echo python3
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
     # The browser test runs `chromium` (a wrapper script) and `chromedriver`, which starts
