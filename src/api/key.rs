@@ -5,9 +5,9 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 
 /// Longest DNS label, in bytes (RFC 1123).
 pub const MAX_LABEL_LEN: usize = 63;
@@ -52,9 +52,12 @@ pub enum KeyError {
 
 /// A lowercase RFC 1123 DNS label: `[a-z0-9]([a-z0-9-]*[a-z0-9])?`, at most 63 bytes.
 ///
-/// Shared when cloned: a deployment's key is held by every map that tracks the deployment.
+/// Held inline when it is at most 23 bytes long (most labels are), else shared when cloned:
+/// a deployment's key is held by every map that tracks the deployment, and the copy of
+/// `/observed/` parses one from each of its tens of thousands of keys, so a label on the heap
+/// each time cost an allocation per key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DnsLabel(Arc<str>);
+pub struct DnsLabel(SmolStr);
 
 impl DnsLabel {
     /// Parses `value` as a label; `what` names it in the error (`service`, `name`).
@@ -80,7 +83,7 @@ impl DnsLabel {
                 value: value.to_owned(),
             });
         }
-        Ok(Self(Arc::from(value)))
+        Ok(Self(SmolStr::new(value)))
     }
 
     /// The label as a string.
