@@ -16,30 +16,34 @@
 #                      build their C code (jemalloc, the controller's allocator, runs its
 #                      configure script and make)
 
+# Succeeds when the command given after FILE and TEXT succeeds in a fresh temporary directory
+# holding FILE with TEXT (printf escapes such as \n are expanded); its output is discarded.
+probe_succeeds() {
+    local file="$1" text="$2"
+    shift 2
+    local dir
+    dir="$(mktemp -d)"
+    printf '%b' "$text" >"$dir/$file"
+    (cd "$dir" && "$@") >/dev/null 2>&1
+    local status=$?
+    rm -rf "$dir"
+    return $status
+}
+
 # Succeeds when cc can compile and link a C program that includes a libc header, as the
 # build scripts of crates with C code do.
 cc_builds_c() {
     command -v cc >/dev/null 2>&1 || return 1
-    local dir
-    dir="$(mktemp -d)"
-    printf '#include <stdlib.h>\nint main(void) { return EXIT_SUCCESS; }\n' >"$dir/probe.c"
-    cc -o "$dir/probe" "$dir/probe.c" >/dev/null 2>&1
-    local status=$?
-    rm -rf "$dir"
-    return $status
+    probe_succeeds probe.c '#include <stdlib.h>\nint main(void) { return EXIT_SUCCESS; }\n' \
+        cc -o probe probe.c
 }
 
 # Succeeds when protoc can compile a file importing a well-known type, as etcd-client's
 # build script does.
 protoc_reads_well_known_types() {
     command -v protoc >/dev/null 2>&1 || return 1
-    local dir
-    dir="$(mktemp -d)"
-    printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\n' >"$dir/probe.proto"
-    protoc --proto_path="$dir" --descriptor_set_out=/dev/null "$dir/probe.proto" >/dev/null 2>&1
-    local status=$?
-    rm -rf "$dir"
-    return $status
+    probe_succeeds probe.proto 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\n' \
+        protoc --proto_path=. --descriptor_set_out=/dev/null probe.proto
 }
 
 missing_packages() {
